@@ -1,0 +1,121 @@
+"""Domain models: tickets, technicians, incidents, as the dispatcher speaks of them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from dispatch.core.text import MAX_SKILLS, Identifier, Name, OptionalName, Skill, Title
+
+
+class Priority(StrEnum):
+    """P1 is an outage that stops a client's business; P4 can wait for a quiet day."""
+
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+
+
+PRIORITY_LABELS = {
+    Priority.P1: "Critical",
+    Priority.P2: "High",
+    Priority.P3: "Normal",
+    Priority.P4: "Low",
+}
+
+
+class Category(StrEnum):
+    HARDWARE = "hardware"
+    SOFTWARE = "software"
+    NETWORK = "network"
+    SECURITY = "security"
+    OTHER = "other"
+
+
+class TicketStatus(StrEnum):
+    NEW = "new"
+    ASSIGNED = "assigned"
+    IN_PROGRESS = "in_progress"
+    ON_HOLD = "on_hold"
+    RESOLVED = "resolved"
+    CANCELLED = "cancelled"
+
+
+# A ticket in one of these is work someone owns or must pick up; the others are closed.
+OPEN_STATUSES = frozenset(
+    {TicketStatus.NEW, TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS, TicketStatus.ON_HOLD}
+)
+# Statuses that only make sense while somebody holds the ticket.
+HELD_STATUSES = frozenset({TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS, TicketStatus.ON_HOLD})
+
+
+class TechStatus(StrEnum):
+    AVAILABLE = "available"
+    BUSY = "busy"
+    ON_SITE = "on_site"
+    BREAK = "break"
+    OFF_SHIFT = "off_shift"
+
+
+class Role(StrEnum):
+    DISPATCHER = "dispatcher"
+    TECHNICIAN = "technician"
+    INTAKE = "intake"
+    VIEWER = "viewer"
+
+
+Skills = Annotated[list[Skill], Field(max_length=MAX_SKILLS)]
+
+
+class Ticket(BaseModel):
+    """One piece of break-fix work with its SLA clock."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: Identifier
+    title: Title
+    client: Name
+    site: OptionalName = ""
+    category: Category = Category.OTHER
+    priority: Priority
+    status: TicketStatus = TicketStatus.NEW
+    assignee: Identifier | None = None
+    skills: Skills = []
+    incident_id: Identifier | None = None
+    created_at: datetime
+    respond_by: datetime
+    resolve_by: datetime
+    # When someone first took the ticket: after that its resolve-by clock is the one that counts.
+    responded_at: datetime | None = None
+    version: int = 1
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class Technician(BaseModel):
+    """A person who fixes things; `capacity` is how many active tickets they may hold at once."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: Identifier
+    name: Name
+    skills: Skills = []
+    status: TechStatus = TechStatus.AVAILABLE
+    capacity: Annotated[int, Field(ge=0, le=100)] = 3
+
+
+class Incident(BaseModel):
+    """An outage that groups the tickets it caused."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: Identifier
+    title: Title
+    ticket_ids: list[Identifier] = []
+    opened_at: datetime

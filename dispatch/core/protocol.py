@@ -1,0 +1,379 @@
+"""The wire contract, version 1: every frame a client or the server may send.
+
+One pydantic model per message with `type: Literal[...]`; `decode_client_frame` and
+`decode_server_frame` are the only ways in. docs/protocol.md shows each message with an example.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from dispatch.core.models import (
+    Category,
+    Incident,
+    Priority,
+    Role,
+    Skills,
+    TechStatus,
+    Technician,
+    Ticket,
+    TicketStatus,
+)
+from dispatch.core.text import MAX_BULK, MAX_ID, Identifier, Name, NoteText, OptionalName, Title
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "MAX_FRAME_BYTES",
+    "ErrorCode",
+    "Hello",
+    "Command",
+    "ClientFrame",
+    "ServerFrame",
+    "Event",
+    "TicketEvent",
+    "TechnicianEvent",
+    "SlaEvent",
+    "decode_client_frame",
+    "decode_server_frame",
+    "describe_validation_error",
+]
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 1024 * 1024  # larger incoming frames close the connection with 1009
+HELLO_TIMEOUT_S = 5.0
+
+# Close codes the server uses (documented in docs/protocol.md).
+CLOSE_BAD_TOKEN = 4401
+CLOSE_TOO_SLOW = 1013  # the client could not keep up with the event stream; reconnect with last_seq
+CLOSE_TOKEN_REVOKED = 4403
+
+
+class ErrorCode(StrEnum):
+    INVALID = "invalid"
+    FORBIDDEN = "forbidden"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    RATE_LIMITED = "rate_limited"
+
+
+class _Frame(BaseModel):
+    # Unknown fields are refused, so a typo in a field name is an error rather than silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+CommandId = Annotated[str, Field(min_length=1, max_length=MAX_ID * 2)]
+Version = Annotated[int, Field(ge=1)]
+
+
+# --- client -> server -------------------------------------------------------------------------------
+
+
+class Hello(_Frame):
+    """First frame of every connection: who I am and the last event I applied."""
+
+    type: Literal["hello"]
+    token: Annotated[str, Field(max_length=256)]
+    last_seq: Annotated[int, Field(ge=0)] | None = None
+
+
+class _Command(_Frame):
+    command_id: CommandId
+
+
+class CreateTicket(_Command):
+    """Open a ticket; the ack carries its new `ticket_id`."""
+
+    type: Literal["create_ticket"]
+    title: Title
+    client: Name
+    priority: Priority
+    site: OptionalName = ""
+    category: Category = Category.OTHER
+    skills: Skills = []
+    incident_id: Identifier | None = None
+
+
+class Assign(_Command):
+    """Give a ticket to a technician (also a reassignment)."""
+
+    type: Literal["assign"]
+    ticket_id: Identifier
+    tech_id: Identifier
+    expected_version: Version | None = None
+
+
+class Unassign(_Command):
+    """Take a ticket back to the queue."""
+
+    type: Literal["unassign"]
+    ticket_id: Identifier
+    expected_version: Version | None = None
+
+
+class SetPriority(_Command):
+    """Move a ticket to another lane; its SLA clock is recomputed from its creation time."""
+
+    type: Literal["set_priority"]
+    ticket_id: Identifier
+    priority: Priority
+    expected_version: Version | None = None
+
+
+class SetStatus(_Command):
+    """Start, hold, resolve, cancel or reopen a ticket."""
+
+    type: Literal["set_status"]
+    ticket_id: Identifier
+    status: TicketStatus
+    expected_version: Version | None = None
+
+
+class SetTechStatus(_Command):
+    """A technician's availability."""
+
+    type: Literal["set_tech_status"]
+    tech_id: Identifier
+    status: TechStatus
+
+
+class AddTechnician(_Command):
+    """Add a technician to the roster."""
+
+    type: Literal["add_technician"]
+    tech_id: Identifier
+    name: Name
+    skills: Skills = []
+    capacity: Annotated[int, Field(ge=0, le=100)] = 3
+
+
+class BulkAssign(_Command):
+    """Give many tickets (a whole outage) to one technician: all or nothing."""
+
+    type: Literal["bulk_assign"]
+    ticket_ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_BULK)]
+    tech_id: Identifier
+
+
+class Suggest(_Command):
+    """Ask who should take a ticket; answered with `suggestions`."""
+
+    type: Literal["suggest"]
+    ticket_id: Identifier
+
+
+class AddNote(_Command):
+    """Extension: a free-text note on a ticket (a technician on their own tickets, or a dispatcher)."""
+
+    type: Literal["add_note"]
+    ticket_id: Identifier
+    text: NoteText
+    expected_version: Version | None = None
+
+
+class GetHistory(_Command):
+    """Extension: every event about one ticket, oldest first; answered with `history`."""
+
+    type: Literal["history"]
+    ticket_id: Identifier
+
+
+Command = Annotated[
+    CreateTicket
+    | Assign
+    | Unassign
+    | SetPriority
+    | SetStatus
+    | SetTechStatus
+    | AddTechnician
+    | BulkAssign
+    | Suggest
+    | AddNote
+    | GetHistory,
+    Field(discriminator="type"),
+]
+ClientFrame = Annotated[
+    Hello
+    | CreateTicket
+    | Assign
+    | Unassign
+    | SetPriority
+    | SetStatus
+    | SetTechStatus
+    | AddTechnician
+    | BulkAssign
+    | Suggest
+    | AddNote
+    | GetHistory,
+    Field(discriminator="type"),
+]
+# Commands that change state and so go through the writer; the others are answered from memory.
+WRITE_COMMANDS = (
+    CreateTicket,
+    Assign,
+    Unassign,
+    SetPriority,
+    SetStatus,
+    SetTechStatus,
+    AddTechnician,
+    BulkAssign,
+    AddNote,
+)
+
+
+# --- events -------------------------------------------------------------------------------------------
+
+
+class _EventBase(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    ts: datetime
+    actor: str
+
+
+TicketEventKind = Literal[
+    "ticket_created",
+    "ticket_assigned",
+    "ticket_unassigned",
+    "priority_changed",
+    "status_changed",
+    "note_added",
+]
+
+
+class TicketEvent(_EventBase):
+    """Something happened to a ticket; `ticket` is its whole state afterwards."""
+
+    kind: TicketEventKind
+    ticket: Ticket
+    # Who held the ticket before this event: a technician's board must also hear about a ticket
+    # taken away from them.
+    previous_assignee: str | None = None
+    previous_priority: Priority | None = None
+    previous_status: TicketStatus | None = None
+    reason: str | None = None
+    note: str | None = None
+
+
+class TechnicianEvent(_EventBase):
+    """A technician joined the roster or changed availability; `technician` is the state afterwards."""
+
+    kind: Literal["technician_added", "technician_status_changed"]
+    technician: Technician
+    previous_status: TechStatus | None = None
+
+
+class SlaEvent(_EventBase):
+    """A ticket's SLA clock crossed a line (75 % used, or breached)."""
+
+    kind: Literal["sla_warning", "sla_breached"]
+    ticket_id: str
+    assignee: str | None = None
+    target: Literal["respond", "resolve"]
+    due: datetime
+
+
+Event = Annotated[TicketEvent | TechnicianEvent | SlaEvent, Field(discriminator="kind")]
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+# --- server -> client ---------------------------------------------------------------------------------
+
+
+class Welcome(_Frame):
+    type: Literal["welcome"] = "welcome"
+    role: Role
+    user: str
+    tech_id: str | None
+    seq: int
+
+
+class Snapshot(_Frame):
+    type: Literal["snapshot"] = "snapshot"
+    seq: int
+    tickets: list[Ticket]
+    technicians: list[Technician]
+    incidents: list[Incident]
+
+
+class EventFrame(_Frame):
+    type: Literal["event"] = "event"
+    event: Event
+
+
+class Ack(_Frame):
+    """The command is durable. `ticket_id` names the ticket it created or changed, `version` its version."""
+
+    type: Literal["ack"] = "ack"
+    command_id: str
+    seq: int
+    ticket_id: str | None = None
+    ticket_ids: list[str] | None = None
+    version: int | None = None
+
+
+class Error(_Frame):
+    type: Literal["error"] = "error"
+    command_id: str | None
+    code: ErrorCode
+    message: str
+    current: dict[str, Any] | None = None
+
+
+class Candidate(_Frame):
+    tech_id: str
+    score: float
+    reason: str
+
+
+class Suggestions(_Frame):
+    type: Literal["suggestions"] = "suggestions"
+    command_id: str
+    ticket_id: str
+    candidates: list[Candidate]
+
+
+class History(_Frame):
+    type: Literal["history"] = "history"
+    command_id: str
+    ticket_id: str
+    events: list[Event]
+
+
+ServerFrame = Annotated[
+    Welcome | Snapshot | EventFrame | Ack | Error | Suggestions | History,
+    Field(discriminator="type"),
+]
+
+_client_frame_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+_server_frame_adapter: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
+
+
+def decode_client_frame(text: str | bytes) -> ClientFrame:
+    """Parse one frame from a client; raises `ValidationError` on anything not in the contract."""
+    return _client_frame_adapter.validate_json(text)
+
+
+def decode_server_frame(text: str | bytes) -> ServerFrame:
+    """Parse one frame from the server (used by the board and the CLI)."""
+    return _server_frame_adapter.validate_json(text)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One human sentence for the first problem in a frame, e.g. `title: String should have at most 200 characters`."""
+    first = error.errors(include_url=False)[0]
+    if first["type"] == "json_invalid":
+        return "frame is not valid JSON"
+    if first["type"] == "union_tag_invalid":
+        return f"unknown message type {first['input'].get('type')!r}" if isinstance(first["input"], dict) else "unknown message type"
+    if first["type"] == "union_tag_not_found":
+        return "frame has no 'type' field"
+    # Drop the union tag pydantic puts first ('create_ticket.title' -> 'title').
+    location = ".".join(str(part) for part in first["loc"][1:]) or "frame"
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{location}: {first['msg']}{suffix}"

@@ -1,0 +1,384 @@
+"""The dispatch state and its rules: which commands are allowed, and what events they become.
+
+Pure: the server runs every command through `execute` against its in-memory state, then stores the
+events; replaying the stored events through `apply_event` rebuilds the same state (a property test
+holds it to that), and the board applies the same events to its own copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from dispatch.core.models import (
+    HELD_STATUSES,
+    Incident,
+    Role,
+    Technician,
+    Ticket,
+    TicketStatus,
+)
+from dispatch.core.protocol import (
+    Ack,
+    AddNote,
+    AddTechnician,
+    Assign,
+    BulkAssign,
+    CreateTicket,
+    ErrorCode,
+    Event,
+    SetPriority,
+    SetStatus,
+    SetTechStatus,
+    SlaEvent,
+    TechnicianEvent,
+    TicketEvent,
+    TicketEventKind,
+    Unassign,
+)
+from dispatch.core.sla import SlaPolicy
+
+WriteCommand = (
+    CreateTicket
+    | Assign
+    | Unassign
+    | SetPriority
+    | SetStatus
+    | SetTechStatus
+    | AddTechnician
+    | BulkAssign
+    | AddNote
+)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who sends a command: the token's name, role and (for a technician) their technician id."""
+
+    user: str
+    role: Role
+    tech_id: str | None = None
+
+
+@dataclass
+class Refusal:
+    """Why a command was not applied, in the dispatcher's words."""
+
+    code: ErrorCode
+    message: str
+    current: Ticket | Technician | None = None
+
+
+@dataclass
+class Outcome:
+    """A command that was applied: its events (already applied to the state) and its ack."""
+
+    events: list[Event]
+    ack: Ack
+
+
+@dataclass
+class DispatchState:
+    """Everything the server knows: tickets, technicians, incidents, and the last event's seq."""
+
+    tickets: dict[str, Ticket] = field(default_factory=dict)
+    technicians: dict[str, Technician] = field(default_factory=dict)
+    incidents: dict[str, Incident] = field(default_factory=dict)
+    seq: int = 0
+    last_ticket_number: int = 0
+
+    def active_load(self, tech_id: str) -> int:
+        """How many open tickets a technician holds."""
+        return sum(1 for t in self.tickets.values() if t.assignee == tech_id and t.is_open)
+
+
+def ticket_id_for(number: int) -> str:
+    return f"T-{number:06d}"
+
+
+def ticket_number(ticket_id: str) -> int:
+    return int(ticket_id.removeprefix("T-"))
+
+
+# --- applying events ---------------------------------------------------------------------------------
+
+
+def apply_event(state: DispatchState, event: Event) -> None:
+    """Fold one event into the state. Events carry the entity's whole new state, so this is an upsert."""
+    if isinstance(event, TicketEvent):
+        ticket = event.ticket
+        state.tickets[ticket.id] = ticket
+        if ticket.id.startswith("T-"):
+            state.last_ticket_number = max(state.last_ticket_number, ticket_number(ticket.id))
+        if ticket.incident_id and ticket.incident_id in state.incidents:
+            incident = state.incidents[ticket.incident_id]
+            if ticket.id not in incident.ticket_ids:
+                state.incidents[incident.id] = incident.model_copy(
+                    update={"ticket_ids": [*incident.ticket_ids, ticket.id]}
+                )
+    elif isinstance(event, TechnicianEvent):
+        state.technicians[event.technician.id] = event.technician
+    state.seq = event.seq
+
+
+# --- executing commands ------------------------------------------------------------------------------
+
+# Who may send which command; a technician's further limit (own tickets, own status) is checked below.
+_ALLOWED: dict[type, frozenset[Role]] = {
+    CreateTicket: frozenset({Role.DISPATCHER, Role.INTAKE}),
+    Assign: frozenset({Role.DISPATCHER}),
+    Unassign: frozenset({Role.DISPATCHER}),
+    SetPriority: frozenset({Role.DISPATCHER}),
+    SetStatus: frozenset({Role.DISPATCHER, Role.TECHNICIAN}),
+    SetTechStatus: frozenset({Role.DISPATCHER, Role.TECHNICIAN}),
+    AddTechnician: frozenset({Role.DISPATCHER}),
+    BulkAssign: frozenset({Role.DISPATCHER}),
+    AddNote: frozenset({Role.DISPATCHER, Role.TECHNICIAN}),
+}
+
+# Statuses a technician may put their own ticket in: they do the work, the dispatcher decides
+# whether it is wanted at all.
+_TECHNICIAN_STATUSES = frozenset(
+    {TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS, TicketStatus.ON_HOLD, TicketStatus.RESOLVED}
+)
+
+
+def command_allowed(actor: Actor, command_type: type) -> bool:
+    """Whether `actor`'s role may send this kind of command at all (reads are checked by the server)."""
+    return actor.role in _ALLOWED.get(command_type, frozenset())
+
+
+class _Refused(Exception):
+    def __init__(self, refusal: Refusal) -> None:
+        self.refusal = refusal
+
+
+def _refuse(code: ErrorCode, message: str, current: Ticket | Technician | None = None) -> _Refused:
+    return _Refused(Refusal(code, message, current))
+
+
+class _Builder:
+    """Builds the events of one command, applying each as it goes so the next sees its effect."""
+
+    def __init__(self, state: DispatchState, actor: Actor, now: datetime) -> None:
+        self.state = state
+        self.actor = actor
+        self.now = now
+        self.events: list[Event] = []
+
+    def ticket_event(self, kind: TicketEventKind, before: Ticket | None, after: Ticket, **detail: object) -> None:
+        if before is not None:
+            after = after.model_copy(update={"version": before.version + 1})
+        event = TicketEvent(
+            seq=self.state.seq + 1,
+            ts=self.now,
+            actor=self.actor.user,
+            kind=kind,
+            ticket=after,
+            previous_assignee=before.assignee if before else None,
+            **detail,  # type: ignore[arg-type]
+        )
+        apply_event(self.state, event)
+        self.events.append(event)
+
+    def technician_event(self, kind: str, technician: Technician, **detail: object) -> None:
+        event = TechnicianEvent(
+            seq=self.state.seq + 1,
+            ts=self.now,
+            actor=self.actor.user,
+            kind=kind,  # type: ignore[arg-type]
+            technician=technician,
+            **detail,  # type: ignore[arg-type]
+        )
+        apply_event(self.state, event)
+        self.events.append(event)
+
+
+def execute(
+    state: DispatchState, command: WriteCommand, actor: Actor, now: datetime, policy: SlaPolicy
+) -> Outcome | Refusal:
+    """Check `command` against the rules and the state; on success its events are applied to `state`."""
+    if not command_allowed(actor, type(command)):
+        return Refusal(ErrorCode.FORBIDDEN, f"a {actor.role} may not {command.type.replace('_', ' ')}")
+    builder = _Builder(state, actor, now)
+    try:
+        ack = _run(builder, command, policy)
+    except _Refused as refused:
+        return refused.refusal
+    return Outcome(builder.events, ack)
+
+
+def _run(b: _Builder, command: WriteCommand, policy: SlaPolicy) -> Ack:
+    state, actor = b.state, b.actor
+    match command:
+        case CreateTicket():
+            if command.incident_id is not None and command.incident_id not in state.incidents:
+                raise _refuse(ErrorCode.NOT_FOUND, f"no incident {command.incident_id}")
+            respond_by, resolve_by = policy.due_times(command.priority, b.now)
+            ticket = Ticket(
+                id=ticket_id_for(state.last_ticket_number + 1),
+                title=command.title,
+                client=command.client,
+                site=command.site,
+                category=command.category,
+                priority=command.priority,
+                skills=command.skills,
+                incident_id=command.incident_id,
+                created_at=b.now,
+                respond_by=respond_by,
+                resolve_by=resolve_by,
+            )
+            b.ticket_event("ticket_created", None, ticket)
+            return _ack(command.command_id, b, ticket)
+
+        case Assign():
+            ticket = _open_ticket(state, command.ticket_id, command.expected_version, "assign")
+            _technician(state, command.tech_id)
+            if ticket.assignee == command.tech_id:
+                raise _refuse(ErrorCode.CONFLICT, f"{ticket.id} is already assigned to {command.tech_id}", ticket)
+            _assign(b, ticket, command.tech_id, "manual")
+            return _ack(command.command_id, b, state.tickets[ticket.id])
+
+        case BulkAssign():
+            if len(set(command.ticket_ids)) != len(command.ticket_ids):
+                raise _refuse(ErrorCode.INVALID, "ticket_ids lists a ticket more than once")
+            _technician(state, command.tech_id)
+            # All or nothing: every ticket is checked before the first event is made.
+            tickets = [_open_ticket(state, tid, None, "assign") for tid in command.ticket_ids]
+            for ticket in tickets:
+                if ticket.assignee != command.tech_id:
+                    _assign(b, ticket, command.tech_id, "bulk")
+            seq = b.events[-1].seq if b.events else state.seq
+            return Ack(command_id=command.command_id, seq=seq, ticket_ids=list(command.ticket_ids))
+
+        case Unassign():
+            ticket = _open_ticket(state, command.ticket_id, command.expected_version, "unassign")
+            if ticket.assignee is None:
+                raise _refuse(ErrorCode.CONFLICT, f"{ticket.id} is not assigned", ticket)
+            after = ticket.model_copy(update={"assignee": None, "status": TicketStatus.NEW})
+            b.ticket_event("ticket_unassigned", ticket, after)
+            return _ack(command.command_id, b, state.tickets[ticket.id])
+
+        case SetPriority():
+            ticket = _ticket(state, command.ticket_id, command.expected_version)
+            if ticket.priority == command.priority:
+                raise _refuse(ErrorCode.CONFLICT, f"{ticket.id} is already {command.priority}", ticket)
+            # The clock still starts when the ticket came in: raising it to P1 does not buy time.
+            respond_by, resolve_by = policy.due_times(command.priority, ticket.created_at)
+            after = ticket.model_copy(
+                update={"priority": command.priority, "respond_by": respond_by, "resolve_by": resolve_by}
+            )
+            b.ticket_event("priority_changed", ticket, after, previous_priority=ticket.priority)
+            return _ack(command.command_id, b, state.tickets[ticket.id])
+
+        case SetStatus():
+            ticket = _ticket(state, command.ticket_id, command.expected_version)
+            if actor.role is Role.TECHNICIAN:
+                _own_ticket(actor, ticket)
+                if command.status not in _TECHNICIAN_STATUSES:
+                    raise _refuse(ErrorCode.FORBIDDEN, f"a technician may not set a ticket to {command.status}")
+            after = _with_status(ticket, command.status, b.now)
+            b.ticket_event("status_changed", ticket, after, previous_status=ticket.status)
+            return _ack(command.command_id, b, state.tickets[ticket.id])
+
+        case AddNote():
+            ticket = _ticket(state, command.ticket_id, command.expected_version)
+            if actor.role is Role.TECHNICIAN:
+                _own_ticket(actor, ticket)
+            b.ticket_event("note_added", ticket, ticket, note=command.text)
+            return _ack(command.command_id, b, state.tickets[ticket.id])
+
+        case SetTechStatus():
+            if actor.role is Role.TECHNICIAN and command.tech_id != actor.tech_id:
+                raise _refuse(ErrorCode.FORBIDDEN, "a technician may set only their own availability")
+            technician = _technician(state, command.tech_id)
+            if technician.status == command.status:
+                raise _refuse(ErrorCode.CONFLICT, f"{technician.id} is already {command.status}", technician)
+            b.technician_event(
+                "technician_status_changed",
+                technician.model_copy(update={"status": command.status}),
+                previous_status=technician.status,
+            )
+            return Ack(command_id=command.command_id, seq=state.seq)
+
+        case AddTechnician():
+            if command.tech_id in state.technicians:
+                existing = state.technicians[command.tech_id]
+                raise _refuse(ErrorCode.CONFLICT, f"technician {command.tech_id} already exists", existing)
+            technician = Technician(
+                id=command.tech_id, name=command.name, skills=command.skills, capacity=command.capacity
+            )
+            b.technician_event("technician_added", technician)
+            return Ack(command_id=command.command_id, seq=state.seq)
+    raise AssertionError(f"unhandled command {command!r}")
+
+
+def _ack(command_id: str, b: _Builder, ticket: Ticket) -> Ack:
+    return Ack(command_id=command_id, seq=b.state.seq, ticket_id=ticket.id, version=ticket.version)
+
+
+def _ticket(state: DispatchState, ticket_id: str, expected_version: int | None) -> Ticket:
+    ticket = state.tickets.get(ticket_id)
+    if ticket is None:
+        raise _refuse(ErrorCode.NOT_FOUND, f"no ticket {ticket_id}")
+    if expected_version is not None and expected_version != ticket.version:
+        raise _refuse(
+            ErrorCode.CONFLICT,
+            f"{ticket_id} changed: it is at version {ticket.version}, not {expected_version}",
+            ticket,
+        )
+    return ticket
+
+
+def _open_ticket(state: DispatchState, ticket_id: str, expected_version: int | None, verb: str) -> Ticket:
+    ticket = _ticket(state, ticket_id, expected_version)
+    if not ticket.is_open:
+        raise _refuse(ErrorCode.CONFLICT, f"cannot {verb} {ticket_id}: it is {ticket.status}", ticket)
+    return ticket
+
+
+def _technician(state: DispatchState, tech_id: str) -> Technician:
+    technician = state.technicians.get(tech_id)
+    if technician is None:
+        raise _refuse(ErrorCode.NOT_FOUND, f"no technician {tech_id}")
+    return technician
+
+
+def _own_ticket(actor: Actor, ticket: Ticket) -> None:
+    if ticket.assignee != actor.tech_id:
+        raise _refuse(ErrorCode.FORBIDDEN, f"{ticket.id} is not assigned to you")
+
+
+def _assign(b: _Builder, ticket: Ticket, tech_id: str, reason: str) -> None:
+    after = ticket.model_copy(
+        update={
+            "assignee": tech_id,
+            "status": TicketStatus.ASSIGNED,
+            "responded_at": ticket.responded_at or b.now,
+        }
+    )
+    b.ticket_event("ticket_assigned", ticket, after, reason=reason)
+
+
+def _with_status(ticket: Ticket, status: TicketStatus, now: datetime) -> Ticket:
+    if status == ticket.status:
+        raise _refuse(ErrorCode.CONFLICT, f"{ticket.id} is already {status}", ticket)
+    if status in HELD_STATUSES and ticket.assignee is None:
+        raise _refuse(ErrorCode.CONFLICT, f"{ticket.id} has no assignee: assign it before it can be {status}", ticket)
+    if status is TicketStatus.NEW and ticket.assignee is not None:
+        raise _refuse(ErrorCode.CONFLICT, f"{ticket.id} is assigned to {ticket.assignee}: unassign it instead", ticket)
+    update: dict[str, object] = {"status": status}
+    if status in (TicketStatus.IN_PROGRESS, TicketStatus.ON_HOLD, TicketStatus.RESOLVED) and ticket.responded_at is None:
+        update["responded_at"] = now
+    return ticket.model_copy(update=update)
+
+
+def visible_to(actor: Actor, event: Event) -> bool:
+    """A technician sees events about their own tickets (also one just taken from them) and technicians."""
+    if actor.role is not Role.TECHNICIAN:
+        return True
+    if isinstance(event, TicketEvent):
+        return actor.tech_id in (event.ticket.assignee, event.previous_assignee)
+    if isinstance(event, SlaEvent):
+        return event.assignee == actor.tech_id
+    return True

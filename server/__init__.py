@@ -1,0 +1,1 @@
+"""The dispatch server: websockets protocol, command handling, storage. Never imports the board."""

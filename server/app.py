@@ -1,0 +1,464 @@
+"""The dispatch server: handshake, live event fan-out, and the group-committing writer.
+
+One asyncio process. Connections read frames and queue write commands; a single writer task takes
+whatever has queued up while its previous commit ran, applies it to the in-memory state, stores it in
+one transaction, and only then broadcasts the events and sends the acks. A burst therefore costs one
+fsync per batch, not per ticket, and no timer adds latency to a lone command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import IO, Any
+
+from pydantic import ValidationError
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from dispatch.core.allocation import rank_technicians
+from dispatch.core.models import Role, Ticket
+from dispatch.core.protocol import (
+    CLOSE_BAD_TOKEN,
+    CLOSE_TOO_SLOW,
+    HELLO_TIMEOUT_S,
+    MAX_FRAME_BYTES,
+    WRITE_COMMANDS,
+    Candidate,
+    Error,
+    ErrorCode,
+    Event,
+    GetHistory,
+    Hello,
+    History,
+    Snapshot,
+    Suggest,
+    Suggestions,
+    TicketEvent,
+    Welcome,
+    decode_client_frame,
+    describe_validation_error,
+    event_adapter,
+)
+from dispatch.core.sla import SlaPolicy
+from dispatch.core.state import (
+    Actor,
+    DispatchState,
+    Refusal,
+    WriteCommand,
+    execute,
+    visible_to,
+)
+from server.storage import CommandRecord, Storage
+
+__all__ = ["DispatchServer", "ServerSettings"]
+
+log = logging.getLogger("dispatch.server")
+
+# A board that cannot take the stream this far behind is closed (1013) and resumes with last_seq,
+# rather than growing our memory or slowing everyone else.
+SEND_BUFFER_LIMIT = 8 * 1024 * 1024
+# Most commands one connection may have waiting for their ack; past it we stop reading its frames,
+# which pushes back on the client through TCP instead of queueing without bound.
+MAX_IN_FLIGHT = 256
+# Catching up by events beyond this many is slower than a snapshot.
+MAX_RESUME_EVENTS = 10_000
+# Batches are bounded so one huge burst cannot hold a transaction (and everyone's acks) too long.
+MAX_BATCH = 2_000
+# Closed tickets stay in a snapshot this long, so a board still shows what was just resolved.
+RECENTLY_CLOSED = timedelta(hours=24)
+REVOCATION_POLL_S = 1.0
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    policy: SlaPolicy = field(default_factory=SlaPolicy)
+    clock: Clock = utc_now
+
+
+@dataclass(eq=False)
+class Client:
+    """One board or tool connected with a token."""
+
+    ws: ServerConnection
+    actor: Actor
+    token_name: str
+    in_flight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_IN_FLIGHT))
+    # Live events that arrive while the client is still catching up; sent right after, in order.
+    pending: list[str] | None = field(default_factory=list)
+
+    def send(self, text: str) -> None:
+        # broadcast() writes without awaiting, so the writer never waits on one slow socket; the
+        # buffer it fills is checked after every batch (see DispatchServer._drop_slow_clients).
+        broadcast([self.ws], text)
+
+
+@dataclass
+class _Queued:
+    client: Client
+    command: WriteCommand | Suggest | GetHistory
+
+
+class DispatchServer:
+    """Holds the truth: the in-memory state, the storage, and every connected client."""
+
+    def __init__(self, storage: Storage, state: DispatchState, settings: ServerSettings, event_log: IO[str]) -> None:
+        self.storage = storage
+        self.state = state
+        self.settings = settings
+        self.event_log = event_log
+        self.clients: set[Client] = set()
+        self._queue: asyncio.Queue[_Queued | None] = asyncio.Queue()
+        self._draining = False
+        self._ws_server: Server | None = None
+        self.fatal: BaseException | None = None
+
+    @classmethod
+    async def start(cls, storage: Storage, settings: ServerSettings, event_log: IO[str]) -> DispatchServer:
+        state = await storage.load_state()
+        return cls(storage, state, settings, event_log)
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    async def run(self, ready: Callable[[str], None], stop: asyncio.Event) -> None:
+        """Serve until `stop` is set (SIGTERM/SIGINT), then drain: finish queued commands, close, return."""
+        writer = asyncio.create_task(self._writer(), name="writer")
+        watcher = asyncio.create_task(self._watch_revocations(), name="revocations")
+        async with serve(
+            self._handle,
+            self.settings.host,
+            self.settings.port,
+            max_size=MAX_FRAME_BYTES,
+            process_request=self._health_check,
+            compression=None,  # small JSON frames gain little; deflate doubles our CPU per delivery
+        ) as ws_server:
+            self._ws_server = ws_server
+            host, port = next(iter(ws_server.sockets)).getsockname()[:2]
+            ready(f"ws://{host}:{port}")
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait([stopped, writer], return_when=asyncio.FIRST_COMPLETED)
+            # Stop accepting and stop reading; what is already queued is still committed and acked.
+            self._draining = True
+            ws_server.close(close_connections=False)
+            if not writer.done():
+                self._queue.put_nowait(None)
+            try:
+                await writer
+            except Exception as exc:
+                log.exception("the writer stopped")
+                self.fatal = self.fatal or exc
+            watcher.cancel()
+            stopped.cancel()
+            for client in list(self.clients):
+                await client.ws.close(1001, "server shutting down")
+        if self.fatal is not None:
+            raise self.fatal
+
+    def _health_check(self, connection: ServerConnection, request: Request) -> Response | None:
+        if request.path == "/healthz":
+            status = HTTPStatus.OK if self.fatal is None and not self._draining else HTTPStatus.SERVICE_UNAVAILABLE
+            body = f"{status.phrase.lower()} seq={self.state.seq}\n".encode()
+            return Response(status.value, status.phrase, Headers([("Content-Type", "text/plain")]), body)
+        return None
+
+    # --- one connection ------------------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        client = await self._handshake(ws)
+        if client is None:
+            return
+        self.clients.add(client)
+        try:
+            await self._read_commands(client)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.clients.discard(client)
+
+    async def _handshake(self, ws: ServerConnection) -> Client | None:
+        """Check the hello; a bad or missing token gets close 4401 and nothing else."""
+        try:
+            async with asyncio.timeout(HELLO_TIMEOUT_S):
+                raw = await ws.recv()
+            hello = decode_client_frame(raw)
+        except (TimeoutError, ValidationError, ConnectionClosed):
+            hello = None
+        record = await self.storage.find_token(hello.token) if isinstance(hello, Hello) else None
+        if record is None or not isinstance(hello, Hello):
+            await ws.close(CLOSE_BAD_TOKEN, "bad or missing token")
+            return None
+        client = Client(ws, Actor(record.name, record.role, record.tech_id), record.name)
+        # Join the fan-out before reading the current seq: anything committed from here on lands in
+        # `pending`, anything before is in the snapshot or the catch-up, so there is no gap.
+        self.clients.add(client)
+        try:
+            await self._catch_up(client, hello.last_seq)
+        except ConnectionClosed:
+            self.clients.discard(client)
+            return None
+        return client
+
+    async def _catch_up(self, client: Client, last_seq: int | None) -> None:
+        seq = self.state.seq
+        actor = client.actor
+        await client.ws.send(Welcome(role=actor.role, user=actor.user, tech_id=actor.tech_id, seq=seq).model_dump_json())
+        if last_seq is not None and last_seq <= seq and seq - last_seq <= MAX_RESUME_EVENTS:
+            for payload in await self.storage.events_after(last_seq, seq):
+                if actor.role is Role.TECHNICIAN and not visible_to(actor, event_adapter.validate_json(payload)):
+                    continue
+                await client.ws.send(_event_frame(payload))
+        else:
+            await client.ws.send(self._snapshot_for(actor))
+        # Flush what went live meanwhile; the last check and the switch to live happen without an
+        # await in between, so nothing can slip past.
+        while client.pending:
+            waiting, client.pending = client.pending, []
+            for frame in waiting:
+                await client.ws.send(frame)
+        client.pending = None
+
+    def _snapshot_for(self, actor: Actor) -> str:
+        horizon = self.settings.clock() - RECENTLY_CLOSED
+        tickets = [
+            t
+            for t in self.state.tickets.values()
+            if (t.is_open or t.created_at >= horizon)
+            and (actor.role is not Role.TECHNICIAN or t.assignee == actor.tech_id)
+        ]
+        incidents = list(self.state.incidents.values())
+        if actor.role is Role.TECHNICIAN:
+            own = {t.id for t in tickets}
+            incidents = [i for i in incidents if own.intersection(i.ticket_ids)]
+        return Snapshot(
+            seq=self.state.seq,
+            tickets=tickets,
+            technicians=list(self.state.technicians.values()),
+            incidents=incidents,
+        ).model_dump_json()
+
+    async def _read_commands(self, client: Client) -> None:
+        async for raw in client.ws:
+            if self._draining:
+                break
+            if isinstance(raw, bytes):
+                client.send(_error(None, ErrorCode.INVALID, "binary frames are not part of the protocol"))
+                continue
+            try:
+                frame = decode_client_frame(raw)
+            except ValidationError as exc:
+                client.send(_error(_command_id_of(raw), ErrorCode.INVALID, describe_validation_error(exc)))
+                continue
+            if isinstance(frame, Hello):
+                client.send(_error(None, ErrorCode.INVALID, "hello is only the first frame of a connection"))
+            else:
+                # Reads go through the writer's queue too, so every connection gets its answers in the
+                # order it asked: a `suggest` right after a `create_ticket` finds the new ticket.
+                await client.in_flight.acquire()
+                self._queue.put_nowait(_Queued(client, frame))
+
+    # --- reads answered from memory ------------------------------------------------------------------
+
+    def _suggest(self, actor: Actor, command: Suggest) -> str:
+        if actor.role is not Role.DISPATCHER:
+            return _error(command.command_id, ErrorCode.FORBIDDEN, f"a {actor.role} may not ask for suggestions")
+        ticket = self.state.tickets.get(command.ticket_id)
+        if ticket is None:
+            return _error(command.command_id, ErrorCode.NOT_FOUND, f"no ticket {command.ticket_id}")
+        load: dict[str, int] = {}
+        for t in self.state.tickets.values():
+            if t.assignee is not None and t.is_open:
+                load[t.assignee] = load.get(t.assignee, 0) + 1
+        ranked = rank_technicians(ticket, self.state.technicians.values(), load)
+        return Suggestions(
+            command_id=command.command_id,
+            ticket_id=ticket.id,
+            candidates=[Candidate(tech_id=r.tech_id, score=r.score, reason=r.reason) for r in ranked],
+        ).model_dump_json()
+
+    async def _history(self, actor: Actor, command: GetHistory) -> str:
+        ticket = self.state.tickets.get(command.ticket_id)
+        if ticket is None:
+            return _error(command.command_id, ErrorCode.NOT_FOUND, f"no ticket {command.ticket_id}")
+        if actor.role is Role.TECHNICIAN and ticket.assignee != actor.tech_id:
+            return _error(command.command_id, ErrorCode.FORBIDDEN, f"{ticket.id} is not assigned to you")
+        events = [event_adapter.validate_json(p) for p in await self.storage.ticket_history(ticket.id)]
+        return History(command_id=command.command_id, ticket_id=ticket.id, events=events).model_dump_json()
+
+    # --- the writer ----------------------------------------------------------------------------------
+
+    async def _writer(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            # Group commit: take whatever queued up while the last commit ran; no timer.
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    await self._commit(batch)
+                    return
+                batch.append(item)
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Queued]) -> None:
+        now = self.settings.clock()
+        known = await self.storage.find_replies(
+            (q.client.actor.user, q.command.command_id) for q in batch if isinstance(q.command, WRITE_COMMANDS)
+        )
+        replies: list[tuple[Client, str | GetHistory]] = []
+        events: list[tuple[Event, str]] = []
+        records: list[CommandRecord] = []
+        for queued in batch:
+            if isinstance(queued.command, Suggest):
+                replies.append((queued.client, self._suggest(queued.client.actor, queued.command)))
+                continue
+            if isinstance(queued.command, GetHistory):
+                replies.append((queued.client, queued.command))  # answered after the commit, from disk
+                continue
+            key = (queued.client.actor.user, queued.command.command_id)
+            if key in known:  # a re-sent command: its original answer, and nothing changes
+                replies.append((queued.client, known[key]))
+                continue
+            outcome = execute(self.state, queued.command, queued.client.actor, now, self.settings.policy)
+            if isinstance(outcome, Refusal):
+                replies.append((queued.client, _refusal_frame(queued.command.command_id, outcome)))
+                continue
+            reply = outcome.ack.model_dump_json()
+            known[key] = reply
+            replies.append((queued.client, reply))
+            records.append(CommandRecord(key[0], key[1], outcome.ack.seq, reply))
+            events.extend((e, e.model_dump_json()) for e in outcome.events)
+        if events:
+            try:
+                await self.storage.apply_batch(events, *_changed_rows(self.state, [e for e, _ in events]), records)
+            except BaseException as exc:
+                # The in-memory state is now ahead of the disk and nothing here was acked: stop rather
+                # than serve a truth we could not store. Clients resend with the same command_ids.
+                log.critical("cannot store a batch of %d events, stopping: %s", len(events), exc)
+                self.fatal = exc
+                raise
+        self._publish(events)
+        for client, reply in replies:
+            if isinstance(reply, GetHistory):
+                reply = await self._history(client.actor, reply)
+            client.send(reply)
+            client.in_flight.release()
+        self._drop_slow_clients()
+
+    def _publish(self, events: list[tuple[Event, str]]) -> None:
+        if not events:
+            return
+        everyone = [c for c in self.clients if c.pending is None and c.actor.role is not Role.TECHNICIAN]
+        technicians = [c for c in self.clients if c.pending is None and c.actor.role is Role.TECHNICIAN]
+        catching_up = [c for c in self.clients if c.pending is not None]
+        for event, payload in events:
+            frame = _event_frame(payload)
+            broadcast([c.ws for c in everyone], frame)
+            if technicians:
+                broadcast([c.ws for c in technicians if visible_to(c.actor, event)], frame)
+            for client in catching_up:
+                if visible_to(client.actor, event):
+                    assert client.pending is not None
+                    client.pending.append(frame)
+            self.event_log.write(payload + "\n")
+            if isinstance(event, TicketEvent) and event.kind in ("ticket_assigned", "ticket_unassigned"):
+                log.info(_allocation_line(event))
+        self.event_log.flush()
+
+    def _drop_slow_clients(self) -> None:
+        for client in list(self.clients):
+            transport = client.ws.transport
+            if transport is not None and transport.get_write_buffer_size() > SEND_BUFFER_LIMIT:
+                log.warning("closing %s: it is not keeping up with the event stream", client.actor.user)
+                self.clients.discard(client)
+                asyncio.create_task(client.ws.close(CLOSE_TOO_SLOW, "too slow: reconnect with last_seq"))
+
+    async def _watch_revocations(self) -> None:
+        while True:
+            await asyncio.sleep(REVOCATION_POLL_S)
+            try:
+                revoked = await self.storage.revoked_names()
+            except Exception as exc:  # a busy database must not end the watcher
+                log.warning("cannot read revoked tokens: %s", exc)
+                continue
+            for client in list(self.clients):
+                if client.token_name in revoked:
+                    self.clients.discard(client)
+                    asyncio.create_task(client.ws.close(CLOSE_BAD_TOKEN, "token revoked"))
+
+
+def _changed_rows(state: DispatchState, events: list[Event]) -> tuple[list[Ticket], list[Any], list[Any]]:
+    """The current rows of everything the events touched (each once, in its latest state)."""
+    ticket_ids: dict[str, None] = {}
+    tech_ids: dict[str, None] = {}
+    incident_ids: dict[str, None] = {}
+    for event in events:
+        if isinstance(event, TicketEvent):
+            ticket_ids[event.ticket.id] = None
+            if event.ticket.incident_id:
+                incident_ids[event.ticket.incident_id] = None
+        elif hasattr(event, "technician"):
+            tech_ids[event.technician.id] = None
+    return (
+        [state.tickets[i] for i in ticket_ids],
+        [state.technicians[i] for i in tech_ids],
+        [state.incidents[i] for i in incident_ids if i in state.incidents],
+    )
+
+
+def _event_frame(payload: str) -> str:
+    # The event is serialised once and the same string goes to every board.
+    return '{"type":"event","event":' + payload + "}"
+
+
+def _error(command_id: str | None, code: ErrorCode, message: str) -> str:
+    return Error(command_id=command_id, code=code, message=message).model_dump_json()
+
+
+def _refusal_frame(command_id: str, refusal: Refusal) -> str:
+    current = refusal.current.model_dump(mode="json") if refusal.current is not None else None
+    return Error(command_id=command_id, code=refusal.code, message=refusal.message, current=current).model_dump_json()
+
+
+def _command_id_of(raw: str) -> str | None:
+    """Best effort, so that even a refused frame's error names the command it answers."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("command_id"), str) and len(value["command_id"]) <= 128:
+        return str(value["command_id"])
+    return None
+
+
+def _allocation_line(event: TicketEvent) -> str:
+    ticket = event.ticket
+    if event.kind == "ticket_unassigned":
+        return f"{ticket.id} {ticket.priority} {event.previous_assignee} -> queue by {event.actor}"
+    source = f"{event.previous_assignee} " if event.previous_assignee else ""
+    return f"{ticket.id} {ticket.priority} {source}-> {ticket.assignee} by {event.actor}"
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT both mean: stop accepting, finish the in-flight batch, exit 0."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+

@@ -1,0 +1,124 @@
+"""`dispatch-server`: the headless server and its operator commands.
+
+    dispatch-server --db PATH serve [--host H] [--port P] [--log FILE]
+    dispatch-server --db PATH token create --role ROLE --name NAME [--tech TECH_ID]
+    dispatch-server --db PATH token list
+    dispatch-server --db PATH token revoke NAME
+
+Every failure a user can cause (corrupt or newer database, port in use, duplicate token name) is one
+line on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import logging
+import secrets
+import sys
+from contextlib import ExitStack
+from typing import IO
+
+from dispatch.core.models import Role
+from server.app import DispatchServer, ServerSettings, install_stop_signals
+from server.storage import Storage, StorageError
+
+EXIT_USAGE = 2
+
+
+class _Refused(Exception):
+    """A one-line reason to stop with exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dispatch-server", description="Dispatch board server (headless).")
+    parser.add_argument("--db", required=True, metavar="PATH", help="SQLite database file (created if missing)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the websocket server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    serve.add_argument("--log", metavar="FILE", help="write every event as a JSON line here (default: stdout)")
+
+    token = commands.add_parser("token", help="create, list or revoke access tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="print a new token as the last line")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--name", required=True, help="unique name; shown as the actor of this token's changes")
+    create.add_argument("--tech", metavar="TECH_ID", help="the technician this token acts as (role technician)")
+    token_commands.add_parser("list", help="list tokens (never their secrets)")
+    revoke = token_commands.add_parser("revoke", help="revoke a token and close its open connections")
+    revoke.add_argument("name")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        if args.command == "serve":
+            return asyncio.run(_serve(args))
+        return asyncio.run(_token(args))
+    except (StorageError, _Refused) as exc:
+        print(f"dispatch-server: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    storage = await Storage.open(args.db)
+    with ExitStack() as files:
+        event_log: IO[str] = files.enter_context(open(args.log, "a", encoding="utf-8")) if args.log else sys.stdout
+        server = await DispatchServer.start(storage, ServerSettings(host=args.host, port=args.port), event_log)
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+
+        def ready(url: str) -> None:
+            # Printed on stdout once the socket is bound: scripts and tests wait for this line.
+            print(f"listening on {url}", flush=True)
+
+        try:
+            await server.run(ready, stop)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise _Refused(f"port {args.port} on {args.host} is already in use") from None
+            raise _Refused(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+        except Exception as exc:
+            raise _Refused(f"stopped: {exc}") from None
+        finally:
+            await storage.close()
+    return 0
+
+
+async def _token(args: argparse.Namespace) -> int:
+    storage = await Storage.open(args.db)
+    try:
+        if args.token_command == "create":
+            role = Role(args.role)
+            if role is Role.TECHNICIAN and not args.tech:
+                raise _Refused("a technician token needs --tech TECH_ID")
+            if role is not Role.TECHNICIAN and args.tech:
+                raise _Refused("--tech is only for --role technician")
+            token = secrets.token_urlsafe(32)
+            await storage.create_token(args.name, role, args.tech, token)
+            print(f"created {role} token {args.name!r}" + (f" for technician {args.tech}" if args.tech else ""))
+            print("store it now: only its hash is kept")
+            print(token)
+        elif args.token_command == "list":
+            for record in await storage.list_tokens():
+                state = f"revoked {record.revoked_at}" if record.revoked_at else "active"
+                tech = record.tech_id or "-"
+                print(f"{record.name:<20} {record.role:<11} {tech:<12} created {record.created_at}  {state}")
+        elif args.token_command == "revoke":
+            if not await storage.revoke_token(args.name):
+                raise _Refused(f"no active token named {args.name!r}")
+            print(f"revoked {args.name!r}; a running server closes its connections within a second")
+    finally:
+        await storage.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

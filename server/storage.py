@@ -1,0 +1,365 @@
+"""SQLite storage: the append-only event log and the current-state tables, written together.
+
+One `Storage` owns one aiosqlite connection and is the only writer. Handlers never see SQL: they hand
+over a batch (events, the state rows they changed, the replies of the commands that made them) and get
+it back durable, in one transaction. The narrow interface (`apply_batch`, `load_state`, `events_after`)
+is what a PostgreSQL backend would implement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import aiosqlite
+
+from dispatch.core.models import Incident, Role, Technician, Ticket
+from dispatch.core.protocol import Event, TicketEvent, event_adapter
+from dispatch.core.state import DispatchState, ticket_number
+
+__all__ = ["Storage", "StorageError", "TokenRecord", "CommandRecord", "hash_token"]
+
+
+class StorageError(Exception):
+    """The database cannot be used (corrupt, newer schema, unwritable); the message is one line for users."""
+
+
+# Forward migrations; PRAGMA user_version is the number applied. Never edit one that has shipped.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        seq INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        ticket_id TEXT,
+        payload TEXT NOT NULL
+    );
+    CREATE INDEX events_ticket ON events(ticket_id, seq) WHERE ticket_id IS NOT NULL;
+    CREATE TABLE tickets (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        client TEXT NOT NULL,
+        site TEXT NOT NULL,
+        category TEXT NOT NULL,
+        priority TEXT NOT NULL,
+        status TEXT NOT NULL,
+        assignee TEXT,
+        skills TEXT NOT NULL,
+        incident_id TEXT,
+        created_at TEXT NOT NULL,
+        respond_by TEXT NOT NULL,
+        resolve_by TEXT NOT NULL,
+        responded_at TEXT,
+        version INTEGER NOT NULL
+    );
+    CREATE TABLE technicians (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        skills TEXT NOT NULL,
+        status TEXT NOT NULL,
+        capacity INTEGER NOT NULL
+    );
+    CREATE TABLE incidents (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        ticket_ids TEXT NOT NULL,
+        opened_at TEXT NOT NULL
+    );
+    -- The reply of every applied command, so a re-sent command_id gets its original ack, also after
+    -- a restart. Keyed by user as well: one client's ids can neither collide with nor reveal another's.
+    CREATE TABLE commands (
+        user TEXT NOT NULL,
+        command_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        reply TEXT NOT NULL,
+        PRIMARY KEY (user, command_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE tokens (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        tech_id TEXT,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_TICKET_COLUMNS = (
+    "id, title, client, site, category, priority, status, assignee, skills, incident_id,"
+    " created_at, respond_by, resolve_by, responded_at, version"
+)
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    name: str
+    role: Role
+    tech_id: str | None
+    created_at: str
+    revoked_at: str | None
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    """An applied command's reply, stored with the batch that applied it."""
+
+    user: str
+    command_id: str
+    seq: int
+    reply: str
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256 random bits, so a plain SHA-256 is enough: there is nothing to brute-force.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _ticket_row(t: Ticket) -> tuple[object, ...]:
+    return (
+        t.id, t.title, t.client, t.site, t.category.value, t.priority.value, t.status.value, t.assignee,
+        json.dumps(t.skills), t.incident_id, _iso(t.created_at), _iso(t.respond_by), _iso(t.resolve_by),
+        _iso(t.responded_at), t.version,
+    )  # fmt: skip
+
+
+def _ticket_from_row(row: Sequence[object]) -> Ticket:
+    keys = [c.strip() for c in _TICKET_COLUMNS.split(",")]
+    values = dict(zip(keys, row, strict=True))
+    values["skills"] = json.loads(str(values["skills"]))
+    return Ticket.model_validate(values)
+
+
+class Storage:
+    """The one writer of a dispatch database."""
+
+    def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
+        self._db = connection
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str | Path, *, check_integrity: bool = True) -> Storage:
+        """Open (creating if needed) and migrate; raises `StorageError` with a one-line reason."""
+        path = Path(path)
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open database {path}: {exc}") from None
+        storage = cls(db, path)
+        try:
+            await storage._prepare(check_integrity)
+        except sqlite3.DatabaseError as exc:
+            await db.close()
+            raise StorageError(f"database {path} is unreadable or corrupt: {exc}") from None
+        except StorageError:
+            await db.close()
+            raise
+        return storage
+
+    async def _prepare(self, check_integrity: bool) -> None:
+        db = self._db
+        await db.execute("PRAGMA busy_timeout = 5000")
+        (version,) = await self._one("PRAGMA user_version")
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"database {self.path} has schema version {version}, newer than this release"
+                f" understands ({SCHEMA_VERSION}); upgrade dispatch-server"
+            )
+        if check_integrity and version > 0:
+            (verdict,) = await self._one("PRAGMA quick_check")
+            if verdict != "ok":
+                raise StorageError(f"database {self.path} failed its integrity check: {verdict}")
+        # WAL lets readers (boards resuming, the CLI) run beside the writer; FULL makes an ack survive
+        # power loss, not only a crash, and costs one fsync per batch thanks to group commit.
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = FULL")
+        for number in range(version, SCHEMA_VERSION):
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                await self._run_script(MIGRATIONS[number])
+                await db.execute(f"PRAGMA user_version = {number + 1}")
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    async def _run_script(self, script: str) -> None:
+        # executescript() would COMMIT first; run the statements one by one inside our transaction.
+        for statement in script.split(";"):
+            if statement.strip():
+                await self._db.execute(statement)
+
+    async def _one(self, sql: str, params: Sequence[object] = ()) -> tuple[object, ...]:
+        async with self._db.execute(sql, params) as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        return tuple(row)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    # --- the narrow interface ------------------------------------------------------------------------
+
+    async def load_state(self) -> DispatchState:
+        """Current state from the state tables (not a replay: that is what the log is kept for)."""
+        state = DispatchState()
+        async with self._db.execute(f"SELECT {_TICKET_COLUMNS} FROM tickets") as cursor:
+            async for row in cursor:
+                ticket = _ticket_from_row(row)
+                state.tickets[ticket.id] = ticket
+                if ticket.id.startswith("T-"):
+                    state.last_ticket_number = max(state.last_ticket_number, ticket_number(ticket.id))
+        async with self._db.execute("SELECT id, name, skills, status, capacity FROM technicians") as cursor:
+            async for row in cursor:
+                tech = Technician(id=row[0], name=row[1], skills=json.loads(row[2]), status=row[3], capacity=row[4])
+                state.technicians[tech.id] = tech
+        async with self._db.execute("SELECT id, title, ticket_ids, opened_at FROM incidents") as cursor:
+            async for row in cursor:
+                incident = Incident(id=row[0], title=row[1], ticket_ids=json.loads(row[2]), opened_at=row[3])
+                state.incidents[incident.id] = incident
+        (seq,) = await self._one("SELECT COALESCE(MAX(seq), 0) FROM events")
+        state.seq = int(seq)  # type: ignore[call-overload]
+        return state
+
+    async def apply_batch(
+        self,
+        events: Sequence[tuple[Event, str]],
+        tickets: Iterable[Ticket],
+        technicians: Iterable[Technician],
+        incidents: Iterable[Incident],
+        commands: Sequence[CommandRecord],
+    ) -> None:
+        """Write one batch in one transaction: events (with their serialised payload), changed rows,
+        command replies. Returns once it is durable."""
+        db = self._db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            if events:
+                await db.executemany(
+                    "INSERT INTO events (seq, ts, actor, kind, ticket_id, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (e.seq, e.ts.isoformat(), e.actor, e.kind, _event_ticket_id(e), payload)
+                        for e, payload in events
+                    ],
+                )
+            ticket_rows = [_ticket_row(t) for t in tickets]
+            if ticket_rows:
+                await db.executemany(
+                    f"INSERT OR REPLACE INTO tickets ({_TICKET_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                    ticket_rows,
+                )
+            tech_rows = [(t.id, t.name, json.dumps(t.skills), t.status.value, t.capacity) for t in technicians]
+            if tech_rows:
+                await db.executemany(
+                    "INSERT OR REPLACE INTO technicians (id, name, skills, status, capacity) VALUES (?, ?, ?, ?, ?)",
+                    tech_rows,
+                )
+            incident_rows = [(i.id, i.title, json.dumps(i.ticket_ids), _iso(i.opened_at)) for i in incidents]
+            if incident_rows:
+                await db.executemany(
+                    "INSERT OR REPLACE INTO incidents (id, title, ticket_ids, opened_at) VALUES (?, ?, ?, ?)",
+                    incident_rows,
+                )
+            if commands:
+                await db.executemany(
+                    "INSERT INTO commands (user, command_id, seq, reply) VALUES (?, ?, ?, ?)",
+                    [(c.user, c.command_id, c.seq, c.reply) for c in commands],
+                )
+            await db.execute("COMMIT")
+        except BaseException:
+            # A failed batch leaves nothing behind; the server treats it as fatal (see server.app).
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+            raise
+
+    async def events_after(self, after_seq: int, up_to: int) -> list[str]:
+        """Serialised events with after_seq < seq <= up_to, in order."""
+        async with self._db.execute(
+            "SELECT payload FROM events WHERE seq > ? AND seq <= ? ORDER BY seq", (after_seq, up_to)
+        ) as cursor:
+            return [row[0] for row in await cursor.fetchall()]
+
+    async def all_events(self) -> list[Event]:
+        """The whole log, parsed (for replay checks and tools, not the hot path)."""
+        async with self._db.execute("SELECT payload FROM events ORDER BY seq") as cursor:
+            return [event_adapter.validate_json(row[0]) for row in await cursor.fetchall()]
+
+    async def ticket_history(self, ticket_id: str) -> list[str]:
+        """Serialised events about one ticket, oldest first."""
+        async with self._db.execute(
+            "SELECT payload FROM events WHERE ticket_id = ? ORDER BY seq", (ticket_id,)
+        ) as cursor:
+            return [row[0] for row in await cursor.fetchall()]
+
+    async def find_replies(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Stored replies for (user, command_id) pairs that were applied before."""
+        keys = list(keys)
+        found: dict[tuple[str, str], str] = {}
+        # Chunked to stay under SQLite's bound-parameter limit.
+        for start in range(0, len(keys), 400):
+            chunk = keys[start : start + 400]
+            where = " OR ".join("(user = ? AND command_id = ?)" for _ in chunk)
+            params = [value for key in chunk for value in key]
+            async with self._db.execute(f"SELECT user, command_id, reply FROM commands WHERE {where}", params) as cur:
+                for user, command_id, reply in await cur.fetchall():
+                    found[(user, command_id)] = reply
+        return found
+
+    # --- tokens --------------------------------------------------------------------------------------
+
+    async def create_token(self, name: str, role: Role, tech_id: str | None, token: str) -> None:
+        try:
+            await self._db.execute("BEGIN IMMEDIATE")
+            await self._db.execute(
+                "INSERT INTO tokens (name, role, tech_id, token_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                (name, role.value, tech_id, hash_token(token), datetime.now(UTC).isoformat()),
+            )
+            await self._db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            await self._db.execute("ROLLBACK")
+            raise StorageError(f"a token named {name!r} already exists (names are unique; revoke it first)") from None
+
+    async def find_token(self, token: str) -> TokenRecord | None:
+        """The live (not revoked) token with this secret, if any."""
+        async with self._db.execute(
+            "SELECT name, role, tech_id, created_at, revoked_at FROM tokens WHERE token_hash = ? AND revoked_at IS NULL",
+            (hash_token(token),),
+        ) as cursor:
+            row = await cursor.fetchone()
+        return TokenRecord(row[0], Role(row[1]), row[2], row[3], row[4]) if row else None
+
+    async def list_tokens(self) -> list[TokenRecord]:
+        async with self._db.execute(
+            "SELECT name, role, tech_id, created_at, revoked_at FROM tokens ORDER BY name"
+        ) as cursor:
+            return [TokenRecord(r[0], Role(r[1]), r[2], r[3], r[4]) for r in await cursor.fetchall()]
+
+    async def revoke_token(self, name: str) -> bool:
+        await self._db.execute("BEGIN IMMEDIATE")
+        cursor = await self._db.execute(
+            "UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+            (datetime.now(UTC).isoformat(), name),
+        )
+        await self._db.execute("COMMIT")
+        return cursor.rowcount > 0
+
+    async def revoked_names(self) -> set[str]:
+        async with self._db.execute("SELECT name FROM tokens WHERE revoked_at IS NOT NULL") as cursor:
+            return {row[0] for row in await cursor.fetchall()}
+
+
+def _event_ticket_id(event: Event) -> str | None:
+    if isinstance(event, TicketEvent):
+        return event.ticket.id
+    return getattr(event, "ticket_id", None)
