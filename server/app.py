@@ -100,8 +100,12 @@ class Client:
     actor: Actor
     token_name: str
     in_flight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_IN_FLIGHT))
-    # Live events that arrive while the client is still catching up; sent right after, in order.
-    pending: list[str] | None = field(default_factory=list)
+    # Live events (seq, frame) that arrive while the client is still catching up; sent right after,
+    # in order, skipping those its snapshot or catch-up already covered.
+    pending: list[tuple[int, str]] | None = field(default_factory=list)
+    # The seq its snapshot or catch-up covered. A snapshot may already hold a batch that is still
+    # committing, so that batch's events must not be sent again when they are published.
+    covered_seq: int = 0
 
     def send(self, text: str) -> None:
         # broadcast() writes without awaiting, so the writer never waits on one slow socket; the
@@ -128,6 +132,9 @@ class DispatchServer:
         self._draining = False
         self._ws_server: Server | None = None
         self.fatal: BaseException | None = None
+        # The in-memory state runs ahead of the disk while a batch commits; this is the last seq that
+        # is committed and was broadcast, the only one a resuming client may be promised.
+        self.published_seq = state.seq
 
     @classmethod
     async def start(cls, storage: Storage, settings: ServerSettings, event_log: IO[str]) -> DispatchServer:
@@ -215,22 +222,37 @@ class DispatchServer:
         return client
 
     async def _catch_up(self, client: Client, last_seq: int | None) -> None:
-        seq = self.state.seq
         actor = client.actor
-        await client.ws.send(Welcome(role=actor.role, user=actor.user, tech_id=actor.tech_id, seq=seq).model_dump_json())
-        if last_seq is not None and last_seq <= seq and seq - last_seq <= MAX_RESUME_EVENTS:
-            for payload in await self.storage.events_after(last_seq, seq):
+        # `base` is the seq the client is brought up to before it goes live. Both branches read it
+        # with no await after joining the fan-out, so every later event is in `pending`.
+        resume = last_seq is not None and last_seq <= self.published_seq and (
+            self.published_seq - last_seq <= MAX_RESUME_EVENTS
+        )
+        if resume:
+            base = self.published_seq  # committed: the log has every event up to it
+            welcome = Welcome(role=actor.role, user=actor.user, tech_id=actor.tech_id, seq=base)
+            await client.ws.send(welcome.model_dump_json())
+            assert last_seq is not None
+            for payload in await self.storage.events_after(last_seq, base):
                 if actor.role is Role.TECHNICIAN and not visible_to(actor, event_adapter.validate_json(payload)):
                     continue
                 await client.ws.send(_event_frame(payload))
         else:
-            await client.ws.send(self._snapshot_for(actor))
+            # The snapshot is built from memory, which may include a batch still committing; its events
+            # are published right after the commit and skipped below as already covered.
+            base = self.state.seq
+            snapshot = self._snapshot_for(actor)
+            welcome = Welcome(role=actor.role, user=actor.user, tech_id=actor.tech_id, seq=base)
+            await client.ws.send(welcome.model_dump_json())
+            await client.ws.send(snapshot)
+        client.covered_seq = base
         # Flush what went live meanwhile; the last check and the switch to live happen without an
         # await in between, so nothing can slip past.
         while client.pending:
             waiting, client.pending = client.pending, []
-            for frame in waiting:
-                await client.ws.send(frame)
+            for seq, frame in waiting:
+                if seq > base:
+                    await client.ws.send(frame)
         client.pending = None
 
     def _snapshot_for(self, actor: Actor) -> str:
@@ -370,16 +392,17 @@ class DispatchServer:
         catching_up = [c for c in self.clients if c.pending is not None]
         for event, payload in events:
             frame = _event_frame(payload)
-            broadcast([c.ws for c in everyone], frame)
+            broadcast([c.ws for c in everyone if c.covered_seq < event.seq], frame)
             if technicians:
-                broadcast([c.ws for c in technicians if visible_to(c.actor, event)], frame)
+                broadcast([c.ws for c in technicians if c.covered_seq < event.seq and visible_to(c.actor, event)], frame)
             for client in catching_up:
                 if visible_to(client.actor, event):
                     assert client.pending is not None
-                    client.pending.append(frame)
+                    client.pending.append((event.seq, frame))
             self.event_log.write(payload + "\n")
             if isinstance(event, TicketEvent) and event.kind in ("ticket_assigned", "ticket_unassigned"):
                 log.info(_allocation_line(event))
+        self.published_seq = events[-1][0].seq
         self.event_log.flush()
 
     def _drop_slow_clients(self) -> None:
