@@ -172,8 +172,7 @@ class DispatchServer:
                 self.fatal = self.fatal or exc
             watcher.cancel()
             stopped.cancel()
-            for client in list(self.clients):
-                await client.ws.close(1001, "server shutting down")
+            await asyncio.gather(*(c.ws.close(1001, "server shutting down") for c in list(self.clients)))
         if self.fatal is not None:
             raise self.fatal
 
@@ -225,8 +224,10 @@ class DispatchServer:
         actor = client.actor
         # `base` is the seq the client is brought up to before it goes live. Both branches read it
         # with no await after joining the fan-out, so every later event is in `pending`.
-        resume = last_seq is not None and last_seq <= self.published_seq and (
-            self.published_seq - last_seq <= MAX_RESUME_EVENTS
+        resume = (
+            last_seq is not None
+            and last_seq <= self.published_seq
+            and (self.published_seq - last_seq <= MAX_RESUME_EVENTS)
         )
         if resume:
             base = self.published_seq  # committed: the log has every event up to it
@@ -277,7 +278,10 @@ class DispatchServer:
     async def _read_commands(self, client: Client) -> None:
         async for raw in client.ws:
             if self._draining:
-                break
+                # Take no new commands (they were never acked; the client resends them after it
+                # reconnects), but keep reading: a paused socket would hold up the closing handshake
+                # behind unread frames. run() closes with 1001 once the queued commands are acked.
+                continue
             if isinstance(raw, bytes):
                 client.send(_error(None, ErrorCode.INVALID, "binary frames are not part of the protocol"))
                 continue
@@ -377,10 +381,8 @@ class DispatchServer:
                 self.fatal = exc
                 raise
         self._publish(events)
-        for client, reply in replies:
-            if isinstance(reply, GetHistory):
-                reply = await self._history(client.actor, reply)
-            client.send(reply)
+        for client, answer in replies:
+            client.send(await self._history(client.actor, answer) if isinstance(answer, GetHistory) else answer)
             client.in_flight.release()
         self._drop_slow_clients()
 
@@ -394,7 +396,9 @@ class DispatchServer:
             frame = _event_frame(payload)
             broadcast([c.ws for c in everyone if c.covered_seq < event.seq], frame)
             if technicians:
-                broadcast([c.ws for c in technicians if c.covered_seq < event.seq and visible_to(c.actor, event)], frame)
+                broadcast(
+                    [c.ws for c in technicians if c.covered_seq < event.seq and visible_to(c.actor, event)], frame
+                )
             for client in catching_up:
                 if visible_to(client.actor, event):
                     assert client.pending is not None
@@ -484,4 +488,3 @@ def install_stop_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-

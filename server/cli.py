@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    # One line per connection would drown the allocation lines an operator reads.
+    logging.getLogger("websockets").setLevel(logging.WARNING)
     try:
         if args.command == "serve":
             return asyncio.run(_serve(args))

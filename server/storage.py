@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import aiosqlite
 
@@ -200,7 +200,7 @@ class Storage:
             if statement.strip():
                 await self._db.execute(statement)
 
-    async def _one(self, sql: str, params: Sequence[object] = ()) -> tuple[object, ...]:
+    async def _one(self, sql: str, params: Sequence[object] = ()) -> tuple[Any, ...]:
         async with self._db.execute(sql, params) as cursor:
             row = await cursor.fetchone()
         assert row is not None
@@ -229,7 +229,7 @@ class Storage:
                 incident = Incident(id=row[0], title=row[1], ticket_ids=json.loads(row[2]), opened_at=row[3])
                 state.incidents[incident.id] = incident
         (seq,) = await self._one("SELECT COALESCE(MAX(seq), 0) FROM events")
-        state.seq = int(seq)  # type: ignore[call-overload]
+        state.seq = int(seq)
         return state
 
     async def apply_batch(
@@ -248,10 +248,7 @@ class Storage:
             if events:
                 await db.executemany(
                     "INSERT INTO events (seq, ts, actor, kind, ticket_id, payload) VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (e.seq, e.ts.isoformat(), e.actor, e.kind, _event_ticket_id(e), payload)
-                        for e, payload in events
-                    ],
+                    [(e.seq, e.ts.isoformat(), e.actor, e.kind, _event_ticket_id(e), payload) for e, payload in events],
                 )
             ticket_rows = [_ticket_row(t) for t in tickets]
             if ticket_rows:
@@ -333,7 +330,8 @@ class Storage:
     async def find_token(self, token: str) -> TokenRecord | None:
         """The live (not revoked) token with this secret, if any."""
         async with self._db.execute(
-            "SELECT name, role, tech_id, created_at, revoked_at FROM tokens WHERE token_hash = ? AND revoked_at IS NULL",
+            "SELECT name, role, tech_id, created_at, revoked_at FROM tokens"
+            " WHERE token_hash = ? AND revoked_at IS NULL",
             (hash_token(token),),
         ) as cursor:
             row = await cursor.fetchone()

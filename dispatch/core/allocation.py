@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from dispatch.core.models import TechStatus, Technician, Ticket
+from dispatch.core.models import Technician, TechStatus, Ticket
 
 # Nobody on a break or off shift is offered work.
 UNAVAILABLE = frozenset({TechStatus.BREAK, TechStatus.OFF_SHIFT})

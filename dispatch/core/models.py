@@ -46,9 +46,7 @@ class TicketStatus(StrEnum):
 
 
 # A ticket in one of these is work someone owns or must pick up; the others are closed.
-OPEN_STATUSES = frozenset(
-    {TicketStatus.NEW, TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS, TicketStatus.ON_HOLD}
-)
+OPEN_STATUSES = frozenset({TicketStatus.NEW, TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS, TicketStatus.ON_HOLD})
 # Statuses that only make sense while somebody holds the ticket.
 HELD_STATUSES = frozenset({TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS, TicketStatus.ON_HOLD})
 

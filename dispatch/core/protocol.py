@@ -18,8 +18,8 @@ from dispatch.core.models import (
     Priority,
     Role,
     Skills,
-    TechStatus,
     Technician,
+    TechStatus,
     Ticket,
     TicketStatus,
 )
@@ -369,7 +369,11 @@ def describe_validation_error(error: ValidationError) -> str:
     if first["type"] == "json_invalid":
         return "frame is not valid JSON"
     if first["type"] == "union_tag_invalid":
-        return f"unknown message type {first['input'].get('type')!r}" if isinstance(first["input"], dict) else "unknown message type"
+        return (
+            f"unknown message type {first['input'].get('type')!r}"
+            if isinstance(first["input"], dict)
+            else "unknown message type"
+        )
     if first["type"] == "union_tag_not_found":
         return "frame has no 'type' field"
     # Drop the union tag pydantic puts first ('create_ticket.title' -> 'title').

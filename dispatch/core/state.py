@@ -39,15 +39,7 @@ from dispatch.core.protocol import (
 from dispatch.core.sla import SlaPolicy
 
 WriteCommand = (
-    CreateTicket
-    | Assign
-    | Unassign
-    | SetPriority
-    | SetStatus
-    | SetTechStatus
-    | AddTechnician
-    | BulkAssign
-    | AddNote
+    CreateTicket | Assign | Unassign | SetPriority | SetStatus | SetTechStatus | AddTechnician | BulkAssign | AddNote
 )
 
 
@@ -176,7 +168,7 @@ class _Builder:
             kind=kind,
             ticket=after,
             previous_assignee=before.assignee if before else None,
-            **detail,  # type: ignore[arg-type]
+            **detail,
         )
         apply_event(self.state, event)
         self.events.append(event)
@@ -186,9 +178,9 @@ class _Builder:
             seq=self.state.seq + 1,
             ts=self.now,
             actor=self.actor.user,
-            kind=kind,  # type: ignore[arg-type]
+            kind=kind,
             technician=technician,
-            **detail,  # type: ignore[arg-type]
+            **detail,
         )
         apply_event(self.state, event)
         self.events.append(event)
@@ -368,7 +360,10 @@ def _with_status(ticket: Ticket, status: TicketStatus, now: datetime) -> Ticket:
     if status is TicketStatus.NEW and ticket.assignee is not None:
         raise _refuse(ErrorCode.CONFLICT, f"{ticket.id} is assigned to {ticket.assignee}: unassign it instead", ticket)
     update: dict[str, object] = {"status": status}
-    if status in (TicketStatus.IN_PROGRESS, TicketStatus.ON_HOLD, TicketStatus.RESOLVED) and ticket.responded_at is None:
+    if (
+        status in (TicketStatus.IN_PROGRESS, TicketStatus.ON_HOLD, TicketStatus.RESOLVED)
+        and ticket.responded_at is None
+    ):
         update["responded_at"] = now
     return ticket.model_copy(update=update)
 

@@ -34,12 +34,8 @@ MAX_SKILLS = 20
 MAX_SKILL = 32
 MAX_BULK = 500
 
-Title = Annotated[
-    str, StringConstraints(max_length=MAX_TITLE), AfterValidator(clean_text), AfterValidator(_non_empty)
-]
-Name = Annotated[
-    str, StringConstraints(max_length=MAX_NAME), AfterValidator(clean_text), AfterValidator(_non_empty)
-]
+Title = Annotated[str, StringConstraints(max_length=MAX_TITLE), AfterValidator(clean_text), AfterValidator(_non_empty)]
+Name = Annotated[str, StringConstraints(max_length=MAX_NAME), AfterValidator(clean_text), AfterValidator(_non_empty)]
 OptionalName = Annotated[str, StringConstraints(max_length=MAX_NAME), AfterValidator(clean_text)]
 NoteText = Annotated[
     str, StringConstraints(max_length=MAX_NOTE), AfterValidator(clean_text), AfterValidator(_non_empty)
