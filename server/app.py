@@ -73,7 +73,7 @@ MAX_IN_FLIGHT = 256
 MAX_RESUME_EVENTS = 10_000
 # Batches are bounded so one huge burst cannot hold a transaction (and everyone's acks) too long.
 MAX_BATCH = 2_000
-# Closed tickets stay in a snapshot this long, so a board still shows what was just resolved.
+# Closed tickets created this recently stay in a snapshot, so a board can still show the day's work.
 RECENTLY_CLOSED = timedelta(hours=24)
 REVOCATION_POLL_S = 1.0
 
@@ -302,7 +302,7 @@ class DispatchServer:
 
     def _suggest(self, actor: Actor, command: Suggest) -> str:
         if actor.role is not Role.DISPATCHER:
-            return _error(command.command_id, ErrorCode.FORBIDDEN, f"a {actor.role} may not ask for suggestions")
+            return _error(command.command_id, ErrorCode.FORBIDDEN, "only a dispatcher may ask for suggestions")
         ticket = self.state.tickets.get(command.ticket_id)
         if ticket is None:
             return _error(command.command_id, ErrorCode.NOT_FOUND, f"no ticket {command.ticket_id}")
@@ -371,7 +371,7 @@ class DispatchServer:
             replies.append((queued.client, reply))
             records.append(CommandRecord(key[0], key[1], outcome.ack.seq, reply))
             events.extend((e, e.model_dump_json()) for e in outcome.events)
-        if events:
+        if events or records:
             try:
                 await self.storage.apply_batch(events, *_changed_rows(self.state, [e for e, _ in events]), records)
             except BaseException as exc:

@@ -15,9 +15,11 @@ import argparse
 import asyncio
 import errno
 import logging
+import re
 import secrets
 import sys
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from typing import IO
 
 from dispatch.core.models import Role
@@ -25,6 +27,7 @@ from server.app import DispatchServer, ServerSettings, install_stop_signals
 from server.storage import Storage, StorageError
 
 EXIT_USAGE = 2
+TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 class _Refused(Exception):
@@ -40,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     serve.add_argument("--log", metavar="FILE", help="write every event as a JSON line here (default: stdout)")
+    # For tests, screenshots and demos that must look the same every time: the clock stands still.
+    serve.add_argument("--fixed-clock", metavar="ISO8601", type=_utc_datetime, help=argparse.SUPPRESS)
 
     token = commands.add_parser("token", help="create, list or revoke access tokens")
     token_commands = token.add_subparsers(dest="token_command", required=True)
@@ -51,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = token_commands.add_parser("revoke", help="revoke a token and close its open connections")
     revoke.add_argument("name")
     return parser
+
+
+def _utc_datetime(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +83,11 @@ async def _serve(args: argparse.Namespace) -> int:
     storage = await Storage.open(args.db)
     with ExitStack() as files:
         event_log: IO[str] = files.enter_context(open(args.log, "a", encoding="utf-8")) if args.log else sys.stdout
-        server = await DispatchServer.start(storage, ServerSettings(host=args.host, port=args.port), event_log)
+        settings = ServerSettings(host=args.host, port=args.port)
+        if args.fixed_clock is not None:
+            fixed: datetime = args.fixed_clock
+            settings.clock = lambda: fixed
+        server = await DispatchServer.start(storage, settings, event_log)
         stop = asyncio.Event()
         install_stop_signals(stop)
 
@@ -103,6 +117,13 @@ async def _token(args: argparse.Namespace) -> int:
                 raise _Refused("a technician token needs --tech TECH_ID")
             if role is not Role.TECHNICIAN and args.tech:
                 raise _Refused("--tech is only for --role technician")
+            # The name is the actor shown on every board: the same strict alphabet as any identifier.
+            if not TOKEN_NAME.fullmatch(args.name):
+                raise _Refused(
+                    "a token name is letters, digits and . _ : - (at most 64), starting with a letter or digit"
+                )
+            if args.tech and not TOKEN_NAME.fullmatch(args.tech):
+                raise _Refused("a technician id is letters, digits and . _ : - (at most 64)")
             token = secrets.token_urlsafe(32)
             await storage.create_token(args.name, role, args.tech, token)
             print(f"created {role} token {args.name!r}" + (f" for technician {args.tech}" if args.tech else ""))

@@ -37,8 +37,8 @@ class ServerProcess:
         self._starts += 1
         stderr = open(self.workdir / f"server-{self._starts}.err", "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "--db", str(self.db), "serve", "--port", "0",
-             "--log", str(self.workdir / "events.jsonl"), *extra],
+            [sys.executable, "-m", "server", "--db", str(self.db), "serve",
+             "--log", str(self.workdir / "events.jsonl"), *(extra or ("--port", "0"))],
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,

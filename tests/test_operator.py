@@ -52,6 +52,7 @@ async def test_token_create_prints_the_token_last_and_stores_only_a_hash(server:
         (["token", "create", "--role", "technician", "--name", "x"], "needs --tech"),
         (["token", "create", "--role", "viewer", "--name", "x", "--tech", "a"], "only for --role technician"),
         (["token", "revoke", "nobody"], "no active token"),
+        (["token", "create", "--role", "viewer", "--name", "wall\u001b[2J"], "token name"),
     ],
 )
 def test_token_mistakes_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:

@@ -53,6 +53,8 @@ async def test_technician_may_work_own_tickets_only(server: ServerProcess, floor
     refusals = [
         {"type": "set_status", "ticket_id": "T-000002", "status": "in_progress"},
         {"type": "add_note", "ticket_id": "T-000002", "text": "peeking"},
+        # A stale version must not turn into a conflict that carries bob's ticket to her.
+        {"type": "set_status", "ticket_id": "T-000002", "status": "in_progress", "expected_version": 99},
         {"type": "set_tech_status", "tech_id": "bob", "status": "off_shift"},
         {"type": "assign", "ticket_id": "T-000003", "tech_id": "alice"},
         {"type": "unassign", "ticket_id": "T-000001"},

@@ -49,7 +49,6 @@ HELLO_TIMEOUT_S = 5.0
 # Close codes the server uses (documented in docs/protocol.md).
 CLOSE_BAD_TOKEN = 4401
 CLOSE_TOO_SLOW = 1013  # the client could not keep up with the event stream; reconnect with last_seq
-CLOSE_TOKEN_REVOKED = 4403
 
 
 class ErrorCode(StrEnum):

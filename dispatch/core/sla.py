@@ -54,14 +54,18 @@ class SlaReading:
     state: SlaState
 
 
-def read_clock(ticket: Ticket, now: datetime, policy: SlaPolicy) -> SlaReading:
+def current_target(ticket: Ticket) -> tuple[str, datetime]:
     """Respond-by counts until someone takes the ticket, resolve-by after that."""
-    if ticket.responded_at is None and ticket.status in (TicketStatus.NEW,):
-        target, due = "respond", ticket.respond_by
-        span = policy.targets[ticket.priority].respond
-    else:
-        target, due = "resolve", ticket.resolve_by
-        span = policy.targets[ticket.priority].resolve
+    if ticket.responded_at is None and ticket.status is TicketStatus.NEW:
+        return "respond", ticket.respond_by
+    return "resolve", ticket.resolve_by
+
+
+def read_clock(ticket: Ticket, now: datetime, policy: SlaPolicy) -> SlaReading:
+    """Which clock counts for `ticket` at `now`, the time left and its state."""
+    target, due = current_target(ticket)
+    spans = policy.targets[ticket.priority]
+    span = spans.respond if target == "respond" else spans.resolve
     left = due - now
     if not ticket.is_open:
         state = SlaState.STOPPED

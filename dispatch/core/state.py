@@ -140,6 +140,23 @@ def command_allowed(actor: Actor, command_type: type) -> bool:
     return actor.role in _ALLOWED.get(command_type, frozenset())
 
 
+_VERBS = {
+    "create_ticket": "create tickets",
+    "assign": "assign tickets",
+    "unassign": "unassign tickets",
+    "set_priority": "change priorities",
+    "set_status": "change a ticket's status",
+    "set_tech_status": "change a technician's availability",
+    "add_technician": "add technicians",
+    "bulk_assign": "assign tickets",
+    "add_note": "add notes",
+}
+
+
+def _with_article(word: str) -> str:
+    return f"{'an' if word[0] in 'aeiou' else 'a'} {word}"
+
+
 class _Refused(Exception):
     def __init__(self, refusal: Refusal) -> None:
         self.refusal = refusal
@@ -191,7 +208,7 @@ def execute(
 ) -> Outcome | Refusal:
     """Check `command` against the rules and the state; on success its events are applied to `state`."""
     if not command_allowed(actor, type(command)):
-        return Refusal(ErrorCode.FORBIDDEN, f"a {actor.role} may not {command.type.replace('_', ' ')}")
+        return Refusal(ErrorCode.FORBIDDEN, f"{_with_article(actor.role.value)} may not {_VERBS[command.type]}")
     builder = _Builder(state, actor, now)
     try:
         ack = _run(builder, command, policy)
@@ -264,9 +281,8 @@ def _run(b: _Builder, command: WriteCommand, policy: SlaPolicy) -> Ack:
             return _ack(command.command_id, b, state.tickets[ticket.id])
 
         case SetStatus():
-            ticket = _ticket(state, command.ticket_id, command.expected_version)
+            ticket = _ticket(state, command.ticket_id, command.expected_version, actor)
             if actor.role is Role.TECHNICIAN:
-                _own_ticket(actor, ticket)
                 if command.status not in _TECHNICIAN_STATUSES:
                     raise _refuse(ErrorCode.FORBIDDEN, f"a technician may not set a ticket to {command.status}")
             after = _with_status(ticket, command.status, b.now)
@@ -274,9 +290,7 @@ def _run(b: _Builder, command: WriteCommand, policy: SlaPolicy) -> Ack:
             return _ack(command.command_id, b, state.tickets[ticket.id])
 
         case AddNote():
-            ticket = _ticket(state, command.ticket_id, command.expected_version)
-            if actor.role is Role.TECHNICIAN:
-                _own_ticket(actor, ticket)
+            ticket = _ticket(state, command.ticket_id, command.expected_version, actor)
             b.ticket_event("note_added", ticket, ticket, note=command.text)
             return _ack(command.command_id, b, state.tickets[ticket.id])
 
@@ -309,10 +323,13 @@ def _ack(command_id: str, b: _Builder, ticket: Ticket) -> Ack:
     return Ack(command_id=command_id, seq=b.state.seq, ticket_id=ticket.id, version=ticket.version)
 
 
-def _ticket(state: DispatchState, ticket_id: str, expected_version: int | None) -> Ticket:
+def _ticket(state: DispatchState, ticket_id: str, expected_version: int | None, actor: Actor | None = None) -> Ticket:
     ticket = state.tickets.get(ticket_id)
     if ticket is None:
         raise _refuse(ErrorCode.NOT_FOUND, f"no ticket {ticket_id}")
+    # Ownership before version: a conflict carries the ticket, which a technician may see only if theirs.
+    if actor is not None and actor.role is Role.TECHNICIAN and ticket.assignee != actor.tech_id:
+        raise _refuse(ErrorCode.FORBIDDEN, f"{ticket_id} is not assigned to you")
     if expected_version is not None and expected_version != ticket.version:
         raise _refuse(
             ErrorCode.CONFLICT,
@@ -334,11 +351,6 @@ def _technician(state: DispatchState, tech_id: str) -> Technician:
     if technician is None:
         raise _refuse(ErrorCode.NOT_FOUND, f"no technician {tech_id}")
     return technician
-
-
-def _own_ticket(actor: Actor, ticket: Ticket) -> None:
-    if ticket.assignee != actor.tech_id:
-        raise _refuse(ErrorCode.FORBIDDEN, f"{ticket.id} is not assigned to you")
 
 
 def _assign(b: _Builder, ticket: Ticket, tech_id: str, reason: str) -> None:

@@ -1,0 +1,48 @@
+"""`dispatch`: the board and the scriptable commands around it.
+
+dispatch board [--server URL] [--token T]      (also DISPATCH_SERVER, DISPATCH_TOKEN)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from dispatch.client import DEFAULT_SERVER
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dispatch", description="Dispatch board for break-fix IT service.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    board = commands.add_parser("board", help="open the board (dispatcher, technician or wallboard by token)")
+    board.add_argument("--server", default=os.environ.get("DISPATCH_SERVER", DEFAULT_SERVER), metavar="URL")
+    board.add_argument("--token", default=os.environ.get("DISPATCH_TOKEN"), metavar="T")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "board":
+        return run_board(args.server, args.token)
+    return EXIT_USAGE
+
+
+def run_board(server: str, token: str | None) -> int:
+    if not token:
+        print("dispatch board: no token: pass --token or set DISPATCH_TOKEN", file=sys.stderr)
+        return EXIT_USAGE
+    if not server.startswith(("ws://", "wss://")):
+        print(f"dispatch board: the server address must start with ws:// or wss://, not {server!r}", file=sys.stderr)
+        return EXIT_USAGE
+    from dispatch.app import DispatchApp  # Textual loads only for the board
+
+    app = DispatchApp(server, token)
+    app.run()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""The board's side of the wire: one websocket to the server, reconnecting with backoff.
+
+No Textual here: the board's worker runs `ServerLink.run` and turns its callbacks into messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import ssl
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from dispatch.core.protocol import CLOSE_BAD_TOKEN, Command, ServerFrame, decode_server_frame
+
+__all__ = ["ServerLink", "CommandSession", "LinkState", "AccessRefused", "new_command_id", "DEFAULT_SERVER"]
+
+DEFAULT_SERVER = "ws://127.0.0.1:8765"
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 15.0
+
+
+class AccessRefused(Exception):
+    """The server closed with 4401: the token is wrong or revoked. Final; retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """What the header shows about the connection."""
+
+    connected: bool
+    attempt: int = 0  # reconnect attempt number while not connected
+    detail: str = ""
+
+
+def new_command_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ServerLink:
+    """Owns the websocket: connects, says hello with the last applied seq, reads frames, reconnects."""
+
+    def __init__(self, url: str, token: str, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.url = url
+        self.token = token
+        self.ssl_context = ssl_context
+        self._ws: ClientConnection | None = None
+
+    async def run(
+        self,
+        last_seq: Callable[[], int | None],
+        on_frame: Callable[[ServerFrame], Awaitable[None] | None],
+        on_state: Callable[[LinkState], None],
+    ) -> None:
+        """Run until cancelled or refused. Raises `AccessRefused` on close code 4401."""
+        attempt = 0
+        while True:
+            try:
+                async with connect(
+                    self.url, max_size=None, open_timeout=10, compression=None, ssl=self.ssl_context
+                ) as ws:
+                    self._ws = ws
+                    await ws.send(json.dumps({"type": "hello", "token": self.token, "last_seq": last_seq()}))
+                    attempt = 0
+                    on_state(LinkState(connected=True))
+                    async for raw in ws:
+                        try:
+                            frame = decode_server_frame(raw)
+                        except ValidationError:
+                            continue  # a newer server's extra frame: ignore rather than crash the board
+                        result = on_frame(frame)
+                        if result is not None:
+                            await result
+                    # The loop ends quietly on a clean close (1000, 1001: the server restarts).
+                    if ws.close_code == CLOSE_BAD_TOKEN:
+                        raise AccessRefused(ws.close_reason or "bad or missing token")
+                    detail = f"server closed the connection ({ws.close_code})"
+            except ConnectionClosed as closed:
+                if closed.rcvd is not None and closed.rcvd.code == CLOSE_BAD_TOKEN:
+                    raise AccessRefused(closed.rcvd.reason or "bad or missing token") from None
+                detail = f"connection closed ({closed.rcvd.code if closed.rcvd else 'no close frame'})"
+            except (OSError, InvalidHandshake, TimeoutError) as exc:
+                detail = _describe(exc)
+            except InvalidURI:
+                raise AccessRefused(f"not a websocket address: {self.url}") from None
+            finally:
+                self._ws = None
+            attempt += 1
+            on_state(LinkState(connected=False, attempt=attempt, detail=detail))
+            # Exponential backoff with full jitter, so a hundred boards do not return in lockstep.
+            await asyncio.sleep(random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (attempt - 1))))
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
+    async def send(self, frame: BaseModel | dict[str, Any]) -> bool:
+        """Send one frame; False when not connected (the caller keeps it pending and says so)."""
+        ws = self._ws
+        if ws is None:
+            return False
+        text = frame.model_dump_json() if isinstance(frame, BaseModel) else json.dumps(frame)
+        try:
+            await ws.send(text)
+        except ConnectionClosed:
+            return False
+        return True
+
+    async def resync(self) -> None:
+        """Drop the connection so that `run` reconnects and the server sends what we missed."""
+        if self._ws is not None:
+            await self._ws.close(1000, "resync")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "server not reachable (connection refused)"
+    if isinstance(exc, TimeoutError):
+        return "server did not answer in time"
+    return str(exc) or type(exc).__name__
+
+
+class CommandSession:
+    """A scripted client: sends commands and awaits their replies; used by the CLI and the simulator.
+
+    async with await CommandSession.open(url, token) as session:
+        reply = await session.call(CreateTicket(...))
+    """
+
+    def __init__(self, ws: ClientConnection, welcome: ServerFrame, snapshot: ServerFrame | None) -> None:
+        self.ws = ws
+        self.welcome = welcome
+        self.snapshot = snapshot
+        self._replies: dict[str, asyncio.Future[ServerFrame]] = {}
+        self._reader = asyncio.create_task(self._read())
+
+    @classmethod
+    async def open(cls, url: str, token: str, *, timeout: float = 10.0) -> CommandSession:
+        """Connect and say hello; raises `AccessRefused` on a bad token, `OSError` when unreachable."""
+        try:
+            ws = await connect(url, max_size=None, open_timeout=timeout, compression=None)
+        except InvalidURI:
+            raise AccessRefused(f"not a websocket address: {url}") from None
+        except InvalidHandshake as exc:
+            raise OSError(f"{url} did not accept a websocket connection: {exc}") from None
+        await ws.send(json.dumps({"type": "hello", "token": token, "last_seq": None}))
+        try:
+            welcome = decode_server_frame(await asyncio.wait_for(ws.recv(), timeout))
+            snapshot = decode_server_frame(await asyncio.wait_for(ws.recv(), timeout))
+        except ConnectionClosed as closed:
+            if closed.rcvd is not None and closed.rcvd.code == CLOSE_BAD_TOKEN:
+                raise AccessRefused("the server refused the token") from None
+            raise OSError(f"the server closed the connection: {closed}") from None
+        return cls(ws, welcome, snapshot)
+
+    async def __aenter__(self) -> CommandSession:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        await self.ws.close()
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                command_id = _reply_id(raw)
+                if command_id is not None and command_id in self._replies:
+                    future = self._replies.pop(command_id)
+                    if not future.done():
+                        future.set_result(decode_server_frame(raw))
+        except ConnectionClosed:
+            pass
+        finally:
+            for future in self._replies.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("connection lost"))
+
+    async def call(self, command: Command, timeout: float = 30.0) -> ServerFrame:
+        """Send one command and return its reply (ack, error, suggestions or history)."""
+        command_id = command.command_id
+        future: asyncio.Future[ServerFrame] = asyncio.get_running_loop().create_future()
+        self._replies[command_id] = future
+        await self.ws.send(command.model_dump_json())
+        return await asyncio.wait_for(future, timeout)
+
+
+def _reply_id(raw: str | bytes) -> str | None:
+    # Replies start with their type; events (the bulk of the stream) are skipped without parsing.
+    head = raw[:40] if isinstance(raw, str) else raw[:40].decode(errors="replace")
+    if '"type":"event"' in head:
+        return None
+    try:
+        value = json.loads(raw).get("command_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

@@ -1,0 +1,199 @@
+"""What a board knows: its copy of the dispatch state, and what it derives from it for the screen.
+
+No Textual here. The app feeds it frames in batches; widgets read lanes, counts and technicians.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+
+from dispatch.core.models import OPEN_STATUSES, Priority, Role, Technician, Ticket
+from dispatch.core.protocol import Error, Event, Snapshot, TechnicianEvent, TicketEvent, Welcome
+from dispatch.core.sla import SlaPolicy, SlaReading, SlaState, current_target, format_left, read_clock
+from dispatch.core.state import DispatchState, apply_event
+
+ARRIVAL_WINDOW = timedelta(minutes=30)
+
+
+class Applied(Enum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # already had it (a resume overlapping what we held)
+    GAP = "gap"  # an event is missing before this one: resync
+
+
+@dataclass
+class PendingCommand:
+    """A command sent and not yet answered: its row shows it until the ack or error comes."""
+
+    label: str
+    ticket_ids: tuple[str, ...] = ()
+
+
+@dataclass
+class BoardModel:
+    """The board's copy of the truth, fed only by the server's frames."""
+
+    policy: SlaPolicy = field(default_factory=SlaPolicy)
+    state: DispatchState = field(default_factory=DispatchState)
+    role: Role | None = None
+    user: str = ""
+    tech_id: str | None = None
+    has_snapshot: bool = False
+    pending: dict[str, PendingCommand] = field(default_factory=dict)
+    # The last event about each ticket, to say in words what happened when a command loses a race.
+    last_change: dict[str, TicketEvent] = field(default_factory=dict)
+    arrivals: deque[datetime] = field(default_factory=deque)
+
+    # --- feeding -------------------------------------------------------------------------------------
+
+    def welcome(self, frame: Welcome) -> None:
+        self.role, self.user, self.tech_id = frame.role, frame.user, frame.tech_id
+
+    def load_snapshot(self, snapshot: Snapshot) -> None:
+        self.state = DispatchState(
+            tickets={t.id: t for t in snapshot.tickets},
+            technicians={t.id: t for t in snapshot.technicians},
+            incidents={i.id: i for i in snapshot.incidents},
+            seq=snapshot.seq,
+        )
+        self.arrivals = deque(sorted(t.created_at for t in snapshot.tickets))
+        self.has_snapshot = True
+
+    def apply(self, event: Event) -> Applied:
+        if event.seq <= self.state.seq:
+            return Applied.DUPLICATE
+        # A technician's stream is filtered by the server, so only full views can see a gap.
+        if self.role is not Role.TECHNICIAN and event.seq != self.state.seq + 1:
+            return Applied.GAP
+        apply_event(self.state, event)
+        if isinstance(event, TicketEvent):
+            self.last_change[event.ticket.id] = event
+            if event.kind == "ticket_created":
+                self.arrivals.append(event.ticket.created_at)
+            if self.role is Role.TECHNICIAN and event.ticket.assignee != self.tech_id:
+                # Taken from this technician: it leaves their lane.
+                self.state.tickets.pop(event.ticket.id, None)
+        return Applied.APPLIED
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    def clock(self, ticket: Ticket, now: datetime) -> SlaReading:
+        return read_clock(ticket, now, self.policy)
+
+    def lane(self, priority: Priority | None, query: str = "") -> list[Ticket]:
+        """Open tickets of one priority (None: all, for a technician's own lane), most urgent first."""
+        match = matcher(query)
+        tickets = [
+            t
+            for t in self.state.tickets.values()
+            if t.status in OPEN_STATUSES and (priority is None or t.priority == priority) and match(t)
+        ]
+        # Sorting by due time is sorting by time left, and it does not change as the clock runs.
+        tickets.sort(key=lambda t: (current_target(t)[1], t.id))
+        return tickets
+
+    def lane_counts(self) -> dict[Priority, int]:
+        counts: dict[Priority, int] = {}
+        for ticket in self.state.tickets.values():
+            if ticket.status in OPEN_STATUSES:
+                counts[ticket.priority] = counts.get(ticket.priority, 0) + 1
+        return counts
+
+    def technicians(self) -> list[Technician]:
+        return sorted(self.state.technicians.values(), key=lambda t: t.id)
+
+    def loads(self) -> dict[str, int]:
+        load: dict[str, int] = {}
+        for ticket in self.state.tickets.values():
+            if ticket.assignee is not None and ticket.status in OPEN_STATUSES:
+                load[ticket.assignee] = load.get(ticket.assignee, 0) + 1
+        return load
+
+    def sla_counts(self, now: datetime) -> tuple[int, int]:
+        """(at risk, breached) among open tickets."""
+        at_risk = breached = 0
+        for ticket in self.state.tickets.values():
+            if ticket.status not in OPEN_STATUSES:
+                continue
+            state = self.clock(ticket, now).state
+            at_risk += state is SlaState.WARNING
+            breached += state is SlaState.BREACHED
+        return at_risk, breached
+
+    def arrivals_per_minute(self, now: datetime, minutes: int = 30) -> list[int]:
+        """Tickets created in each of the last `minutes` minutes, oldest first."""
+        while self.arrivals and self.arrivals[0] < now - ARRIVAL_WINDOW * 2:
+            self.arrivals.popleft()
+        counts = [0] * minutes
+        start = now - timedelta(minutes=minutes)
+        for created in self.arrivals:
+            if created >= start:
+                counts[min(int((created - start).total_seconds() // 60), minutes - 1)] += 1
+        return counts
+
+    def is_pending(self, ticket_id: str) -> bool:
+        return any(ticket_id in p.ticket_ids for p in self.pending.values())
+
+    def explain_refusal(self, error: Error, now: datetime) -> str:
+        """The refusal in words: for a lost race, who changed the ticket and how long ago."""
+        current = error.current or {}
+        ticket_id = current.get("id")
+        change = self.last_change.get(ticket_id) if isinstance(ticket_id, str) else None
+        if error.code == "conflict" and change is not None:
+            ago = format_ago(now - change.ts)
+            match change.kind:
+                case "ticket_assigned" if change.previous_assignee:
+                    what = f"was reassigned to {change.ticket.assignee}"
+                case "ticket_assigned":
+                    what = f"was assigned to {change.ticket.assignee}"
+                case "ticket_unassigned":
+                    what = "was unassigned"
+                case "priority_changed":
+                    what = f"was moved to {change.ticket.priority}"
+                case "status_changed":
+                    what = f"was set to {change.ticket.status.value.replace('_', ' ')}"
+                case _:
+                    what = "was changed"
+            return f"{ticket_id} {what} by {change.actor} {ago} ago"
+        return error.message
+
+
+def format_ago(delta: timedelta) -> str:
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
+def format_age(created: datetime, now: datetime) -> str:
+    return format_left(now - created).lstrip("-")
+
+
+def matcher(query: str) -> Callable[[Ticket], bool]:
+    """Live filter: every word must appear in the id, title, client, site, skills, assignee or incident."""
+    words = query.lower().split()
+    if not words:
+        return lambda _ticket: True
+
+    def match(ticket: Ticket) -> bool:
+        haystack = " ".join(
+            (ticket.id, ticket.title, ticket.client, ticket.site, " ".join(ticket.skills),
+             ticket.assignee or "unassigned", ticket.incident_id or "", ticket.category.value)
+        ).lower()  # fmt: skip
+        return all(word in haystack for word in words)
+
+    return match
+
+
+def changed_tickets(events: Iterable[Event]) -> set[str]:
+    return {e.ticket.id for e in events if isinstance(e, TicketEvent)}
+
+
+def changed_technicians(events: Iterable[Event]) -> bool:
+    return any(isinstance(e, TechnicianEvent) for e in events)

@@ -1,0 +1,401 @@
+"""The board: priority lanes (or a technician's own lane), the technician panel, the header."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+
+from dispatch.core.models import Priority, Role, TechStatus, Ticket, TicketStatus
+from dispatch.core.protocol import (
+    Assign,
+    BulkAssign,
+    SetPriority,
+    SetStatus,
+    SetTechStatus,
+    Unassign,
+)
+from dispatch.screens.detail import TicketDetail
+from dispatch.screens.help import HelpScreen
+from dispatch.screens.pickers import AssignPicker, ChoicePicker, NoteEditor
+from dispatch.widgets.board_header import BoardHeader
+from dispatch.widgets.lane import Lane
+from dispatch.widgets.technician_panel import TechnicianPanel
+
+if TYPE_CHECKING:
+    from dispatch.app import DispatchApp
+
+NAVIGATION = {"lane", "filter", "clear", "detail", "help"}
+DISPATCHER_ACTIONS = {"assign", "assign_best", "unassign", "priority", "status", "mark", "tech_status", "note"}
+TECHNICIAN_ACTIONS = {"start", "hold", "resolve", "note", "status", "availability"}
+TECHNICIAN_STATUSES = [
+    (TicketStatus.IN_PROGRESS, "start (in progress)"),
+    (TicketStatus.ON_HOLD, "hold"),
+    (TicketStatus.RESOLVED, "resolve"),
+]
+
+
+class BoardScreen(Screen[None]):
+    """Everything a dispatcher (all lanes) or a technician (own lane) works from."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("left,h", "lane(-1)", "Previous lane", show=False),
+        Binding("right,l", "lane(1)", "Next lane", show=False),
+        Binding("a", "assign", "Assign"),
+        Binding("A", "assign_best", "Assign best"),
+        Binding("u", "unassign", "Unassign"),
+        Binding("p", "priority", "Priority"),
+        Binding("s", "status", "Status"),
+        Binding("space", "mark", "Mark"),
+        Binding("t", "tech_status", "Tech status"),
+        Binding("i", "start", "Start"),
+        Binding("o", "hold", "Hold"),
+        Binding("r", "resolve", "Resolve"),
+        Binding("n", "note", "Note"),
+        Binding("v", "availability", "My status"),
+        Binding("enter", "detail", "Detail"),
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear", "Clear", show=False),
+        Binding("question_mark", "help", "Help"),
+    ]
+
+    def __init__(self, role: Role) -> None:
+        super().__init__()
+        self.role = role
+        self.query_text = ""
+        self._last_lane: Lane | None = None  # where the keys act while the panel or the filter has focus
+        # Tickets this dispatcher just acted on: when one moves away (assigned, so it re-sorts), the
+        # cursor stays in place and lands on the next ticket in the queue instead of following it.
+        self.acted_on: set[str] = set()
+
+    @property
+    def dispatch_app(self) -> DispatchApp:
+        from dispatch.app import DispatchApp
+
+        assert isinstance(self.app, DispatchApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        app = self.dispatch_app
+        yield BoardHeader(app.server_url)
+        with Horizontal(id="body"):
+            with Vertical(id="lanes"):
+                if self.role is Role.TECHNICIAN:
+                    yield Lane(app.model, None, app.now, id="lane-mine")
+                else:
+                    for priority in Priority:
+                        yield Lane(app.model, priority, app.now, id=f"lane-{priority.value.lower()}")
+            if self.role is not Role.TECHNICIAN:
+                yield TechnicianPanel(app.model, id="technicians")
+        yield Input(placeholder="filter: text, client, skill or technician (Esc clears)", id="filter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        app = self.dispatch_app
+        self.query_one(BoardHeader).show_link(app.link_state, app.now())
+        self.query_one("#filter", Input).display = False
+        self.lanes[0].focus()
+        self.refresh_board(None)
+
+    @property
+    def lanes(self) -> list[Lane]:
+        return list(self.query(Lane))
+
+    # --- keeping up with the model -------------------------------------------------------------------
+
+    def refresh_board(self, changed: set[str] | None, technicians_changed: bool = True) -> None:
+        """Redraw after a batch of events; `changed` ticket ids (None: everything, e.g. a snapshot)."""
+        model = self.dispatch_app.model
+        for lane in self.lanes:
+            if changed is not None:
+                lane.forget(set(changed))
+            else:
+                lane.forget(set(lane._strips))
+            rows = model.lane(lane.priority, self.query_text)
+            current = lane.current
+            lane.set_rows(rows, follow=current is None or current.id not in self.acted_on)
+            lane.marked &= {t.id for t in rows}
+            total = len(model.lane(lane.priority)) if self.query_text else len(rows)
+            lane.update_title(len(rows), total)
+        if changed:
+            self.acted_on -= changed
+        panels = list(self.query(TechnicianPanel))
+        if panels and (technicians_changed or changed is None or changed):
+            panel = panels[0]
+            panel.loads = model.loads()
+            panel.set_rows(model.technicians())
+        self.refresh_header()
+
+    def tick(self) -> None:
+        """Once a second: the countdowns move."""
+        for lane in self.lanes:
+            lane.refresh()
+        self.refresh_header()
+
+    def refresh_header(self) -> None:
+        app = self.dispatch_app
+        self.query_one(BoardHeader).refresh_from(app.model, app.now())
+
+    # --- what the keys act on ------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in NAVIGATION:
+            return True
+        if self.role is Role.DISPATCHER:
+            return action in DISPATCHER_ACTIONS
+        if self.role is Role.TECHNICIAN:
+            return action in TECHNICIAN_ACTIONS
+        return action in NAVIGATION  # viewer and intake: a read-only wallboard
+
+    def _lane(self) -> Lane:
+        focused = self.focused
+        if isinstance(focused, Lane):
+            return focused
+        return self._last_lane or self.lanes[0]
+
+    @on(Lane.Highlighted)
+    def _remember_lane(self, event: Lane.Highlighted) -> None:
+        if isinstance(event.row_list, Lane) and event.row_list.has_focus:
+            self._last_lane = event.row_list
+
+    def _ticket(self) -> Ticket | None:
+        ticket = self._lane().current
+        if ticket is None:
+            self.notify("No ticket selected in this lane.", severity="warning")
+        return ticket
+
+    def _marked(self) -> list[Ticket]:
+        model = self.dispatch_app.model
+        ids = [tid for lane in self.lanes for tid in sorted(lane.marked)]
+        return [model.state.tickets[tid] for tid in ids if tid in model.state.tickets]
+
+    # --- navigation ----------------------------------------------------------------------------------
+
+    def action_lane(self, step: int) -> None:
+        lanes = self.lanes
+        current = self._lane()
+        index = lanes.index(current) if current in lanes else 0
+        lanes[(index + step) % len(lanes)].focus()
+
+    def action_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        field.display = True
+        field.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.query_text = event.value
+        self.refresh_board(None, technicians_changed=False)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        self._lane().focus()
+
+    def action_clear(self) -> None:
+        field = self.query_one("#filter", Input)
+        if any(lane.marked for lane in self.lanes):
+            for lane in self.lanes:
+                lane.marked.clear()
+                lane.forget(set(lane._strips))
+                lane.refresh()
+            return
+        if field.display or self.query_text:
+            field.value = ""
+            field.display = False
+            self.query_text = ""
+            self.refresh_board(None, technicians_changed=False)
+            self._lane().focus()
+
+    def action_help(self) -> None:
+        keys = [(binding.key.replace(",", " / "), binding.description) for binding in self._bindings_for_role()]
+        keys = [("↑↓ / j k", "move in a lane"), ("← → / h l, Tab", "other lane, technician panel"), *keys]
+        self.app.push_screen(HelpScreen(keys, self.role.value))
+
+    def _bindings_for_role(self) -> Iterable[Binding]:
+        for binding in self.BINDINGS:
+            assert isinstance(binding, Binding)
+            action = binding.action.split("(")[0]
+            if binding.show and self.check_action(action, ()):
+                yield binding
+
+    def action_detail(self) -> None:
+        ticket = self._ticket()
+        if ticket is not None:
+            self.app.push_screen(TicketDetail(ticket))
+
+    # --- dispatcher ----------------------------------------------------------------------------------
+
+    def action_mark(self) -> None:
+        lane = self._lane()
+        ticket = lane.current
+        if ticket is None:
+            return
+        lane.marked.symmetric_difference_update({ticket.id})
+        lane.forget({ticket.id})
+        lane.action_cursor(1)
+        lane.refresh()
+
+    def action_assign(self) -> None:
+        marked = self._marked()
+        tickets = marked or ([t] if (t := self._ticket()) else [])
+        if not tickets:
+            return
+
+        def assign(tech_id: str | None) -> None:
+            if tech_id is None:
+                return
+            app = self.dispatch_app
+            if len(tickets) == 1:
+                ticket = tickets[0]
+                app.send_command(
+                    Assign(type="assign", command_id=app.new_id(), ticket_id=ticket.id, tech_id=tech_id,
+                           expected_version=ticket.version),
+                    f"assign {ticket.id} to {tech_id}", (ticket.id,),
+                )  # fmt: skip
+            else:
+                ids = [t.id for t in tickets]
+                app.send_command(
+                    BulkAssign(type="bulk_assign", command_id=app.new_id(), ticket_ids=ids, tech_id=tech_id),
+                    f"assign {len(ids)} tickets to {tech_id}",
+                    tuple(ids),
+                )
+                for lane in self.lanes:
+                    lane.marked.clear()
+
+        self.app.push_screen(AssignPicker(tickets), assign)
+
+    async def action_assign_best(self) -> None:
+        ticket = self._ticket()
+        if ticket is None:
+            return
+        app = self.dispatch_app
+        candidates = [c for c in await app.rank_candidates(ticket) if c.ranked]
+        if not candidates:
+            self.notify(f"Nobody available has the skills for {ticket.id}; use a to choose.", severity="warning")
+            return
+        best = candidates[0].tech_id
+        app.send_command(
+            Assign(type="assign", command_id=app.new_id(), ticket_id=ticket.id, tech_id=best,
+                   expected_version=ticket.version),
+            f"assign {ticket.id} to {best}", (ticket.id,),
+        )  # fmt: skip
+
+    def action_unassign(self) -> None:
+        ticket = self._ticket()
+        if ticket is None:
+            return
+        app = self.dispatch_app
+        app.send_command(
+            Unassign(type="unassign", command_id=app.new_id(), ticket_id=ticket.id, expected_version=ticket.version),
+            f"unassign {ticket.id}",
+            (ticket.id,),
+        )
+
+    def action_priority(self) -> None:
+        ticket = self._ticket()
+        if ticket is None:
+            return
+        choices = [(p.value, f"{p.value}") for p in Priority]
+
+        def chosen(value: str | None) -> None:
+            if value is not None and value != ticket.priority.value:
+                app = self.dispatch_app
+                app.send_command(
+                    SetPriority(type="set_priority", command_id=app.new_id(), ticket_id=ticket.id,
+                                priority=Priority(value), expected_version=ticket.version),
+                    f"move {ticket.id} to {value}", (ticket.id,),
+                )  # fmt: skip
+
+        self.app.push_screen(ChoicePicker(f"Priority of {ticket.id}", choices, ticket.priority.value), chosen)
+
+    def action_status(self) -> None:
+        ticket = self._ticket()
+        if ticket is None:
+            return
+        if self.role is Role.TECHNICIAN:
+            choices = [(s.value, label) for s, label in TECHNICIAN_STATUSES]
+        else:
+            choices = [(s.value, s.value.replace("_", " ")) for s in TicketStatus]
+
+        def chosen(value: str | None) -> None:
+            if value is not None and value != ticket.status.value:
+                self._set_status(ticket, TicketStatus(value))
+
+        self.app.push_screen(ChoicePicker(f"Status of {ticket.id}", choices, ticket.status.value), chosen)
+
+    def _set_status(self, ticket: Ticket, status: TicketStatus) -> None:
+        app = self.dispatch_app
+        app.send_command(
+            SetStatus(type="set_status", command_id=app.new_id(), ticket_id=ticket.id, status=status,
+                      expected_version=ticket.version),
+            f"set {ticket.id} {status.value.replace('_', ' ')}", (ticket.id,),
+        )  # fmt: skip
+
+    def action_tech_status(self) -> None:
+        panels = list(self.query(TechnicianPanel))
+        technician = panels[0].current if panels else None
+        if technician is None:
+            self.notify("Select a technician in the panel (Tab) first.", severity="warning")
+            return
+        self._pick_tech_status(technician.id, technician.status)
+
+    def _pick_tech_status(self, tech_id: str, current: TechStatus) -> None:
+        choices = [(s.value, s.value.replace("_", " ")) for s in TechStatus]
+
+        def chosen(value: str | None) -> None:
+            if value is not None and value != current.value:
+                app = self.dispatch_app
+                app.send_command(
+                    SetTechStatus(type="set_tech_status", command_id=app.new_id(), tech_id=tech_id,
+                                  status=TechStatus(value)),
+                    f"set {tech_id} {value.replace('_', ' ')}",
+                )  # fmt: skip
+
+        self.app.push_screen(ChoicePicker(f"Availability of {tech_id}", choices, current.value), chosen)
+
+    # --- technician ----------------------------------------------------------------------------------
+
+    def action_start(self) -> None:
+        if (ticket := self._ticket()) is not None:
+            self._set_status(ticket, TicketStatus.IN_PROGRESS)
+
+    def action_hold(self) -> None:
+        if (ticket := self._ticket()) is not None:
+            self._set_status(ticket, TicketStatus.ON_HOLD)
+
+    def action_resolve(self) -> None:
+        if (ticket := self._ticket()) is not None:
+            self._set_status(ticket, TicketStatus.RESOLVED)
+
+    def action_note(self) -> None:
+        ticket = self._ticket()
+        if ticket is None:
+            return
+
+        def save(text: str | None) -> None:
+            if text:
+                app = self.dispatch_app
+                from dispatch.core.protocol import AddNote
+
+                app.send_command(
+                    AddNote(type="add_note", command_id=app.new_id(), ticket_id=ticket.id, text=text),
+                    f"note on {ticket.id}",
+                    (ticket.id,),
+                )
+
+        self.app.push_screen(NoteEditor(ticket), save)
+
+    def action_availability(self) -> None:
+        app = self.dispatch_app
+        me = app.model.tech_id
+        technician = app.model.state.technicians.get(me or "")
+        if me is None or technician is None:
+            self.notify("You are not on the technician roster yet; ask the dispatcher.", severity="warning")
+            return
+        self._pick_tech_status(me, technician.status)

@@ -1,0 +1,129 @@
+"""Small modal screens: pick a technician, pick one of a few choices, write a note."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+from dispatch.core.models import Ticket
+
+
+@dataclass(frozen=True)
+class Candidate:
+    tech_id: str
+    label: str
+    ranked: bool
+
+
+class AssignPicker(ModalScreen[str | None]):
+    """Technicians ranked by the server's `suggest`, best first; Enter assigns to the highlighted one."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, tickets: list[Ticket]) -> None:
+        super().__init__(classes="picker")
+        self.tickets = tickets
+
+    def compose(self) -> ComposeResult:
+        first = self.tickets[0]
+        heading = (
+            f"Assign {first.id} {first.title}"
+            if len(self.tickets) == 1
+            else f"Assign {len(self.tickets)} marked tickets ({', '.join(t.id for t in self.tickets[:4])}"
+            + ("…)" if len(self.tickets) > 4 else ")")
+        )
+        with Vertical(classes="dialog"):
+            yield Label(Text(heading), classes="dialog-title")
+            yield Label("ranking technicians…", id="picker-status", classes="dim")
+            yield OptionList(id="candidates")
+            yield Label("Enter assign · ↑↓ choose · Esc cancel", classes="dim")
+
+    def on_mount(self) -> None:
+        self.load_candidates()
+
+    @work(exclusive=True, group="suggest", exit_on_error=False)
+    async def load_candidates(self) -> None:
+        from dispatch.app import DispatchApp  # the app module imports this one
+
+        app = self.app
+        assert isinstance(app, DispatchApp)
+        candidates = await app.rank_candidates(self.tickets[0])
+        options = self.query_one("#candidates", OptionList)
+        ranked = [c for c in candidates if c.ranked]
+        others = [c for c in candidates if not c.ranked]
+        for candidate in ranked:
+            options.add_option(Option(Text(candidate.label), id=candidate.tech_id))
+        if others:
+            options.add_option(None)  # a separator: below it, people the ranking left out
+            for candidate in others:
+                options.add_option(Option(Text(candidate.label, style="dim"), id=candidate.tech_id))
+        status = self.query_one("#picker-status", Label)
+        if ranked:
+            status.update(f"{len(ranked)} suited, best first")
+        else:
+            status.update("nobody free has the skills: pick anyone below to override")
+        options.highlighted = 0 if options.option_count else None
+        options.focus()
+
+    @on(OptionList.OptionSelected, "#candidates")
+    def chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+
+class ChoicePicker(ModalScreen[str | None]):
+    """Choose one value from a short list (priority, status, availability)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, title: str, choices: list[tuple[str, str]], current: str | None = None) -> None:
+        super().__init__(classes="picker")
+        self.heading = title
+        self.choices = choices
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog small"):
+            yield Label(Text(self.heading), classes="dialog-title")
+            options = [
+                Option(label + ("  (now)" if value == self.current else ""), id=value) for value, label in self.choices
+            ]
+            yield OptionList(*options, id="choices")
+
+    def on_mount(self) -> None:
+        options = self.query_one("#choices", OptionList)
+        values = [value for value, _ in self.choices]
+        options.highlighted = values.index(self.current) if self.current in values else 0
+        options.focus()
+
+    @on(OptionList.OptionSelected, "#choices")
+    def chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)
+
+
+class NoteEditor(ModalScreen[str | None]):
+    """One line of note for a ticket."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, ticket: Ticket) -> None:
+        super().__init__(classes="picker")
+        self.ticket = ticket
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(f"Note on {self.ticket.id} {self.ticket.title}"), classes="dialog-title")
+            yield Input(placeholder="what happened, what is next", max_length=2000, id="note")
+            yield Label("Enter save · Esc cancel", classes="dim")
+
+    @on(Input.Submitted, "#note")
+    def save(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)

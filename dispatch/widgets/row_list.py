@@ -1,0 +1,162 @@
+"""A keyboard-driven list that renders only the rows on screen (Textual's Line API).
+
+The base of the lanes and the technician panel. A busy lane holds thousands of tickets and changes
+many times a second, so it never builds widgets per row: `render_line` draws the visible rows from a
+strip cache keyed by row identity (rows re-sort as SLAs run down), and a change drops only that row's
+strip. The virtual size is a layout reactive that repaints everything, so it is only assigned when
+the row count really changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+Row = TypeVar("Row")
+
+
+class RowList(ScrollView, Generic[Row], can_focus=True):
+    """Rows of `Row`, one line each, with a cursor and marks."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "cursor(-1)", "Up", show=False),
+        Binding("down,j", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "cursor_to(0)", "First", show=False),
+        Binding("end", "cursor_to(-1)", "Last", show=False),
+    ]
+
+    cursor: reactive[int] = reactive(0, layout=False, repaint=False)
+    """Index of the highlighted row."""
+
+    @dataclass
+    class Highlighted(Message):
+        """The cursor moved to another row (or the rows changed under it)."""
+
+        row_list: RowList[object]
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.rows: Sequence[Row] = ()
+        self._keys: list[Hashable] = []
+        self._strips: dict[Hashable, tuple[Hashable, Strip]] = {}
+
+    # --- to implement --------------------------------------------------------------------------------
+
+    def row_key(self, row: Row) -> Hashable:
+        """Stable identity of a row (a ticket id), so its cached strip follows it when rows re-sort."""
+        raise NotImplementedError
+
+    def row_signature(self, row: Row) -> Hashable:
+        """Everything the row's look depends on besides cursor and width; a change redraws it."""
+        raise NotImplementedError
+
+    def render_row(self, row: Row, width: int, selected: bool) -> list[Segment]:
+        raise NotImplementedError
+
+    # --- rows ----------------------------------------------------------------------------------------
+
+    @property
+    def current(self) -> Row | None:
+        return self.rows[self.cursor] if 0 <= self.cursor < len(self.rows) else None
+
+    def set_rows(self, rows: Sequence[Row], *, follow: bool = True) -> None:
+        """Replace the rows. The cursor follows its row where it still exists (so a key never lands on
+        a ticket that slid under it), unless `follow` is off: then it keeps its place."""
+        current = self.current
+        current_key = self.row_key(current) if current is not None else None
+        self.rows = rows
+        self._keys = [self.row_key(r) for r in rows]
+        if follow and current_key is not None and current_key in self._keys:
+            self.set_reactive(RowList.cursor, self._keys.index(current_key))
+        else:
+            self.set_reactive(RowList.cursor, min(self.cursor, max(len(rows) - 1, 0)))
+        if self.virtual_size.height != len(rows):
+            self.virtual_size = Size(self.size.width, len(rows))
+        # Keep the strip cache bounded to rows that exist.
+        if len(self._strips) > 2 * len(rows) + 64:
+            live = set(self._keys)
+            self._strips = {k: v for k, v in self._strips.items() if k in live}
+        self.refresh()
+        self.post_message(self.Highlighted(self))  # type: ignore[arg-type]
+
+    def forget(self, keys: set[Hashable]) -> None:
+        """Drop cached strips of changed rows."""
+        for key in keys:
+            self._strips.pop(key, None)
+
+    # --- drawing -------------------------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        index = self.scroll_offset.y + y
+        width = self.size.width
+        if index >= len(self.rows):
+            return Strip.blank(width, self.rich_style)
+        row = self.rows[index]
+        selected = index == self.cursor and self.has_focus
+        signature = (self.row_signature(row), width, selected)
+        key = self._keys[index]
+        cached = self._strips.get(key)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        strip = Strip(self.render_row(row, width, selected)).crop_extend(0, width, self.rich_style)
+        self._strips[key] = (signature, strip)
+        return strip
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    # --- moving --------------------------------------------------------------------------------------
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        self.scroll_to_region_row(new)
+        self.refresh()
+        self.post_message(self.Highlighted(self))  # type: ignore[arg-type]
+
+    def scroll_to_region_row(self, index: int) -> None:
+        top = self.scroll_offset.y
+        height = self.scrollable_content_region.height
+        if index < top:
+            self.scroll_to(y=index, animate=False)
+        elif index >= top + height:
+            self.scroll_to(y=index - height + 1, animate=False)
+
+    def action_cursor(self, delta: int) -> None:
+        if self.rows:
+            self.cursor = max(0, min(len(self.rows) - 1, self.cursor + delta))
+
+    def action_page(self, direction: int) -> None:
+        self.action_cursor(direction * max(self.scrollable_content_region.height - 1, 1))
+
+    def action_cursor_to(self, index: int) -> None:
+        if self.rows:
+            self.cursor = index % len(self.rows)
+
+    def on_click(self, event: object) -> None:
+        offset = getattr(event, "y", None)
+        if isinstance(offset, int) and self.rows:
+            self.cursor = min(self.scroll_offset.y + offset, len(self.rows) - 1)
+
+
+def pad(text: str, width: int, style: Style) -> Segment:
+    """`text` cut or padded to exactly `width` cells, with an ellipsis when cut."""
+    if width <= 0:
+        return Segment("", style)
+    if cell_len(text) > width:
+        text = set_cell_size(text, width - 1) + "…"
+    return Segment(set_cell_size(text, width), style)
