@@ -14,15 +14,20 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
 	touch $(STAMP)
 
+# The main job: an embedded server, an outage burst and the dispatcher's board, from one command.
 run: install
-	$(BIN)/dispatch-server --db ./dispatch.db serve
+	$(BIN)/dispatch demo
 
+# The headless server on ./dispatch.db (create tokens with `dispatch-server --db dispatch.db token create`).
 serve: install
 	$(BIN)/dispatch-server --db ./dispatch.db serve
 
+screenshots: install
+	$(BIN)/python scripts/screenshots.py
+
 lint: install
-	$(BIN)/ruff check dispatch server tests bench
-	$(BIN)/ruff format --check dispatch server tests bench
+	$(BIN)/ruff check dispatch server tests bench scripts
+	$(BIN)/ruff format --check dispatch server tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -31,6 +36,7 @@ test: install lint
 
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/board.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     board = commands.add_parser("board", help="open the board (dispatcher, technician or wallboard by token)")
     board.add_argument("--server", default=os.environ.get("DISPATCH_SERVER", DEFAULT_SERVER), metavar="URL")
     board.add_argument("--token", default=os.environ.get("DISPATCH_TOKEN"), metavar="T")
+    commands.add_parser("demo", help="an embedded server, an outage burst and the board, all in one")
     return parser
 
 
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "board":
         return run_board(args.server, args.token)
+    if args.command == "demo":
+        from dispatch.demo import run_demo
+
+        return run_demo()
     return EXIT_USAGE
 
 

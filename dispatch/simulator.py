@@ -5,14 +5,17 @@ Used by `dispatch demo`, the screenshots and the benchmarks: everything goes thr
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from dispatch.core.models import Category, Priority
-from dispatch.core.protocol import AddTechnician, CreateTicket
+from dispatch.client import CommandSession
+from dispatch.core.protocol import AddTechnician, CreateTicket, ServerFrame
 
 SCENARIOS = ("isp-outage", "patch-tuesday", "ransomware")
 
@@ -64,3 +67,54 @@ def roster() -> list[AddTechnician]:
                       skills=t["skills"], capacity=t["capacity"])
         for t in _dataset()["technicians"]
     ]  # fmt: skip
+
+
+def parse_rate(text: str) -> float:
+    """`30/min`, `2/s`, `600/h` -> tickets per second."""
+    count, _, unit = text.partition("/")
+    seconds = {"s": 1, "sec": 1, "min": 60, "m": 60, "h": 3600, "hour": 3600}.get(unit.strip() or "min")
+    if seconds is None:
+        raise ValueError(f"rate unit must be /s, /min or /h, not {unit!r}")
+    value = float(count)
+    if value <= 0:
+        raise ValueError("rate must be positive")
+    return value / seconds
+
+
+def parse_duration(text: str) -> float:
+    """`10m`, `90s`, `1h` -> seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    if text and text[-1] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)
+
+
+async def play(
+    session: CommandSession,
+    outage: Outage,
+    *,
+    per_second: float,
+    duration_s: float,
+    speed: float = 1.0,
+    opening_burst: int = 0,
+    on_ticket: Callable[[CreateTicket, ServerFrame], None] | None = None,
+) -> int:
+    """Send the outage's tickets: `opening_burst` at once, then at `per_second` (times `speed`) with
+    seeded Poisson gaps, for `duration_s` of simulated time. Returns how many were sent."""
+    rng = random.Random(f"timing:{outage.scenario}:{outage.seed}")
+    total = opening_burst + max(int(per_second * duration_s), 0)
+    tickets = outage.tickets(total)
+    sent = 0
+    simulated = 0.0
+    for n, ticket in enumerate(tickets):
+        if n >= opening_burst:
+            gap = rng.expovariate(per_second)
+            simulated += gap
+            if simulated > duration_s:
+                break
+            await asyncio.sleep(gap / speed)
+        reply = await session.call(ticket)
+        sent += 1
+        if on_ticket is not None:
+            on_ticket(ticket, reply)
+    return sent
