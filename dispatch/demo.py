@@ -88,7 +88,11 @@ async def run_outage(url: str, setup_token: str, intake_token: str, seed: int = 
         for command in roster():
             await floor.call(command)
         # Not everyone is at their desk.
-        for tech_id, status in (("judy", TechStatus.OFF_SHIFT), ("oscar", TechStatus.BREAK), ("heidi", TechStatus.ON_SITE)):
+        for tech_id, status in (
+            ("judy", TechStatus.OFF_SHIFT),
+            ("oscar", TechStatus.BREAK),
+            ("heidi", TechStatus.ON_SITE),
+        ):
             await floor.call(SetTechStatus(type="set_tech_status", command_id=new_command_id(), tech_id=tech_id,
                                            status=status))  # fmt: skip
         async with await CommandSession.open(url, intake_token) as monitoring:
@@ -107,7 +111,11 @@ async def _technicians_at_work(url: str, token: str, rng: random.Random) -> None
                 snapshot = look.snapshot
             if not isinstance(snapshot, Snapshot):
                 continue
-            held = [t for t in snapshot.tickets if t.assignee and t.status in (TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS)]
+            held = [
+                t
+                for t in snapshot.tickets
+                if t.assignee and t.status in (TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS)
+            ]
             if not held:
                 continue
             ticket = rng.choice(held)
@@ -126,18 +134,16 @@ def run_demo() -> int:
     except RuntimeError as exc:
         print(f"dispatch demo: {exc}")
         return 1
-    world: asyncio.Future[None] | None = None
+    assert server._loop is not None
+    world = asyncio.run_coroutine_threadsafe(
+        run_outage(server.url, server.tokens["simulator"], server.tokens["monitoring"]), server._loop
+    )
     try:
         app = DispatchApp(server.url, server.tokens[DEMO_USER])
-        assert server._loop is not None
-        world = asyncio.run_coroutine_threadsafe(
-            run_outage(server.url, server.tokens["simulator"], server.tokens["monitoring"]), server._loop
-        )  # type: ignore[assignment]
         app.run()
         if world.done() and not world.cancelled() and world.exception() is not None:
             print(f"dispatch demo: the outage simulation stopped: {world.exception()}")
         return app.return_code or 0
     finally:
-        if world is not None:
-            world.cancel()
+        world.cancel()
         server.stop()

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from dispatch.core.models import Category, Priority
 from dispatch.client import CommandSession
+from dispatch.core.models import Category, Priority
 from dispatch.core.protocol import AddTechnician, CreateTicket, ServerFrame
 
 SCENARIOS = ("isp-outage", "patch-tuesday", "ransomware")

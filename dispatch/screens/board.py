@@ -83,7 +83,9 @@ class BoardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         app = self.dispatch_app
-        yield BoardHeader(app.server_url)
+        header = BoardHeader(app.server_url)
+        header.set_class(self.role is Role.TECHNICIAN, "-own-lane")
+        yield header
         with Horizontal(id="body"):
             with Vertical(id="lanes"):
                 if self.role is Role.TECHNICIAN:
@@ -195,7 +197,11 @@ class BoardScreen(Screen[None]):
 
     @on(Input.Submitted, "#filter")
     def _filter_done(self, event: Input.Submitted) -> None:
-        self._lane().focus()
+        # Back to the lanes, at the first one the filter left anything in.
+        lane = self._lane()
+        if not lane.rows:
+            lane = next((candidate for candidate in self.lanes if candidate.rows), lane)
+        lane.focus()
 
     def action_clear(self) -> None:
         field = self.query_one("#filter", Input)

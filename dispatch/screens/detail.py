@@ -15,7 +15,7 @@ from textual.widgets import Label, Static
 
 from dispatch.core.models import Ticket
 from dispatch.core.protocol import Event, TicketEvent
-from dispatch.core.sla import format_left
+from dispatch.core.sla import SlaReading, SlaState, format_left
 
 
 class TicketDetail(ModalScreen[None]):
@@ -58,7 +58,7 @@ class TicketDetail(ModalScreen[None]):
             ("created", _local(t.created_at)),
             ("respond by", _local(t.respond_by)),
             ("resolve by", _local(t.resolve_by)),
-            ("SLA", f"{reading.target}: {format_left(reading.left)} left ({reading.state.value})"),
+            ("SLA", _describe_sla(reading)),
             ("version", str(t.version)),
         ]
         for name, value in rows:
@@ -81,6 +81,15 @@ class TicketDetail(ModalScreen[None]):
             return
         widget.remove_class("dim")
         widget.update(describe_history(events))
+
+
+def _describe_sla(reading: SlaReading) -> str:
+    if reading.state is SlaState.STOPPED:
+        return "stopped (closed)"
+    if reading.state is SlaState.BREACHED:
+        return f"{reading.target} target breached {format_left(-reading.left)} ago"
+    at_risk = " (75 % of the target used)" if reading.state is SlaState.WARNING else ""
+    return f"{format_left(reading.left)} left to {reading.target}{at_risk}"
 
 
 def describe_history(events: list[Event]) -> Text:

@@ -26,7 +26,7 @@ class BoardHeader(Horizontal):
     def compose(self) -> ComposeResult:
         yield Static(id="connection")
         yield Static(id="counts")
-        yield Static("arrivals 30 min ", id="arrivals-label")
+        yield Static("arrivals/30 min ", id="arrivals-label")
         yield Sparkline([0] * 30, id="arrivals")
 
     def show_link(self, link: LinkState, now: datetime) -> None:
@@ -39,16 +39,18 @@ class BoardHeader(Horizontal):
     def refresh_from(self, model: BoardModel, now: datetime) -> None:
         connection = Text()
         if self.link.connected:
-            connection.append("● connected", style="bold green")
-            who = f" as {model.user}" if model.user else ""
+            connection.append("● connected ", style="bold green")
+            who = f"as {model.user}" if model.user else ""
             role = f" ({model.role.value})" if model.role else ""
             connection.append(f"{who}{role}")
         else:
             connection.append("◌ reconnecting", style="bold yellow")
             if self.link.attempt:
-                connection.append(f", attempt {self.link.attempt}")
+                connection.append(f" #{self.link.attempt}")
             if self.offline_since is not None:
-                connection.append(f" · offline since {self.offline_since.astimezone().strftime('%H:%M:%S')}")
+                connection.append(
+                    f" · offline since {self.offline_since.astimezone().strftime('%H:%M:%S')}", style="bold"
+                )
         self.query_one("#connection", Static).update(connection)
 
         counts = Text()
@@ -57,7 +59,7 @@ class BoardHeader(Horizontal):
             counts.append(f"{priority.value} ", style="bold")
             counts.append(f"{lanes.get(priority, 0):<4}")
         at_risk, breached = model.sla_counts(now)
-        counts.append(" at risk ", style="bold")
+        counts.append(" at risk ", style="bold")  # 75 % of the SLA target used
         counts.append(f"{at_risk:<4}", style="yellow" if at_risk else "")
         counts.append("breached ", style="bold")
         counts.append(f"{breached:<4}", style="bold red" if breached else "")

@@ -9,11 +9,13 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 
-from dispatch.core.models import PRIORITY_LABELS, Priority, Ticket
+from dispatch.core.models import PRIORITY_LABELS, Priority, Ticket, TicketStatus
 from dispatch.core.sla import SlaState, format_left
 from dispatch.model import BoardModel, format_age
 from dispatch.widgets.row_list import RowList, pad
 
+# After the assignee: started, or waiting on something.
+WORK_MARK = {TicketStatus.IN_PROGRESS: " ▶", TicketStatus.ON_HOLD: " ⏸"}
 # Fixed column widths; the title takes what is left.
 MARK, ID, CLIENT, AGE, SLA, ASSIGNEE, INCIDENT = 2, 9, 14, 6, 9, 12, 8
 
@@ -58,7 +60,12 @@ class Lane(RowList[Ticket]):
 
     def _load_styles(self) -> None:
         # Prepared once (and on a theme change), not per row: rows are drawn many times a second.
+        # Foreground classes are partial so they lay over the row's base; the row bases (plain, cursor,
+        # marked) are whole styles with their background blended, because a Strip style would go under.
         self._styles = {name: self.get_component_rich_style(name, partial=True) for name in self.COMPONENT_CLASSES}
+        self._styles["base"] = self.rich_style
+        for name in ("lane--cursor", "lane--marked"):
+            self._styles[name] = self.get_component_rich_style(name, partial=False)
 
     def update_title(self, shown: int, total: int) -> None:
         count = f"{shown}" if shown == total else f"{shown} of {total}"
@@ -80,11 +87,11 @@ class Lane(RowList[Ticket]):
         if not self._styles:
             self._load_styles()
         styles = self._styles
-        base = Style()
+        base = styles["base"]
         if selected:
-            base = styles.get("lane--cursor", Style())
+            base = styles["lane--cursor"]
         elif row.id in self.marked:
-            base = styles.get("lane--marked", Style())
+            base = styles["lane--marked"]
         sla_style = base + styles.get(
             {SlaState.BREACHED: "lane--breached", SlaState.WARNING: "lane--warning"}.get(reading.state, "lane--fine"),
             Style(),
@@ -98,7 +105,10 @@ class Lane(RowList[Ticket]):
         countdown = format_left(reading.left)
         if reading.state is SlaState.BREACHED:
             countdown = f"!{countdown}"
-        assignee = row.assignee or "unassigned"
+        if self.priority is None:  # a technician's own lane: every row is theirs, so show where it stands
+            assignee = row.status.value.replace("_", " ")
+        else:
+            assignee = (row.assignee or "unassigned") + WORK_MARK.get(row.status, "")
         return [
             pad(mark, MARK, base + styles.get("lane--pending", Style()) if pending else base),
             pad(row.id, ID, dim),

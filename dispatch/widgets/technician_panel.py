@@ -49,7 +49,10 @@ class TechnicianPanel(RowList[Technician]):
         self._strips.clear()
 
     def _load_styles(self) -> None:
+        # As in Lane: foreground classes partial, row bases whole (background blended).
         self._styles = {name: self.get_component_rich_style(name, partial=True) for name in self.COMPONENT_CLASSES}
+        self._styles["base"] = self.rich_style
+        self._styles["technicians--cursor"] = self.get_component_rich_style("technicians--cursor", partial=False)
 
     def row_key(self, row: Technician) -> Hashable:
         return row.id
@@ -61,7 +64,7 @@ class TechnicianPanel(RowList[Technician]):
         if not self._styles:
             self._load_styles()
         styles = self._styles
-        base = styles.get("technicians--cursor", Style()) if selected else Style()
+        base = styles["technicians--cursor"] if selected else styles["base"]
         dim = base + styles.get("technicians--dim", Style())
         load = self.loads.get(row.id, 0)
         if row.status in (TechStatus.BREAK, TechStatus.OFF_SHIFT):

@@ -1,0 +1,78 @@
+"""Save SVG screenshots of the board against a real server with a seeded outage: `make screenshots`.
+
+Each screen is reached the way a person would (keys), then saved with `app.save_screenshot`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dispatch.app import DispatchApp  # noqa: E402
+from dispatch.screens.board import BoardScreen  # noqa: E402
+from dispatch.screens.detail import TicketDetail  # noqa: E402
+from dispatch.screens.pickers import AssignPicker  # noqa: E402
+from tests.world import NOW, seeded_world  # noqa: E402
+
+OUT = ROOT / "screenshots"
+SIZE = (150, 44)
+
+
+async def wait_for(pilot, condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise RuntimeError("the board did not reach the expected state")
+        await pilot.pause(0.05)
+
+
+def loaded(app: DispatchApp, count: int):  # type: ignore[no-untyped-def]
+    return lambda: isinstance(app.screen, BoardScreen) and sum(len(lane.rows) for lane in app.screen.lanes) >= count
+
+
+async def main() -> None:
+    OUT.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as workdir:
+        world = await seeded_world(Path(workdir))
+        try:
+            app = DispatchApp(world.server.url, world.dispatcher, clock=lambda: NOW)
+            async with app.run_test(size=SIZE) as pilot:
+                await wait_for(pilot, loaded(app, 30))
+                await pilot.pause(0.3)
+                app.save_screenshot("dispatcher-board.svg", str(OUT))
+                await pilot.press("a")
+                await wait_for(pilot, lambda: isinstance(app.screen, AssignPicker)
+                               and app.screen.query_one("#candidates").option_count > 0)  # fmt: skip
+                app.save_screenshot("assign-picker.svg", str(OUT))
+                await pilot.press("escape", "slash", *"depot")
+                await pilot.pause(0.3)
+                app.save_screenshot("filter.svg", str(OUT))
+                await pilot.press("escape", "slash", *"T-000001 alice", "enter", "enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, TicketDetail)
+                               and "note" in str(app.screen.query_one("#history").render()))  # fmt: skip
+                app.save_screenshot("ticket-detail.svg", str(OUT))
+                await pilot.press("escape", "escape")
+                world.server.kill9()
+                await wait_for(pilot, lambda: app.screen.has_class("-stale"))
+                await pilot.pause(0.3)
+                app.save_screenshot("reconnecting.svg", str(OUT))
+            world.server.start("--port", "0", "--fixed-clock", NOW.isoformat())
+            app = DispatchApp(world.server.url, world.technician, clock=lambda: NOW)
+            async with app.run_test(size=(120, 24)) as pilot:
+                await wait_for(pilot, loaded(app, 2))
+                await pilot.pause(0.3)
+                app.save_screenshot("technician-lane.svg", str(OUT))
+        finally:
+            world.server.stop()
+    for path in sorted(OUT.glob("*.svg")):
+        print(path.relative_to(ROOT))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,62 @@
+"""A seeded outage with a history, for screenshots and snapshot tests: same ids, times and looks every run.
+
+The server runs with a fixed clock, restarted at four moments before NOW, so tickets have different
+ages and their SLAs stand at different points (fine, 75 % used, breached) when the board looks at NOW.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from dispatch.core.models import Role
+from dispatch.simulator import Outage, roster
+from tests.support import ServerProcess, Session
+
+NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+# (minutes before NOW, tickets created then)
+WAVES = ((95, 6), (22, 10), (12, 10), (3, 12))
+
+
+@dataclass
+class World:
+    server: ServerProcess
+    dispatcher: str
+    technician: str  # alice's token
+    viewer: str
+
+
+async def seeded_world(workdir: Path) -> World:
+    server = ServerProcess(db=workdir / "world.db", workdir=workdir)
+    outage = Outage("isp-outage", seed=11).tickets(sum(count for _, count in WAVES))
+    ticket_number = 0
+    for wave, (minutes_before, count) in enumerate(WAVES):
+        server.start("--port", "0", "--fixed-clock", (NOW - timedelta(minutes=minutes_before)).isoformat())
+        token = await server.token(Role.DISPATCHER, f"ana-{wave}")
+        session = await Session.open(server.url, token)
+        if wave == 0:
+            for command in roster():
+                await session.ok(command.model_dump(exclude={"command_id"}))
+            for tech_id, status in (("judy", "off_shift"), ("oscar", "break"), ("heidi", "on_site")):
+                await session.ok({"type": "set_tech_status", "tech_id": tech_id, "status": status})
+        for command in outage[ticket_number : ticket_number + count]:
+            await session.ok(command.model_dump(mode="json", exclude={"command_id"}))
+        ticket_number += count
+        if wave == 0:
+            for n, tech in ((1, "alice"), (2, "bob"), (3, "ivan"), (4, "alice")):
+                await session.ok({"type": "assign", "ticket_id": f"T-{n:06d}", "tech_id": tech})
+            await session.ok({"type": "set_status", "ticket_id": "T-000001", "status": "in_progress"})
+            await session.ok({"type": "add_note", "ticket_id": "T-000001", "text": "ISP confirms fibre cut, ETA 11:00"})
+        if wave == 2:
+            for n, tech in ((8, "frank"), (9, "dave")):
+                await session.ok({"type": "assign", "ticket_id": f"T-{n:06d}", "tech_id": tech})
+        await session.close()
+        server.stop()
+    server.start("--port", "0", "--fixed-clock", NOW.isoformat())
+    return World(
+        server=server,
+        dispatcher=await server.token(Role.DISPATCHER, "ana"),
+        technician=await server.token(Role.TECHNICIAN, "alice-laptop", "alice"),
+        viewer=await server.token(Role.VIEWER, "wallboard"),
+    )
