@@ -5,11 +5,14 @@ No Textual here. The app feeds it frames in batches; widgets read lanes, counts 
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
+
+from sortedcontainers import SortedList
 
 from dispatch.core.models import OPEN_STATUSES, Priority, Role, Technician, Ticket
 from dispatch.core.protocol import Error, Event, Snapshot, TechnicianEvent, TicketEvent, Welcome
@@ -47,6 +50,11 @@ class BoardModel:
     # The last event about each ticket, to say in words what happened when a command loses a race.
     last_change: dict[str, TicketEvent] = field(default_factory=dict)
     arrivals: deque[datetime] = field(default_factory=deque)
+    # Open tickets per lane, kept sorted by (due, id) as events arrive, so a busy board never
+    # re-sorts thousands of tickets ten times a second; and open tickets held per technician.
+    _lanes: dict[Priority, SortedList] = field(default_factory=dict)
+    _load: Counter[str] = field(default_factory=Counter)
+    touched: set[Priority] = field(default_factory=set)  # lanes changed since the screen last looked
 
     # --- feeding -------------------------------------------------------------------------------------
 
@@ -61,7 +69,25 @@ class BoardModel:
             seq=snapshot.seq,
         )
         self.arrivals = deque(sorted(t.created_at for t in snapshot.tickets))
+        self._lanes = {p: SortedList() for p in Priority}
+        self._load = Counter()
+        for ticket in snapshot.tickets:
+            self._index(ticket, +1)
+        self.touched = set(Priority)
         self.has_snapshot = True
+
+    def _index(self, ticket: Ticket, sign: int) -> None:
+        """Add (+1) or remove (-1) a ticket from the lane index and the load counts."""
+        if ticket.status not in OPEN_STATUSES:
+            return
+        entry = (current_target(ticket)[1], ticket.id)
+        if sign > 0:
+            self._lanes[ticket.priority].add(entry)
+        else:
+            self._lanes[ticket.priority].discard(entry)
+        if ticket.assignee is not None:
+            self._load[ticket.assignee] += sign
+        self.touched.add(ticket.priority)
 
     def apply(self, event: Event) -> Applied:
         if event.seq <= self.state.seq:
@@ -69,14 +95,19 @@ class BoardModel:
         # A technician's stream is filtered by the server, so only full views can see a gap.
         if self.role is not Role.TECHNICIAN and event.seq != self.state.seq + 1:
             return Applied.GAP
+        before = self.state.tickets.get(event.ticket.id) if isinstance(event, TicketEvent) else None
         apply_event(self.state, event)
         if isinstance(event, TicketEvent):
+            if before is not None:
+                self._index(before, -1)
             self.last_change[event.ticket.id] = event
             if event.kind == "ticket_created":
                 self.arrivals.append(event.ticket.created_at)
             if self.role is Role.TECHNICIAN and event.ticket.assignee != self.tech_id:
                 # Taken from this technician: it leaves their lane.
                 self.state.tickets.pop(event.ticket.id, None)
+            else:
+                self._index(event.ticket, +1)
         return Applied.APPLIED
 
     # --- reading -------------------------------------------------------------------------------------
@@ -85,33 +116,31 @@ class BoardModel:
         return read_clock(ticket, now, self.policy)
 
     def lane(self, priority: Priority | None, query: str = "") -> list[Ticket]:
-        """Open tickets of one priority (None: all, for a technician's own lane), most urgent first."""
+        """Open tickets of one priority (None: all, for a technician's own lane), most urgent first.
+
+        Sorted by due time, which is sorting by time left without changing as the clock runs."""
+        if priority is None:
+            entries: Iterable[tuple[datetime, str]] = heapq.merge(*self._lanes.values())
+        else:
+            entries = self._lanes.get(priority, ())
+        tickets = self.state.tickets
+        if not query:
+            return [tickets[ticket_id] for _, ticket_id in entries]
         match = matcher(query)
-        tickets = [
-            t
-            for t in self.state.tickets.values()
-            if t.status in OPEN_STATUSES and (priority is None or t.priority == priority) and match(t)
-        ]
-        # Sorting by due time is sorting by time left, and it does not change as the clock runs.
-        tickets.sort(key=lambda t: (current_target(t)[1], t.id))
-        return tickets
+        return [ticket for _, ticket_id in entries if match(ticket := tickets[ticket_id])]
+
+    def lane_size(self, priority: Priority) -> int:
+        return len(self._lanes.get(priority, ()))
 
     def lane_counts(self) -> dict[Priority, int]:
-        counts: dict[Priority, int] = {}
-        for ticket in self.state.tickets.values():
-            if ticket.status in OPEN_STATUSES:
-                counts[ticket.priority] = counts.get(ticket.priority, 0) + 1
-        return counts
+        return {priority: len(entries) for priority, entries in self._lanes.items()}
 
     def technicians(self) -> list[Technician]:
         return sorted(self.state.technicians.values(), key=lambda t: t.id)
 
     def loads(self) -> dict[str, int]:
-        load: dict[str, int] = {}
-        for ticket in self.state.tickets.values():
-            if ticket.assignee is not None and ticket.status in OPEN_STATUSES:
-                load[ticket.assignee] = load.get(ticket.assignee, 0) + 1
-        return load
+        """Open tickets held per technician."""
+        return dict(self._load)
 
     def sla_counts(self, now: datetime) -> tuple[int, int]:
         """(at risk, breached) among open tickets."""

@@ -104,6 +104,7 @@ class BoardScreen(Screen[None]):
         self.query_one("#filter", Input).display = False
         self.lanes[0].focus()
         self.refresh_board(None)
+        self.refresh_header()
 
     @property
     def lanes(self) -> list[Lane]:
@@ -112,30 +113,36 @@ class BoardScreen(Screen[None]):
     # --- keeping up with the model -------------------------------------------------------------------
 
     def refresh_board(self, changed: set[str] | None, technicians_changed: bool = True) -> None:
-        """Redraw after a batch of events; `changed` ticket ids (None: everything, e.g. a snapshot)."""
+        """Redraw after a batch of events; `changed` ticket ids (None: everything, e.g. a snapshot or
+        a new filter). Only the lanes the batch touched are rebuilt."""
         model = self.dispatch_app.model
+        touched, model.touched = model.touched, set()
         for lane in self.lanes:
-            if changed is not None:
-                lane.forget(set(changed))
-            else:
-                lane.forget(set(lane._strips))
+            if changed is not None and lane.priority is not None and lane.priority not in touched:
+                continue
+            lane.forget(set(changed) if changed is not None else set(lane._strips))
             rows = model.lane(lane.priority, self.query_text)
             current = lane.current
             lane.set_rows(rows, follow=current is None or current.id not in self.acted_on)
-            lane.marked &= {t.id for t in rows}
-            total = len(model.lane(lane.priority)) if self.query_text else len(rows)
-            lane.update_title(len(rows), total)
+            if lane.marked:
+                lane.marked &= {t.id for t in rows}
+            total = model.lane_size(lane.priority) if lane.priority is not None else len(rows)
+            lane.update_title(len(rows), total if self.query_text else len(rows))
         if changed:
             self.acted_on -= changed
+        if changed is None:
+            self.refresh_header()
         panels = list(self.query(TechnicianPanel))
         if panels and (technicians_changed or changed is None or changed):
             panel = panels[0]
-            panel.loads = model.loads()
-            panel.set_rows(model.technicians())
-        self.refresh_header()
+            loads = model.loads()
+            if technicians_changed or changed is None or loads != panel.loads:
+                panel.loads = loads
+                panel.set_rows(model.technicians())
 
     def tick(self) -> None:
-        """Once a second: the countdowns move."""
+        """Once a second: the countdowns move, and the header's counts (a scan of every open ticket)
+        are taken here rather than on every batch of events."""
         for lane in self.lanes:
             lane.refresh()
         self.refresh_header()
