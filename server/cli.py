@@ -4,6 +4,7 @@
     dispatch-server --db PATH token create --role ROLE --name NAME [--tech TECH_ID]
     dispatch-server --db PATH token list
     dispatch-server --db PATH token revoke NAME
+    dispatch-server --db PATH report [--incident INC-7 | --since 6h] [--out DIR]
 
 Every failure a user can cause (corrupt or newer database, port in use, duplicate token name) is one
 line on stderr and exit status 2, never a traceback.
@@ -24,6 +25,7 @@ from typing import IO
 
 from dispatch.core.models import Role
 from server.app import DispatchServer, ServerSettings, install_stop_signals
+from server.report import ReportError, add_report_parser, run_report
 from server.storage import Storage, StorageError
 
 EXIT_USAGE = 2
@@ -55,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     token_commands.add_parser("list", help="list tokens (never their secrets)")
     revoke = token_commands.add_parser("revoke", help="revoke a token and close its open connections")
     revoke.add_argument("name")
+    add_report_parser(commands)
     return parser
 
 
@@ -71,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return asyncio.run(_serve(args))
+        if args.command == "report":
+            return asyncio.run(run_report(args))
         return asyncio.run(_token(args))
-    except (StorageError, _Refused) as exc:
+    except (StorageError, _Refused, ReportError) as exc:
         print(f"dispatch-server: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -1,0 +1,883 @@
+"""The after-action report: what happened to the tickets during a burst, read from the event log alone.
+
+    dispatch-server --db PATH report [--incident INC-ID | --since 6h] [--out DIR]
+
+Prints a compact text report (fits 80 columns) and, with `--out`, writes DIR/report.html: the same
+figures with charts of queue depth, arrivals and breaches over time. The charts are static SVG drawn
+by pygal and inlined, so the file works offline and needs no script from anywhere.
+
+Every figure comes from the events, never from the current-state tables, so a report can be made as
+of any moment the log covers (the hidden `--as-of` option, for tests and reruns). The SLA clock does
+not emit `sla_*` events in every setup yet, so breaches are given twice, clearly apart: as recorded by
+the server (`sla_breached` events), and as derived from each ticket's own times (`respond_by`,
+`resolve_by`, when it was first taken and closed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import pygal  # type: ignore[import-untyped]  # pygal ships no type information
+from pygal.style import Style  # type: ignore[import-untyped]
+
+from dispatch.core.models import Priority, Technician, Ticket, TicketStatus
+from dispatch.core.protocol import Event, SlaEvent, TechnicianEvent, TicketEvent
+from server.storage import Storage
+
+__all__ = [
+    "ReportError",
+    "Report",
+    "Breach",
+    "TechnicianLoad",
+    "add_report_parser",
+    "run_report",
+    "build_report",
+    "format_text",
+    "render_html",
+    "parse_since",
+]
+
+REPORT_FILE = "report.html"
+_SINCE = re.compile(r"(\d+)([smhd])")
+_SINCE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+# Interval sizes the charts may use; the first that gives at most MAX_INTERVALS bars wins.
+_INTERVALS = tuple(timedelta(minutes=m) for m in (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080))
+MAX_INTERVALS = 48
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+BreachKind = Literal["respond", "resolve_closed", "resolve_open"]
+
+
+class ReportError(Exception):
+    """The report cannot be made from this input (unknown incident, bad --since); the message is one line."""
+
+
+# --- the figures ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Breach:
+    """An SLA target a ticket missed, derived from its own times: `due` is when it was missed."""
+
+    ticket_id: str
+    priority: Priority
+    kind: BreachKind
+    due: datetime
+
+
+@dataclass
+class TechnicianLoad:
+    """One technician's share: tickets given to them in the window, held at its end, resolved by them."""
+
+    tech_id: str
+    name: str
+    capacity: int | None  # None: never added to the roster in the log (should not happen, but the log rules)
+    assigned: int = 0
+    holding: int = 0
+    resolved: int = 0
+
+
+@dataclass
+class Report:
+    """Everything the report says, computed from the events; `format_text` and `render_html` only lay it out."""
+
+    scope: str  # "all events", "the last 6h", "incident INC-7"
+    start: datetime
+    end: datetime
+    # The span the charts cover: the whole window for --since, else from the start to the last activity.
+    chart_start: datetime
+    chart_end: datetime
+    created: dict[Priority, int]
+    resolved: int
+    cancelled: int
+    still_open: int
+    still_unassigned: int
+    carried_in: int  # tickets already open when the window began
+    first_assignment: list[timedelta]  # per ticket created in the window and assigned in it
+    never_assigned: int
+    recorded_breaches: list[SlaEvent]
+    breaches: list[Breach]
+    reassignments: int
+    reassigned_tickets: int
+    unassignments: int
+    technicians: list[TechnicianLoad]
+    queue_depth: list[tuple[datetime, int]]  # (moment, open unassigned tickets from then on)
+    arrivals: list[tuple[datetime, Priority]]
+
+    @property
+    def ticket_count(self) -> int:
+        return sum(self.created.values())
+
+    def first_assignment_percentile(self, fraction: float) -> timedelta | None:
+        return percentile(self.first_assignment, fraction)
+
+    def breach_count(self, kind: BreachKind) -> int:
+        return sum(1 for b in self.breaches if b.kind == kind)
+
+    def interval(self) -> timedelta:
+        """The bar width of the charts: the smallest round size that keeps them to MAX_INTERVALS bars."""
+        span = self.chart_end - self.chart_start
+        for size in _INTERVALS:
+            if span <= size * MAX_INTERVALS:
+                return size
+        return _INTERVALS[-1] * math.ceil(span / (_INTERVALS[-1] * MAX_INTERVALS))
+
+    def interval_starts(self) -> list[datetime]:
+        size = self.interval()
+        first = _EPOCH + size * ((self.chart_start - _EPOCH) // size)
+        starts = [first]
+        while starts[-1] + size <= self.chart_end:
+            starts.append(starts[-1] + size)
+        return starts
+
+    def peak_queue(self) -> tuple[int, datetime]:
+        depth, moment = max(((d, m) for m, d in self.queue_depth), key=lambda dm: (dm[0], -dm[1].timestamp()))
+        return depth, moment
+
+
+def percentile(values: Sequence[timedelta], fraction: float) -> timedelta | None:
+    """Linear interpolation between the closest ranks (numpy's default); None without data."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def parse_since(text: str) -> timedelta:
+    """`90m`, `6h`, `2d` -> a timedelta; anything else is a ReportError."""
+    match = _SINCE.fullmatch(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise ReportError(f"--since wants a positive whole number with s, m, h or d, e.g. 6h or 90m (got {text!r})")
+    return timedelta(**{_SINCE_UNITS[match.group(2)]: int(match.group(1))})
+
+
+@dataclass
+class _TicketLife:
+    """What the log says about one ticket up to the end of the window."""
+
+    ticket: Ticket  # its state after the last event
+    first_assigned_at: datetime | None = None
+    # The first moment someone took it (the ticket's `responded_at`) and the respond-by then in force.
+    responded_at: datetime | None = None
+    respond_due_then: datetime | None = None
+    closed_at: datetime | None = None  # last move to resolved/cancelled, while it stays closed
+    resolve_due_then: datetime | None = None
+    history: list[TicketEvent] = field(default_factory=list)
+
+
+def build_report(
+    events: Sequence[Event], *, now: datetime, since: timedelta | None = None, incident: str | None = None
+) -> Report:
+    """Compute the report over `events` (the log, in seq order) up to `now`.
+
+    The window is all events by default, the last `since`, or the lifetime of the tickets of
+    `incident`. Figures about tickets (how many, time to first assignment) count the tickets created
+    in the window; figures about activity (reassignments, load, breaches) count what happened in it.
+    """
+    logged = [e for e in events if e.ts <= now]
+    lives: dict[str, _TicketLife] = {}
+    roster: dict[str, Technician] = {}
+    for event in logged:
+        if isinstance(event, TicketEvent):
+            _follow(lives, event)
+        elif isinstance(event, TechnicianEvent):
+            roster[event.technician.id] = event.technician
+
+    if incident is not None:
+        in_scope = {tid for tid, life in lives.items() if life.ticket.incident_id == incident}
+        if not in_scope:
+            raise ReportError(f"no tickets belong to incident {incident}")
+        scope = f"incident {incident}"
+    else:
+        in_scope = set(lives)
+        scope = "all events"
+
+    if since is not None:
+        start = now - since
+        scope = f"the last {_since_label(since)}" if incident is None else f"{scope}, the last {_since_label(since)}"
+    elif incident is not None:
+        start = min(lives[tid].ticket.created_at for tid in in_scope)
+    else:
+        start = logged[0].ts if logged else now
+    end = now
+
+    def in_window(moment: datetime) -> bool:
+        return start <= moment <= end
+
+    def about_scope(event: Event) -> bool:
+        if isinstance(event, TicketEvent):
+            return event.ticket.id in in_scope
+        if isinstance(event, SlaEvent):
+            return event.ticket_id in in_scope
+        return incident is None  # technician events belong to no incident
+
+    window_events = [e for e in logged if in_window(e.ts) and about_scope(e)]
+    scoped = {tid: lives[tid] for tid in in_scope}
+    arriving = {tid: life for tid, life in scoped.items() if in_window(life.ticket.created_at)}
+
+    created = {priority: 0 for priority in Priority}
+    for life in arriving.values():
+        created[life.ticket.priority] += 1
+    first_assignment = [
+        life.first_assigned_at - life.ticket.created_at
+        for life in arriving.values()
+        if life.first_assigned_at is not None
+    ]
+    carried_in = sum(1 for life in scoped.values() if life.ticket.created_at < start and _open_at(life, start))
+
+    breaches = [b for life in scoped.values() for b in _breaches(life, end) if in_window(b.due)]
+    breaches.sort(key=lambda b: (b.due, b.ticket_id))
+
+    reassigned: Counter[str] = Counter()
+    unassignments = 0
+    loads = {tech.id: TechnicianLoad(tech.id, tech.name, tech.capacity) for tech in roster.values() if incident is None}
+
+    def load(tech_id: str) -> TechnicianLoad:
+        if tech_id not in loads:
+            tech = roster.get(tech_id)
+            loads[tech_id] = TechnicianLoad(tech_id, tech.name if tech else tech_id, tech.capacity if tech else None)
+        return loads[tech_id]
+
+    assigned_to: set[tuple[str, str]] = set()
+    for event in window_events:
+        if not isinstance(event, TicketEvent):
+            continue
+        ticket = event.ticket
+        if event.kind == "ticket_assigned":
+            if event.previous_assignee is not None:
+                reassigned[ticket.id] += 1
+            if ticket.assignee is not None and (ticket.assignee, ticket.id) not in assigned_to:
+                assigned_to.add((ticket.assignee, ticket.id))
+                load(ticket.assignee).assigned += 1
+        elif event.kind == "ticket_unassigned":
+            unassignments += 1
+        elif event.kind == "status_changed" and ticket.status is TicketStatus.RESOLVED and ticket.assignee is not None:
+            load(ticket.assignee).resolved += 1
+    for life in scoped.values():
+        if life.ticket.is_open and life.ticket.assignee is not None:
+            load(life.ticket.assignee).holding += 1
+
+    chart_start = start
+    if since is not None:
+        chart_end = end
+    else:
+        last_moments = [e.ts for e in window_events] + [b.due for b in breaches]
+        last = max(last_moments, default=start)
+        # Up to the last thing that happened, and a little after it so its level can be seen; not on to
+        # now, or a report on last week's outage would be a flat line with a spike at the start.
+        chart_end = min(end, last + max((last - start) / 10, timedelta(minutes=5)))
+    chart_end = max(chart_end, chart_start + timedelta(minutes=1))
+
+    recorded = [e for e in window_events if isinstance(e, SlaEvent) and e.kind == "sla_breached"]
+    return Report(
+        scope=scope,
+        start=start,
+        end=end,
+        chart_start=chart_start,
+        chart_end=chart_end,
+        created=created,
+        resolved=sum(1 for life in arriving.values() if life.ticket.status is TicketStatus.RESOLVED),
+        cancelled=sum(1 for life in arriving.values() if life.ticket.status is TicketStatus.CANCELLED),
+        still_open=sum(1 for life in arriving.values() if life.ticket.is_open),
+        still_unassigned=sum(1 for life in arriving.values() if _unassigned(life.ticket)),
+        carried_in=carried_in,
+        first_assignment=first_assignment,
+        never_assigned=sum(1 for life in arriving.values() if life.first_assigned_at is None),
+        recorded_breaches=recorded,
+        breaches=breaches,
+        reassignments=sum(reassigned.values()),
+        reassigned_tickets=len(reassigned),
+        unassignments=unassignments,
+        technicians=sorted(loads.values(), key=lambda t: t.tech_id),
+        queue_depth=_queue_depth(logged, in_scope, chart_start, chart_end),
+        arrivals=sorted((life.ticket.created_at, life.ticket.priority) for life in arriving.values()),
+    )
+
+
+def _follow(lives: dict[str, _TicketLife], event: TicketEvent) -> None:
+    ticket = event.ticket
+    life = lives.get(ticket.id)
+    if life is None:
+        life = lives[ticket.id] = _TicketLife(ticket)
+    was_open = life.ticket.is_open or not life.history
+    life.ticket = ticket
+    life.history.append(event)
+    if event.kind == "ticket_assigned" and life.first_assigned_at is None:
+        life.first_assigned_at = event.ts
+    if life.responded_at is None and ticket.responded_at is not None:
+        # The respond-by in force when it was taken: a later priority change does not rewrite history.
+        life.responded_at = ticket.responded_at
+        life.respond_due_then = ticket.respond_by
+    if ticket.is_open:
+        life.closed_at = life.resolve_due_then = None
+    elif was_open:
+        life.closed_at = event.ts
+        life.resolve_due_then = ticket.resolve_by
+
+
+def _open_at(life: _TicketLife, moment: datetime) -> bool:
+    """Whether the ticket was open just before `moment` (after every event earlier than it)."""
+    state = None
+    for event in life.history:
+        if event.ts >= moment:
+            break
+        state = event.ticket
+    return state is not None and state.is_open
+
+
+def _unassigned(ticket: Ticket) -> bool:
+    return ticket.is_open and ticket.assignee is None
+
+
+def _breaches(life: _TicketLife, end: datetime) -> list[Breach]:
+    """The SLA targets this ticket missed by `end`, from its own times (the rule the board's clock uses)."""
+    ticket = life.ticket
+    found: list[Breach] = []
+    # Respond-by runs until someone first takes the ticket; a ticket cancelled untaken stops it too.
+    respond_due = life.respond_due_then or ticket.respond_by
+    respond_stop = life.responded_at or (life.closed_at if life.closed_at is not None else end)
+    if respond_due < respond_stop:
+        found.append(Breach(ticket.id, ticket.priority, "respond", respond_due))
+    # Resolve-by runs until the ticket is closed (resolved or cancelled) for good, or to the window's end.
+    if life.closed_at is not None:
+        resolve_due = life.resolve_due_then or ticket.resolve_by
+        if resolve_due < life.closed_at:
+            found.append(Breach(ticket.id, ticket.priority, "resolve_closed", resolve_due))
+    elif ticket.resolve_by < end:
+        found.append(Breach(ticket.id, ticket.priority, "resolve_open", ticket.resolve_by))
+    return found
+
+
+def _queue_depth(
+    events: Sequence[Event], in_scope: set[str], start: datetime, stop: datetime
+) -> list[tuple[datetime, int]]:
+    """Open unassigned tickets over time: the value at `start`, then one point per change up to `stop`."""
+    waiting: set[str] = set()
+    points: list[tuple[datetime, int]] = []
+    for event in events:
+        if not isinstance(event, TicketEvent) or event.ticket.id not in in_scope or event.ts > stop:
+            continue
+        if _unassigned(event.ticket):
+            waiting.add(event.ticket.id)
+        else:
+            waiting.discard(event.ticket.id)
+        moment = max(event.ts, start)
+        if points and points[-1][0] == moment:
+            points[-1] = (moment, len(waiting))  # events of one batch share a timestamp
+        else:
+            points.append((moment, len(waiting)))
+    if not points or points[0][0] > start:
+        points.insert(0, (start, 0))  # nothing happened before the first change: an empty queue
+    if points[-1][0] < stop:
+        points.append((stop, points[-1][1]))
+    return points
+
+
+def _since_label(since: timedelta) -> str:
+    seconds = int(since.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+# --- text -----------------------------------------------------------------------------------------------
+
+
+def format_duration(value: timedelta | None) -> str:
+    """`45s`, `4m 05s`, `1h 05m`, `2d 03h`; `n/a` for no data."""
+    if value is None:
+        return "n/a"
+    seconds = round(value.total_seconds())
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    if seconds < 60:
+        text = f"{seconds}s"
+    elif seconds < 3600:
+        text = f"{seconds // 60}m {seconds % 60:02d}s"
+    elif seconds < 86400:
+        text = f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    else:
+        text = f"{seconds // 86400}d {seconds % 86400 // 3600:02d}h"
+    return sign + text
+
+
+def _moment(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _window_text(report: Report) -> str:
+    start, end = report.start.astimezone(UTC), report.end.astimezone(UTC)
+    until = end.strftime("%H:%M") if start.date() == end.date() else end.strftime("%Y-%m-%d %H:%M")
+    return f"{start:%Y-%m-%d %H:%M} → {until} UTC ({format_duration(end - start)})"
+
+
+def _clock(moment: datetime, report: Report) -> str:
+    """`09:27` within a one-day window, else `11-23 09:27`."""
+    same_day = report.start.astimezone(UTC).date() == report.end.astimezone(UTC).date()
+    return moment.astimezone(UTC).strftime("%H:%M" if same_day else "%m-%d %H:%M")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _row(label: str, value: object, note: str = "") -> str:
+    # One figure a line, right-aligned in one column, so a glance down the report reads the numbers.
+    return f"  {label:<19}{value!s:>7}   {note}".rstrip()
+
+
+def format_text(report: Report) -> str:
+    """The report for a terminal: aligned columns, at most 80 characters a line."""
+    r = report
+    peak, peak_at = r.peak_queue()
+    lines = [
+        f"After-action report: {r.scope}",
+        f"  window  {_window_text(r)}",
+        "",
+        "TICKETS",
+        _row("created in window", r.ticket_count, "   ".join(f"{p.value} {r.created[p]}" for p in Priority)),
+        _row("resolved", r.resolved),
+        _row("cancelled", r.cancelled),
+        _row("still open", r.still_open, f"{r.still_unassigned} of them unassigned"),
+    ]
+    if r.carried_in:
+        lines.append(_row("carried in", r.carried_in, "open when the window began"))
+    lines += [
+        _row("queue at its peak", peak, f"open unassigned tickets, at {_clock(peak_at, r)}"),
+        _row("queue at the end", r.queue_depth[-1][1], "open unassigned tickets"),
+        "",
+        "TIME TO FIRST ASSIGNMENT",
+        _row("p50", format_duration(r.first_assignment_percentile(0.5))),
+        _row("p90", format_duration(r.first_assignment_percentile(0.9))),
+        _row("assigned", len(r.first_assignment), f"of {r.ticket_count} created; {r.never_assigned} never assigned"),
+        "",
+        "SLA BREACHES",
+        _row("recorded", len(r.recorded_breaches), "by the server: sla_breached events"),
+        _row("respond-by missed", r.breach_count("respond"), "derived: not taken before its respond-by"),
+        _row("resolve-by missed", r.breach_count("resolve_closed"), "derived: resolved/cancelled after resolve-by"),
+        _row("resolve-by overdue", r.breach_count("resolve_open"), "derived: still open past its resolve-by"),
+        "",
+        "REASSIGNMENTS",
+        _row("reassigned", r.reassignments, f"{_plural(r.reassigned_tickets, 'ticket')}, technician to technician"),
+        _row("unassigned", r.unassignments, "back to the queue"),
+        "",
+        "LOAD PER TECHNICIAN",
+    ]
+    if r.technicians:
+        lines.append(f"  {'technician':<24}{'assigned':>10}{'holding':>10}{'resolved':>10}")
+        for tech in r.technicians:
+            holding = f"{tech.holding}/{tech.capacity}" if tech.capacity is not None else str(tech.holding)
+            lines.append(f"  {_clip(tech.tech_id, 24):<24}{tech.assigned:>10}{holding:>10}{tech.resolved:>10}")
+        lines.append("  (assigned: given to them in the window; holding: open at its end / capacity)")
+    else:
+        lines.append("  no technician had a ticket")
+    return "\n".join(lines) + "\n"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# --- HTML -----------------------------------------------------------------------------------------------
+
+_PRIORITY_COLOURS = {Priority.P1: "#d32f2f", Priority.P2: "#f57c00", Priority.P3: "#1976d2", Priority.P4: "#78909c"}
+_BREACH_COLOURS = ("#ef6c00", "#c62828", "#6a1b9a")
+
+
+def _chart_style(colours: Sequence[str]) -> Any:
+    return Style(
+        background="white",
+        plot_background="white",
+        foreground="#263238",
+        foreground_strong="#263238",
+        foreground_subtle="#90a4ae",
+        font_family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif",
+        label_font_size=11,
+        major_label_font_size=11,
+        legend_font_size=12,
+        title_font_size=14,
+        value_font_size=10,
+        opacity=".85",
+        colors=tuple(colours),
+    )
+
+
+def _chart_config(colours: Sequence[str], **options: Any) -> dict[str, Any]:
+    return {
+        "style": _chart_style(colours),
+        # No tooltip script: the default one comes from a CDN, and the file must work offline.
+        "js": [],
+        "disable_xml_declaration": True,
+        "width": 900,
+        "height": 300,
+        "legend_at_bottom": True,
+        "legend_at_bottom_columns": 4,
+        "x_label_rotation": 0,
+        "truncate_label": -1,
+        "truncate_legend": -1,
+        "margin": 12,
+        **options,
+    }
+
+
+def _label_formatter(report: Report) -> Callable[[datetime], str]:
+    if report.interval() >= timedelta(days=1):
+        return lambda moment: moment.strftime("%m-%d")
+    if report.chart_start.astimezone(UTC).date() == report.chart_end.astimezone(UTC).date():
+        return lambda moment: moment.strftime("%H:%M")
+    return lambda moment: moment.strftime("%m-%d %H:%M")
+
+
+def _interval_label(size: timedelta) -> str:
+    """`5 minutes`, `hour`, `2 hours`, `day`: what one bar of a chart counts."""
+    for unit, seconds in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if size.total_seconds() % seconds == 0:
+            count = int(size.total_seconds() // seconds)
+            return unit if count == 1 else f"{count} {unit}s"
+    return format_duration(size)
+
+
+def _label_moments(report: Report) -> list[datetime]:
+    """Round moments to label the time axis with: at most about ten, each on a bar's edge."""
+    bar = report.interval()
+    span = report.chart_end - report.chart_start
+    sizes = [size for size in _INTERVALS if size >= bar and size % bar == timedelta(0)]
+    size = next((s for s in sizes if span <= s * 10), bar * math.ceil(span / (bar * 10)))
+    first = _EPOCH + size * -((_EPOCH - report.chart_start) // size)  # the first edge at or after the start
+    moments = [first]
+    while moments[-1] + size <= report.chart_end:
+        moments.append(moments[-1] + size)
+    return moments
+
+
+def _count_axis(top: int) -> dict[str, Any]:
+    """A y axis of whole numbers (tickets), 0 to a round number at or above `top`, about five steps."""
+    step = next(s for s in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 10**4, 10**5, 10**6) if max(top, 1) <= s * 5)
+    ceiling = max(step, math.ceil(top / step) * step)
+    return {"range": (0, ceiling), "y_labels": list(range(0, ceiling + 1, step))}
+
+
+def _svg(chart: Any) -> str:
+    return str(chart.render(is_unicode=True))
+
+
+def queue_chart(report: Report) -> str:
+    """Queue depth as a step line: open unassigned tickets over time."""
+    label = _label_formatter(report)
+    starts = report.interval_starts()
+    axis_start, axis_end = starts[0], starts[-1] + report.interval()
+    points: list[tuple[float, int]] = []
+    levels = [
+        *report.queue_depth,
+        (max(min(axis_end, report.end), report.queue_depth[-1][0]), report.queue_depth[-1][1]),
+    ]
+    for moment, depth in levels:
+        if points:
+            points.append((moment.timestamp(), points[-1][1]))  # hold the level until the change: a step
+        points.append((moment.timestamp(), depth))
+    chart = pygal.XY(
+        **_chart_config(
+            ["#1565c0"],
+            title="Queue depth (open, unassigned tickets)",
+            show_dots=False,
+            fill=True,
+            show_legend=False,
+            x_labels=[m.timestamp() for m in _label_moments(report)],
+            x_value_formatter=lambda x: label(datetime.fromtimestamp(x, UTC)),
+            # The same span as the bar charts below it, bar edge to bar edge, so the three line up.
+            xrange=(axis_start.timestamp(), axis_end.timestamp()),
+            value_formatter=lambda y: f"{y:.0f}",
+            **_count_axis(max(depth for _, depth in report.queue_depth)),
+        )
+    )
+    chart.add("queue depth", points)
+    return _svg(chart)
+
+
+def _per_interval(report: Report, moments: Sequence[datetime]) -> list[int]:
+    starts = report.interval_starts()
+    size = report.interval()
+    counts = [0] * len(starts)
+    for moment in moments:
+        index = int((moment - starts[0]) // size)
+        if 0 <= index < len(counts):
+            counts[index] += 1
+    return counts
+
+
+def _bar_config(report: Report, colours: Sequence[str], title: str, top: int, **options: Any) -> dict[str, Any]:
+    label = _label_formatter(report)
+    return _chart_config(
+        colours,
+        title=f"{title} per {_interval_label(report.interval())}",
+        # Every bar has its label, but only the round ones are shown.
+        x_labels=[label(s.astimezone(UTC)) for s in report.interval_starts()],
+        x_labels_major=[label(m.astimezone(UTC)) for m in _label_moments(report)],
+        show_minor_x_labels=False,
+        value_formatter=lambda y: f"{y:.0f}",
+        **_count_axis(top),
+        **options,
+    )
+
+
+def arrivals_chart(report: Report) -> str:
+    """New tickets per interval, stacked by priority."""
+    series = {p: _per_interval(report, [at for at, priority in report.arrivals if priority is p]) for p in Priority}
+    top = max(map(sum, zip(*series.values(), strict=True)), default=0)
+    chart = pygal.StackedBar(**_bar_config(report, [_PRIORITY_COLOURS[p] for p in Priority], "Arrivals", top))
+    for priority, counts in series.items():
+        chart.add(priority.value, counts)
+    return _svg(chart)
+
+
+def breaches_chart(report: Report) -> str:
+    """SLA breaches per interval: derived respond/resolve, and the server's own sla_breached events."""
+    series = {
+        "respond-by missed (derived)": _per_interval(report, [b.due for b in report.breaches if b.kind == "respond"]),
+        "resolve-by missed (derived)": _per_interval(report, [b.due for b in report.breaches if b.kind != "respond"]),
+        "sla_breached events (recorded)": _per_interval(report, [e.ts for e in report.recorded_breaches]),
+    }
+    top = max((max(counts, default=0) for counts in series.values()), default=0)
+    chart = pygal.Bar(**_bar_config(report, _BREACH_COLOURS, "SLA breaches", top, legend_at_bottom_columns=3))
+    for title, counts in series.items():
+        chart.add(title, counts)
+    return _svg(chart)
+
+
+_PAGE_STYLE = """
+body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #263238; margin: 2rem auto;
+       max-width: 960px; padding: 0 1rem; line-height: 1.4; }
+h1 { font-size: 1.5rem; margin-bottom: .2rem; }
+h2 { font-size: 1.1rem; margin-top: 2rem; border-bottom: 1px solid #cfd8dc; padding-bottom: .2rem; }
+.window { color: #607d8b; margin-top: 0; }
+.cards { display: flex; flex-wrap: wrap; gap: .8rem; margin: 1.2rem 0; }
+.card { border: 1px solid #cfd8dc; border-radius: 6px; padding: .6rem 1rem; min-width: 8rem; }
+.card b { display: block; font-size: 1.6rem; }
+.card span { color: #607d8b; font-size: .85rem; }
+table { border-collapse: collapse; margin: .5rem 0; }
+th, td { padding: .25rem .8rem; text-align: left; border-bottom: 1px solid #eceff1; }
+.n { text-align: right; font-variant-numeric: tabular-nums; }
+th { color: #607d8b; font-weight: 600; }
+.chart svg { width: 100%; height: auto; }
+.note { color: #607d8b; font-size: .85rem; }
+"""
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], text_columns: int = 1) -> str:
+    """A table whose first `text_columns` columns are text (left-aligned) and the rest figures (right)."""
+
+    def cell(tag: str, index: int, value: object) -> str:
+        align = "" if index < text_columns else " class='n'"
+        return f"<{tag}{align}>{html.escape(str(value))}</{tag}>"
+
+    head = "".join(cell("th", i, h) for i, h in enumerate(headers))
+    body = "".join("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_BREACH_WORDS: dict[BreachKind, str] = {
+    "respond": "respond-by passed before first taken",
+    "resolve_closed": "resolve-by passed before resolved/cancelled",
+    "resolve_open": "resolve-by passed, still open",
+}
+
+
+def render_html(report: Report) -> str:
+    """One self-contained page: the figures, and the charts as inline SVG; nothing is loaded from elsewhere."""
+    r = report
+    p50 = format_duration(r.first_assignment_percentile(0.5))
+    p90 = format_duration(r.first_assignment_percentile(0.9))
+    derived = len(r.breaches)
+    cards = [
+        (r.ticket_count, "tickets created"),
+        (p50, "p50 to first assignment"),
+        (p90, "p90 to first assignment"),
+        (derived, "SLA breaches (derived)"),
+        (len(r.recorded_breaches), "SLA breaches (recorded)"),
+        (r.reassignments, "reassignments"),
+    ]
+    tickets = _table(
+        ["", *[p.value for p in Priority], "total"],
+        [["created in window", *[r.created[p] for p in Priority], r.ticket_count]],
+    )
+    outcome = _table(
+        ["of the tickets created", "count"],
+        [
+            ["resolved", r.resolved],
+            ["cancelled", r.cancelled],
+            ["still open", r.still_open],
+            ["… of them unassigned", r.still_unassigned],
+            ["carried in (open when the window began)", r.carried_in],
+        ],
+    )
+    assignment = _table(
+        ["time to first assignment", ""],
+        [
+            ["p50", p50],
+            ["p90", p90],
+            ["tickets assigned", f"{len(r.first_assignment)} of {r.ticket_count}"],
+            ["never assigned", r.never_assigned],
+        ],
+    )
+    sla = _table(
+        ["SLA breaches", "count"],
+        [
+            ["recorded by the server (sla_breached events)", len(r.recorded_breaches)],
+            ["derived: " + _BREACH_WORDS["respond"], r.breach_count("respond")],
+            ["derived: " + _BREACH_WORDS["resolve_closed"], r.breach_count("resolve_closed")],
+            ["derived: " + _BREACH_WORDS["resolve_open"], r.breach_count("resolve_open")],
+        ],
+    )
+    breach_list = (
+        _table(
+            ["ticket", "priority", "missed", "due"],
+            [[b.ticket_id, b.priority.value, _BREACH_WORDS[b.kind], _moment(b.due)] for b in r.breaches],
+            text_columns=4,
+        )
+        if r.breaches
+        else "<p class='note'>No ticket missed an SLA target.</p>"
+    )
+    technicians = (
+        _table(
+            ["technician", "name", "assigned", "holding / capacity", "resolved"],
+            [
+                [
+                    t.tech_id,
+                    t.name,
+                    t.assigned,
+                    f"{t.holding} / {'-' if t.capacity is None else t.capacity}",
+                    t.resolved,
+                ]
+                for t in r.technicians
+            ],
+            text_columns=2,
+        )
+        if r.technicians
+        else "<p class='note'>No technician had a ticket.</p>"
+    )
+    moves = _table(
+        ["", "count"],
+        [
+            ["reassignments (from one technician to another)", r.reassignments],
+            ["tickets reassigned", r.reassigned_tickets],
+            ["unassignments (back to the queue)", r.unassignments],
+        ],
+    )
+    card_html = "".join(
+        f"<div class='card'><b>{html.escape(str(v))}</b><span>{html.escape(k)}</span></div>" for v, k in cards
+    )
+    title = f"After-action report: {r.scope}"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{_PAGE_STYLE}</style>
+</head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p class="window">{html.escape(_window_text(r))}</p>
+<div class="cards">{card_html}</div>
+<h2>Over time</h2>
+<div class="chart" id="queue-depth">{queue_chart(r)}</div>
+<div class="chart" id="arrivals">{arrivals_chart(r)}</div>
+<div class="chart" id="breaches">{breaches_chart(r)}</div>
+<p class="note">Derived breaches are placed at the moment the target passed (its due time); recorded ones at
+the time of the server's event.</p>
+<h2>Tickets</h2>
+{tickets}
+{outcome}
+<h2>Time to first assignment</h2>
+{assignment}
+<p class="note">From a ticket's creation to its first assignment, over the tickets created in the window.</p>
+<h2>SLA breaches</h2>
+{sla}
+<p class="note">Recorded breaches are the server's own <code>sla_breached</code> events; derived ones come from
+each ticket's respond-by and resolve-by and when it was first taken and closed, the rule the board's clock
+uses. A server without the SLA clock records none, so both are shown.</p>
+{breach_list}
+<h2>Reassignments</h2>
+{moves}
+<h2>Load per technician</h2>
+{technicians}
+<p class="note">Assigned: tickets given to them in the window. Holding: their open tickets at its end.</p>
+</body>
+</html>
+"""
+
+
+# --- command line ---------------------------------------------------------------------------------------
+
+
+def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `report` to dispatch-server's subcommands."""
+    report = commands.add_parser(
+        "report", help="after-action report: tickets, time to assignment, SLA breaches, reassignments, load"
+    )
+    scope = report.add_mutually_exclusive_group()
+    scope.add_argument("--incident", metavar="INC-ID", help="only the tickets of this incident")
+    scope.add_argument("--since", metavar="DURATION", help="only the last DURATION: a number with s, m, h or d (6h)")
+    report.add_argument("--out", metavar="DIR", help="also write DIR/report.html with charts (works offline)")
+    # For tests and reruns that must read the same: the report's "now".
+    report.add_argument("--as-of", metavar="ISO8601", help=argparse.SUPPRESS)
+
+
+async def run_report(args: argparse.Namespace) -> int:
+    """Print the report for `args.db`, and write DIR/report.html with `--out DIR`; ReportError for bad input."""
+    since = parse_since(args.since) if args.since is not None else None
+    now = _as_of(getattr(args, "as_of", None))
+    if not Path(args.db).exists():
+        # Storage.open would create an empty database: a typo in the path should not look like a quiet night.
+        raise ReportError(f"no database at {args.db}")
+    page = Path(args.out) / REPORT_FILE if args.out is not None else None
+    if page is not None:
+        # Before any output, so an unwritable --out is refused rather than noticed after the text.
+        try:
+            page.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ReportError(f"cannot create {page.parent}: {exc.strerror or exc}") from None
+    storage = await Storage.open(args.db)
+    try:
+        events = await storage.all_events()
+    finally:
+        await storage.close()
+    if now is None:
+        now = datetime.now(UTC)
+        # A log written with a clock ahead of this machine's still reads whole.
+        if events and events[-1].ts > now:
+            now = events[-1].ts
+    report = build_report(events, now=now, since=since, incident=args.incident)
+    print(format_text(report), end="")
+    if page is not None:
+        try:
+            page.write_text(render_html(report), encoding="utf-8")
+        except OSError as exc:
+            raise ReportError(f"cannot write {page}: {exc.strerror or exc}") from None
+        print(f"\nwrote {page}")
+    return 0
+
+
+def _as_of(value: object) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ReportError(f"--as-of wants an ISO 8601 time (got {value!r})") from None
+    if moment is not None and moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
