@@ -1,6 +1,14 @@
 """`dispatch`: the board and the scriptable commands around it.
 
-dispatch board [--server URL] [--token T]      (also DISPATCH_SERVER, DISPATCH_TOKEN)
+    dispatch board [--server URL] [--token T]      (also DISPATCH_SERVER, DISPATCH_TOKEN)
+    dispatch demo
+    dispatch ticket new|list, assign, tech list|status, simulate    (dispatch/scripting.py)
+    dispatch import FILE.csv|FILE.json [--dry-run]                  (dispatch/importer.py)
+
+Exit status of the scripted commands, documented in dispatch/scripting.py and `dispatch --help`:
+0 done, 1 invalid or other failure (import: some rows skipped), 2 usage, 3 token refused or forbidden
+(as `dispatch board` on a refused token), 4 not found, 5 conflict, 6 cannot reach the server,
+7 rate limited, 130 interrupted, 141 stdout closed early.
 """
 
 from __future__ import annotations
@@ -9,18 +17,27 @@ import argparse
 import os
 import sys
 
+from dispatch import importer, scripting
 from dispatch.client import DEFAULT_SERVER
 
 EXIT_USAGE = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dispatch", description="Dispatch board for break-fix IT service.")
+    parser = argparse.ArgumentParser(
+        prog="dispatch",
+        description="Dispatch board for break-fix IT service.",
+        epilog=scripting.EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     board = commands.add_parser("board", help="open the board (dispatcher, technician or wallboard by token)")
     board.add_argument("--server", default=os.environ.get("DISPATCH_SERVER", DEFAULT_SERVER), metavar="URL")
     board.add_argument("--token", default=os.environ.get("DISPATCH_TOKEN"), metavar="T")
     commands.add_parser("demo", help="an embedded server, an outage burst and the board, all in one")
+    common = scripting.connection_options()
+    scripting.add_commands(commands, common)
+    importer.add_command(commands, common)
     return parser
 
 
@@ -32,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         from dispatch.demo import run_demo
 
         return run_demo()
+    if hasattr(args, "run"):
+        return scripting.run(args)
     return EXIT_USAGE
 
 
