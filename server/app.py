@@ -24,14 +24,17 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from dispatch.core.allocation import rank_technicians
-from dispatch.core.models import Role, Ticket
+from dispatch.core.allocation import AllocationPolicy, Roster, rank
+from dispatch.core.allocation import Candidate as Ranked
+from dispatch.core.models import Role, Ticket, TicketStatus
 from dispatch.core.protocol import (
     CLOSE_BAD_TOKEN,
     CLOSE_TOO_SLOW,
     HELLO_TIMEOUT_S,
     MAX_FRAME_BYTES,
     WRITE_COMMANDS,
+    Assign,
+    BulkAssign,
     Candidate,
     Error,
     ErrorCode,
@@ -48,12 +51,15 @@ from dispatch.core.protocol import (
     describe_validation_error,
     event_adapter,
 )
-from dispatch.core.sla import SlaPolicy
+from dispatch.core.sla import SlaPolicy, read_clock
 from dispatch.core.state import (
     Actor,
     DispatchState,
+    Outcome,
     Refusal,
     WriteCommand,
+    assign_with_reason,
+    clock_alerts,
     execute,
     visible_to,
 )
@@ -84,12 +90,22 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# The server's own changes (SLA alerts, auto-assignments) are made by this actor.
+AUTO = Actor("auto", Role.DISPATCHER)
+
+
 @dataclass
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 8765
     policy: SlaPolicy = field(default_factory=SlaPolicy)
+    allocation: AllocationPolicy = field(default_factory=AllocationPolicy)
     clock: Clock = utc_now
+    auto_assign: bool = False
+    # One JSON line per allocation; None keeps no decision log.
+    decision_log: IO[str] | None = None
+    # How often the SLA clock looks for warnings, breaches and escalations.
+    clock_interval_s: float = 1.0
 
 
 @dataclass(eq=False)
@@ -119,6 +135,13 @@ class _Queued:
     command: WriteCommand | Suggest | GetHistory
 
 
+class _ClockTick:
+    """Queued by the SLA clock: look for alerts due now (inside the writer, so they get seqs in order)."""
+
+
+_TICK = _ClockTick()
+
+
 class DispatchServer:
     """Holds the truth: the in-memory state, the storage, and every connected client."""
 
@@ -128,7 +151,12 @@ class DispatchServer:
         self.settings = settings
         self.event_log = event_log
         self.clients: set[Client] = set()
-        self._queue: asyncio.Queue[_Queued | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Queued | _ClockTick | None] = asyncio.Queue()
+        # Auto-assign: which tickets it already failed to place, at which roster version; the version
+        # moves whenever room may have appeared, so a queued ticket is retried only then.
+        self._roster_version = 0
+        self._tried: dict[str, int] = {}
+        self._last_assigned: dict[str, datetime] = {}
         self._draining = False
         self._ws_server: Server | None = None
         self.fatal: BaseException | None = None
@@ -147,6 +175,7 @@ class DispatchServer:
         """Serve until `stop` is set (SIGTERM/SIGINT), then drain: finish queued commands, close, return."""
         writer = asyncio.create_task(self._writer(), name="writer")
         watcher = asyncio.create_task(self._watch_revocations(), name="revocations")
+        clock = asyncio.create_task(self._run_clock(), name="sla-clock")
         async with serve(
             self._handle,
             self.settings.host,
@@ -154,6 +183,8 @@ class DispatchServer:
             max_size=MAX_FRAME_BYTES,
             process_request=self._health_check,
             compression=None,  # small JSON frames gain little; deflate doubles our CPU per delivery
+            # A client that stopped reading must not hold a shutdown (or a slow-client close) for long.
+            close_timeout=3,
         ) as ws_server:
             self._ws_server = ws_server
             host, port = next(iter(ws_server.sockets)).getsockname()[:2]
@@ -171,6 +202,7 @@ class DispatchServer:
                 log.exception("the writer stopped")
                 self.fatal = self.fatal or exc
             watcher.cancel()
+            clock.cancel()
             stopped.cancel()
             await asyncio.gather(*(c.ws.close(1001, "server shutting down") for c in list(self.clients)))
         if self.fatal is not None:
@@ -306,11 +338,7 @@ class DispatchServer:
         ticket = self.state.tickets.get(command.ticket_id)
         if ticket is None:
             return _error(command.command_id, ErrorCode.NOT_FOUND, f"no ticket {command.ticket_id}")
-        load: dict[str, int] = {}
-        for t in self.state.tickets.values():
-            if t.assignee is not None and t.is_open:
-                load[t.assignee] = load.get(t.assignee, 0) + 1
-        ranked = rank_technicians(ticket, self.state.technicians.values(), load)
+        ranked = self._rank(ticket, self.settings.clock())
         return Suggestions(
             command_id=command.command_id,
             ticket_id=ticket.id,
@@ -343,15 +371,22 @@ class DispatchServer:
                 batch.append(item)
             await self._commit(batch)
 
-    async def _commit(self, batch: list[_Queued]) -> None:
+    async def _commit(self, batch: list[_Queued | _ClockTick]) -> None:
         now = self.settings.clock()
         known = await self.storage.find_replies(
-            (q.client.actor.user, q.command.command_id) for q in batch if isinstance(q.command, WRITE_COMMANDS)
+            (q.client.actor.user, q.command.command_id)
+            for q in batch
+            if isinstance(q, _Queued) and isinstance(q.command, WRITE_COMMANDS)
         )
         replies: list[tuple[Client, str | GetHistory]] = []
         events: list[tuple[Event, str]] = []
         records: list[CommandRecord] = []
+        decisions: list[dict[str, Any]] = []
+        tick = False
         for queued in batch:
+            if isinstance(queued, _ClockTick):
+                tick = True
+                continue
             if isinstance(queued.command, Suggest):
                 replies.append((queued.client, self._suggest(queued.client.actor, queued.command)))
                 continue
@@ -362,6 +397,7 @@ class DispatchServer:
             if key in known:  # a re-sent command: its original answer, and nothing changes
                 replies.append((queued.client, known[key]))
                 continue
+            considered = self._considered(queued.command, now)
             outcome = execute(self.state, queued.command, queued.client.actor, now, self.settings.policy)
             if isinstance(outcome, Refusal):
                 replies.append((queued.client, _refusal_frame(queued.command.command_id, outcome)))
@@ -371,6 +407,18 @@ class DispatchServer:
             replies.append((queued.client, reply))
             records.append(CommandRecord(key[0], key[1], outcome.ack.seq, reply))
             events.extend((e, e.model_dump_json()) for e in outcome.events)
+            decisions.extend(self._decisions(outcome, considered, now))
+        if events and any(e.kind != "ticket_created" for e, _ in events):
+            self._roster_version += 1  # room may have appeared: queued tickets are worth a new look
+        if tick:
+            alerts = clock_alerts(self.state, now, self.settings.policy, self._escalate_after, AUTO)
+            events.extend((e, e.model_dump_json()) for e in alerts)
+            if any(e.kind == "escalation" for e in alerts):
+                self._roster_version += 1  # an escalated P1 may now take a partial match
+        if self.settings.auto_assign and (events or tick):
+            for outcome, considered in self._auto_assign(now):
+                events.extend((e, e.model_dump_json()) for e in outcome.events)
+                decisions.extend(self._decisions(outcome, considered, now))
         if events or records:
             try:
                 await self.storage.apply_batch(events, *_changed_rows(self.state, [e for e, _ in events]), records)
@@ -381,10 +429,107 @@ class DispatchServer:
                 self.fatal = exc
                 raise
         self._publish(events)
+        self._log_decisions(decisions)
         for client, answer in replies:
             client.send(await self._history(client.actor, answer) if isinstance(answer, GetHistory) else answer)
             client.in_flight.release()
         self._drop_slow_clients()
+
+    # --- allocation ----------------------------------------------------------------------------------
+
+    @property
+    def _escalate_after(self) -> timedelta:
+        return timedelta(minutes=self.settings.allocation.escalate_after_minutes)
+
+    def _roster(self) -> Roster:
+        return Roster.build(self.state.technicians, self.state.tickets.values(), self._last_assigned)
+
+    def _rank(self, ticket: Ticket, now: datetime, roster: Roster | None = None, **options: Any) -> list[Ranked]:
+        return rank(ticket, roster or self._roster(), self.settings.allocation, self.settings.policy, now, **options)
+
+    def _considered(self, command: WriteCommand, now: datetime) -> dict[str, list[Ranked]]:
+        """For the decision log: the ranking each ticket of an assignment had just before it."""
+        if self.settings.decision_log is None or not isinstance(command, Assign | BulkAssign):
+            return {}
+        ids = [command.ticket_id] if isinstance(command, Assign) else command.ticket_ids
+        roster = self._roster()
+        return {tid: self._rank(self.state.tickets[tid], now, roster) for tid in ids if tid in self.state.tickets}
+
+    def _auto_assign(self, now: datetime) -> list[tuple[Outcome, dict[str, list[Ranked]]]]:
+        """Place queued tickets, most urgent first (priority, then SLA due): each with its best candidate
+        that has room, never over capacity. A ticket nobody can take stays queued, its reason logged
+        once; it is looked at again when room may have appeared."""
+        queue = sorted(
+            (t for t in self.state.tickets.values() if t.assignee is None and t.status is TicketStatus.NEW),
+            key=lambda t: (t.priority, t.respond_by, t.id),
+        )
+        queue = [t for t in queue if self._tried.get(t.id) != self._roster_version]
+        if not queue:
+            return []
+        roster = self._roster()
+        placed: list[tuple[Outcome, dict[str, list[Ranked]]]] = []
+        for ticket in queue:
+            escalated = (ticket.id, "escalation") in self.state.alerts
+            candidates = self._rank(ticket, now, roster, auto=True, limit=5)
+            if not candidates and escalated:
+                candidates = self._rank(ticket, now, roster, auto=True, partial=True, limit=5)
+            if not candidates:
+                self._tried[ticket.id] = self._roster_version
+                log.info("%s %s queued: %s", ticket.id, ticket.priority, _why_queued(ticket, roster))
+                continue
+            best = candidates[0]
+            reason = ("escalated, best partial match: " if best.reason.startswith("partial") else "") + best.reason
+            outcome = assign_with_reason(self.state, ticket.id, best.tech_id, AUTO, now, reason)
+            if isinstance(outcome, Refusal):  # cannot happen for an open ticket and a known technician
+                log.error("auto-assign of %s refused: %s", ticket.id, outcome.message)
+                continue
+            roster.took(ticket, best.tech_id, now)
+            self._tried.pop(ticket.id, None)
+            placed.append((outcome, {ticket.id: candidates}))
+        return placed
+
+    def _decisions(self, outcome: Outcome, considered: dict[str, list[Ranked]], now: datetime) -> list[dict[str, Any]]:
+        """One decision-log record per allocation event in `outcome`."""
+        records = []
+        for event in outcome.events:
+            if not isinstance(event, TicketEvent) or event.kind not in ("ticket_assigned", "ticket_unassigned"):
+                continue
+            ticket = event.ticket
+            if event.kind == "ticket_assigned" and ticket.assignee is not None:
+                self._last_assigned[ticket.assignee] = now
+            if self.settings.decision_log is None:
+                continue
+            reading = read_clock(ticket, now, self.settings.policy)
+            records.append({
+                "ts": now.isoformat(),
+                "seq": event.seq,
+                "ticket": ticket.id,
+                "priority": ticket.priority.value,
+                "from": event.previous_assignee,
+                "to": ticket.assignee,
+                "actor": event.actor,
+                "kind": "auto" if event.actor == AUTO.user else (event.reason or "manual"),
+                "reason": event.reason if event.actor == AUTO.user else f"{event.reason or 'manual'} by {event.actor}",
+                "sla_target": reading.target,
+                "sla_left_s": int(reading.left.total_seconds()),
+                "candidates": [{"tech_id": c.tech_id, "score": c.score, "reason": c.reason}
+                               for c in considered.get(ticket.id, [])],
+            })  # fmt: skip
+        return records
+
+    def _log_decisions(self, decisions: list[dict[str, Any]]) -> None:
+        log_file = self.settings.decision_log
+        if log_file is None or not decisions:
+            return
+        for record in decisions:
+            log_file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        log_file.flush()
+
+    async def _run_clock(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.clock_interval_s)
+            if self._queue.qsize() < MAX_BATCH:  # under a flood the next batch will come soon anyway
+                self._queue.put_nowait(_TICK)
 
     def _publish(self, events: list[tuple[Event, str]]) -> None:
         if not events:
@@ -448,6 +593,17 @@ def _changed_rows(state: DispatchState, events: list[Event]) -> tuple[list[Ticke
         [state.technicians[i] for i in tech_ids],
         [state.incidents[i] for i in incident_ids if i in state.incidents],
     )
+
+
+def _why_queued(ticket: Ticket, roster: Roster) -> str:
+    needed = set(ticket.skills)
+    skilled = [t for t in roster.technicians.values() if needed <= set(t.skills)]
+    label = f"{', '.join(sorted(needed))} skill" if needed else "any skill"
+    if not skilled:
+        return f"nobody has the {label}" if needed else "no technicians on the roster"
+    if all(t.status.value in ("break", "off_shift") for t in skilled):
+        return f"everyone with the {label} is on a break or off shift"
+    return f"everyone free with the {label} is at capacity"
 
 
 def _event_frame(payload: str) -> str:

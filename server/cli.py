@@ -1,10 +1,12 @@
 """`dispatch-server`: the headless server and its operator commands.
 
-    dispatch-server --db PATH serve [--host H] [--port P] [--log FILE]
+    dispatch-server --db PATH serve [--host H] [--port P] [--log FILE] [--auto-assign] [--decision-log FILE]
+                                    [--policy FILE]
     dispatch-server --db PATH token create --role ROLE --name NAME [--tech TECH_ID]
     dispatch-server --db PATH token list
     dispatch-server --db PATH token revoke NAME
     dispatch-server --db PATH report [--incident INC-7 | --since 6h] [--out DIR]
+    dispatch-server --db PATH decisions [--since 2h] [--ticket T] [--format table|json]
 
 Every failure a user can cause (corrupt or newer database, port in use, duplicate token name) is one
 line on stderr and exit status 2, never a traceback.
@@ -23,8 +25,10 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import IO
 
+from dispatch.core.allocation import AllocationPolicy
 from dispatch.core.models import Role
 from server.app import DispatchServer, ServerSettings, install_stop_signals
+from server.decisions import default_decision_log, show_decisions
 from server.report import ReportError, add_report_parser, run_report
 from server.storage import Storage, StorageError
 
@@ -45,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     serve.add_argument("--log", metavar="FILE", help="write every event as a JSON line here (default: stdout)")
+    serve.add_argument("--auto-assign", action="store_true", help="assign new and returned tickets by itself")
+    serve.add_argument(
+        "--decision-log", metavar="FILE", help="one JSON line per allocation (default: beside the database)"
+    )
+    serve.add_argument("--policy", metavar="FILE", help="allocation weights, TOML ([allocation] table)")
     # For tests, screenshots and demos that must look the same every time: the clock stands still.
     serve.add_argument("--fixed-clock", metavar="ISO8601", type=_utc_datetime, help=argparse.SUPPRESS)
 
@@ -57,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     token_commands.add_parser("list", help="list tokens (never their secrets)")
     revoke = token_commands.add_parser("revoke", help="revoke a token and close its open connections")
     revoke.add_argument("name")
+    decisions = commands.add_parser("decisions", help="read the decision log back: who got what, when and why")
+    decisions.add_argument("--since", metavar="DURATION", help="only the last 30m, 2h, 1d ...")
+    decisions.add_argument("--ticket", metavar="T", help="only decisions about this ticket")
+    decisions.add_argument("--format", choices=("table", "json"), default="table")
+    decisions.add_argument("--file", metavar="FILE", help="the decision log (default: beside the database)")
     add_report_parser(commands)
     return parser
 
@@ -76,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_serve(args))
         if args.command == "report":
             return asyncio.run(run_report(args))
+        if args.command == "decisions":
+            return show_decisions(args)
         return asyncio.run(_token(args))
     except (StorageError, _Refused, ReportError) as exc:
         print(f"dispatch-server: {exc}", file=sys.stderr)
@@ -88,7 +104,17 @@ async def _serve(args: argparse.Namespace) -> int:
     storage = await Storage.open(args.db)
     with ExitStack() as files:
         event_log: IO[str] = files.enter_context(open(args.log, "a", encoding="utf-8")) if args.log else sys.stdout
-        settings = ServerSettings(host=args.host, port=args.port)
+        try:
+            allocation = AllocationPolicy.from_toml(args.policy) if args.policy else AllocationPolicy()
+        except ValueError as exc:
+            raise _Refused(str(exc)) from None
+        decision_log = files.enter_context(
+            open(args.decision_log or default_decision_log(args.db), "a", encoding="utf-8")
+        )
+        settings = ServerSettings(
+            host=args.host, port=args.port, allocation=allocation, auto_assign=args.auto_assign,
+            decision_log=decision_log,
+        )  # fmt: skip
         if args.fixed_clock is not None:
             fixed: datetime = args.fixed_clock
             settings.clock = lambda: fixed

@@ -19,8 +19,8 @@ from typing import Any, Iterable, Sequence
 import aiosqlite
 
 from dispatch.core.models import Incident, Role, Technician, Ticket
-from dispatch.core.protocol import Event, TicketEvent, event_adapter
-from dispatch.core.state import DispatchState, ticket_number
+from dispatch.core.protocol import Event, SlaEvent, TicketEvent, event_adapter
+from dispatch.core.state import DispatchState, alert_key, ticket_number
 
 __all__ = ["Storage", "StorageError", "TokenRecord", "CommandRecord", "hash_token"]
 
@@ -89,12 +89,18 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at TEXT
     );
     """,
+    # 2: the SLA clock stands still while a ticket is on hold.
+    """
+    ALTER TABLE tickets ADD COLUMN paused_at TEXT;
+    ALTER TABLE tickets ADD COLUMN paused_seconds INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX events_kind ON events(kind) WHERE kind IN ('sla_warning', 'sla_breached', 'escalation');
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _TICKET_COLUMNS = (
     "id, title, client, site, category, priority, status, assignee, skills, incident_id,"
-    " created_at, respond_by, resolve_by, responded_at, version"
+    " created_at, respond_by, resolve_by, responded_at, paused_at, paused_seconds, version"
 )
 
 
@@ -130,7 +136,7 @@ def _ticket_row(t: Ticket) -> tuple[object, ...]:
     return (
         t.id, t.title, t.client, t.site, t.category.value, t.priority.value, t.status.value, t.assignee,
         json.dumps(t.skills), t.incident_id, _iso(t.created_at), _iso(t.respond_by), _iso(t.resolve_by),
-        _iso(t.responded_at), t.version,
+        _iso(t.responded_at), _iso(t.paused_at), t.paused_seconds, t.version,
     )  # fmt: skip
 
 
@@ -228,6 +234,12 @@ class Storage:
             async for row in cursor:
                 incident = Incident(id=row[0], title=row[1], ticket_ids=json.loads(row[2]), opened_at=row[3])
                 state.incidents[incident.id] = incident
+        # Alerts already raised, so each is raised once also across restarts.
+        async with self._db.execute(
+            "SELECT payload FROM events WHERE kind IN ('sla_warning', 'sla_breached', 'escalation')"
+        ) as cursor:
+            async for (payload,) in cursor:
+                apply_alert(state, event_adapter.validate_json(payload))
         (seq,) = await self._one("SELECT COALESCE(MAX(seq), 0) FROM events")
         state.seq = int(seq)
         return state
@@ -253,7 +265,7 @@ class Storage:
             ticket_rows = [_ticket_row(t) for t in tickets]
             if ticket_rows:
                 await db.executemany(
-                    f"INSERT OR REPLACE INTO tickets ({_TICKET_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                    f"INSERT OR REPLACE INTO tickets ({_TICKET_COLUMNS}) VALUES ({', '.join('?' * 17)})",
                     ticket_rows,
                 )
             tech_rows = [(t.id, t.name, json.dumps(t.skills), t.status.value, t.capacity) for t in technicians]
@@ -355,6 +367,11 @@ class Storage:
     async def revoked_names(self) -> set[str]:
         async with self._db.execute("SELECT name FROM tokens WHERE revoked_at IS NOT NULL") as cursor:
             return {row[0] for row in await cursor.fetchall()}
+
+
+def apply_alert(state: DispatchState, event: Event) -> None:
+    if isinstance(event, SlaEvent):
+        state.alerts.add((event.ticket_id, alert_key(event.kind, event.target)))
 
 
 def _event_ticket_id(event: Event) -> str | None:

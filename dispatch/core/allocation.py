@@ -1,48 +1,188 @@
 """Who should take a ticket: a ranked list of technicians, each with a score and a reason in words.
 
-A first ranking (skills as a hard filter, availability, load against capacity); the full engine with
-SLA urgency, incident affinity, fairness and a policy file is a later step.
+Pure: the server's `suggest`, its auto-assign and the decision log all rank through `rank`. Factors:
+required skills (a hard filter, unless a partial match is asked for when escalating), availability
+(break and off shift never; on site and busy penalised), load against capacity (auto mode never
+exceeds it), SLA urgency (urgent tickets lean harder on availability), incident affinity (one
+technician keeps an outage's tickets together while capacity allows) and fairness (ties go to the
+technician who waited longest since their last assignment). Weights come from a TOML policy file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable
+import tomllib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from pathlib import Path
 
-from dispatch.core.models import Technician, TechStatus, Ticket
+from dispatch.core.models import OPEN_STATUSES, Technician, TechStatus, Ticket
+from dispatch.core.sla import SlaPolicy, read_clock
 
-# Nobody on a break or off shift is offered work.
 UNAVAILABLE = frozenset({TechStatus.BREAK, TechStatus.OFF_SHIFT})
-_STATUS_SCORE = {TechStatus.AVAILABLE: 1.0, TechStatus.BUSY: 0.5, TechStatus.ON_SITE: 0.3}
+_NEVER = datetime.min.replace(tzinfo=None)
 
 
 @dataclass(frozen=True)
-class Ranked:
+class AllocationPolicy:
+    """Weights of the ranking; `dispatch-server serve --policy FILE` reads them from TOML."""
+
+    availability: float = 0.35
+    load: float = 0.35
+    affinity: float = 0.20
+    urgency: float = 0.10
+    # How available a technician counts as, by status (1.0 = fully).
+    busy_factor: float = 0.6
+    on_site_factor: float = 0.3
+    # An unassigned P1 older than this raises an escalation (and, with auto-assign, a partial match).
+    escalate_after_minutes: float = 10.0
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> AllocationPolicy:
+        """Read `[allocation]` from a TOML file; unknown keys or bad values are a one-line ValueError."""
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ValueError(f"cannot read policy {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"policy {path} is not valid TOML: {exc}") from None
+        section = data.get("allocation", {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(section) - known
+        if unknown:
+            raise ValueError(
+                f"policy {path}: unknown setting {sorted(unknown)[0]!r} (known: {', '.join(sorted(known))})"
+            )
+        for key, value in section.items():
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"policy {path}: {key} must be a number >= 0")
+        return cls(**{key: float(value) for key, value in section.items()})
+
+
+@dataclass(frozen=True)
+class Candidate:
     tech_id: str
     score: float
     reason: str
 
 
-def rank_technicians(
-    ticket: Ticket, technicians: Iterable[Technician], load: dict[str, int], limit: int = 10
-) -> list[Ranked]:
-    """Rank who can take `ticket`, best first; `load` maps technician id to open tickets held."""
-    needed = set(ticket.skills)
-    ranked: list[Ranked] = []
-    for tech in technicians:
+@dataclass
+class Roster:
+    """What ranking needs to know about the technicians, kept up to date as tickets move.
+
+    Built once per batch from the state, then updated assignment by assignment, so ranking a burst
+    of a thousand tickets does not rescan every ticket for every ticket."""
+
+    technicians: dict[str, Technician]
+    load: Counter[str] = field(default_factory=Counter)
+    last_assigned: dict[str, datetime] = field(default_factory=dict)
+    # Which technicians hold open tickets of each incident, and how many.
+    incident_holders: dict[str, Counter[str]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, technicians: dict[str, Technician], tickets: Iterable[Ticket],
+              last_assigned: dict[str, datetime] | None = None) -> Roster:  # fmt: skip
+        roster = cls(dict(technicians), last_assigned=dict(last_assigned or {}))
+        for ticket in tickets:
+            if ticket.assignee is not None and ticket.status in OPEN_STATUSES:
+                roster.took(ticket, ticket.assignee, None)
+        return roster
+
+    def took(self, ticket: Ticket, tech_id: str, at: datetime | None) -> None:
+        """`tech_id` now holds `ticket` (an open ticket)."""
+        self.load[tech_id] += 1
+        if ticket.incident_id:
+            self.incident_holders.setdefault(ticket.incident_id, Counter())[tech_id] += 1
+        if at is not None:
+            self.last_assigned[tech_id] = at
+
+    def released(self, ticket: Ticket, tech_id: str) -> None:
+        """`tech_id` no longer holds `ticket` (reassigned, unassigned, closed)."""
+        self.load[tech_id] -= 1
+        if ticket.incident_id and ticket.incident_id in self.incident_holders:
+            self.incident_holders[ticket.incident_id][tech_id] -= 1
+
+    def has_room(self) -> bool:
+        """Whether anyone could take work in auto mode (a cheap check before ranking a queue)."""
+        return any(t.status not in UNAVAILABLE and self.load[t.id] < t.capacity for t in self.technicians.values())
+
+
+def rank(
+    ticket: Ticket,
+    roster: Roster,
+    policy: AllocationPolicy,
+    sla: SlaPolicy,
+    now: datetime,
+    *,
+    auto: bool = False,
+    partial: bool = False,
+    limit: int = 10,
+) -> list[Candidate]:
+    """Technicians for `ticket`, best first. `auto`: only those with room (never over capacity).
+    `partial`: technicians missing some required skills are ranked too, by how many they have."""
+    needed = frozenset(ticket.skills)
+    reading = read_clock(ticket, now, sla)
+    targets = sla.targets[ticket.priority]
+    span = targets.respond if reading.target == "respond" else targets.resolve
+    # 0 with the whole target ahead, 1 when due or overdue.
+    urgency = 1.0 - max(0.0, min(1.0, reading.left / span)) if span > timedelta(0) else 1.0
+    holders = roster.incident_holders.get(ticket.incident_id or "", Counter())
+    status_factor = {TechStatus.AVAILABLE: 1.0, TechStatus.BUSY: policy.busy_factor,
+                     TechStatus.ON_SITE: policy.on_site_factor}  # fmt: skip
+    scored: list[tuple[float, datetime, str, float, int, bool]] = []
+    for tech in roster.technicians.values():
         if tech.status in UNAVAILABLE or tech.id == ticket.assignee:
             continue
-        if not needed <= set(tech.skills):
+        held = roster.load[tech.id]
+        if auto and held >= tech.capacity:
             continue
-        held = load.get(tech.id, 0)
-        spare = (tech.capacity - held) / tech.capacity if tech.capacity else 0.0
-        score = round(0.6 * _STATUS_SCORE[tech.status] + 0.4 * max(spare, 0.0), 3)
-        parts = [", ".join(sorted(needed)) + (" skill" if len(needed) == 1 else " skills")] if needed else []
-        parts.append(f"load {held}/{tech.capacity}")
-        parts.append(tech.status.value.replace("_", " "))
-        if held >= tech.capacity:
-            parts.append("at capacity")
-        ranked.append(Ranked(tech.id, score, ", ".join(parts)))
-    # Same input, same order: ties go to the lighter load, then the id.
-    ranked.sort(key=lambda r: (-r.score, load.get(r.tech_id, 0), r.tech_id))
-    return ranked[:limit]
+        coverage = 1.0
+        if needed:
+            has = len(needed.intersection(tech.skills))
+            if has < len(needed):
+                if not partial or has == 0:
+                    continue
+                coverage = has / len(needed)
+        available = status_factor[tech.status]
+        spare = max(tech.capacity - held, 0) / tech.capacity if tech.capacity else 0.0
+        together = holders[tech.id] > 0 and held < tech.capacity
+        score = (
+            policy.availability * available
+            + policy.load * spare
+            + policy.affinity * together
+            + policy.urgency * urgency * available
+        )
+        last = roster.last_assigned.get(tech.id)
+        scored.append(
+            (round(score, 3), (last.replace(tzinfo=None) if last else _NEVER), tech.id, coverage, held, together)
+        )
+    # Whoever has all the skills before anyone with some (in partial mode), then the best score; ties
+    # go to whoever waited longest since their last assignment, then the id.
+    scored.sort(key=lambda s: (-s[3], -s[0], s[1], s[2]))
+    return [
+        Candidate(
+            tech_id, score, _reason(roster.technicians[tech_id], ticket, needed, held, coverage, together, urgency)
+        )  # fmt: skip
+        for score, _, tech_id, coverage, held, together in scored[:limit]
+    ]
+
+
+def _reason(tech: Technician, ticket: Ticket, needed: frozenset[str], held: int, coverage: float,
+            together: bool, urgency: float) -> str:  # fmt: skip
+    parts: list[str] = []
+    if needed and coverage < 1.0:
+        has = sorted(needed.intersection(tech.skills))
+        lacks = sorted(needed - set(tech.skills))
+        parts.append(f"partial skills: has {', '.join(has)}, lacks {', '.join(lacks)}")
+    elif needed:
+        parts.append(", ".join(sorted(needed)) + (" skill" if len(needed) == 1 else " skills"))
+    parts.append(f"load {held}/{tech.capacity}")
+    parts.append(tech.status.value.replace("_", " "))
+    if held >= tech.capacity:
+        parts.append("at capacity")
+    if together:
+        parts.append(f"keeps {ticket.incident_id} together")
+    if urgency >= 0.75:
+        parts.append("urgent")
+    return ", ".join(parts)

@@ -89,6 +89,10 @@ class Ticket(BaseModel):
     resolve_by: datetime
     # When someone first took the ticket: after that its resolve-by clock is the one that counts.
     responded_at: datetime | None = None
+    # The SLA clock stands still while the ticket is on hold: since when, and how long in all so far
+    # (the due times above already include earlier holds).
+    paused_at: datetime | None = None
+    paused_seconds: int = 0
     version: int = 1
 
     @property

@@ -267,9 +267,10 @@ class TechnicianEvent(_EventBase):
 
 
 class SlaEvent(_EventBase):
-    """A ticket's SLA clock crossed a line (75 % used, or breached)."""
+    """A ticket's SLA clock crossed a line (75 % of the target used, or breached), or an unassigned
+    P1 waited too long (escalation). Each is emitted once per ticket and target."""
 
-    kind: Literal["sla_warning", "sla_breached"]
+    kind: Literal["sla_warning", "sla_breached", "escalation"]
     ticket_id: str
     assignee: str | None = None
     target: Literal["respond", "resolve"]

@@ -31,10 +31,13 @@ class SlaPolicy:
     targets: dict[Priority, SlaTarget] = field(default_factory=_default_targets)
     warning_fraction: float = 0.75
 
-    def due_times(self, priority: Priority, start: datetime) -> tuple[datetime, datetime]:
-        """Return (respond_by, resolve_by) for a ticket of `priority` whose clock starts at `start`."""
+    def due_times(
+        self, priority: Priority, start: datetime, paused: timedelta = timedelta(0)
+    ) -> tuple[datetime, datetime]:
+        """Return (respond_by, resolve_by) for a ticket of `priority` whose clock started at `start`
+        and has stood still for `paused` since."""
         target = self.targets[priority]
-        return start + target.respond, start + target.resolve
+        return start + target.respond + paused, start + target.resolve + paused
 
 
 class SlaState(StrEnum):
@@ -66,7 +69,8 @@ def read_clock(ticket: Ticket, now: datetime, policy: SlaPolicy) -> SlaReading:
     target, due = current_target(ticket)
     spans = policy.targets[ticket.priority]
     span = spans.respond if target == "respond" else spans.resolve
-    left = due - now
+    # On hold the clock stands still where it was paused.
+    left = due - (ticket.paused_at or now)
     if not ticket.is_open:
         state = SlaState.STOPPED
     elif left <= timedelta(0):

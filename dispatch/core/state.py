@@ -8,11 +8,12 @@ holds it to that), and the board applies the same events to its own copy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dispatch.core.models import (
     HELD_STATUSES,
     Incident,
+    Priority,
     Role,
     Technician,
     Ticket,
@@ -36,7 +37,7 @@ from dispatch.core.protocol import (
     TicketEventKind,
     Unassign,
 )
-from dispatch.core.sla import SlaPolicy
+from dispatch.core.sla import SlaPolicy, SlaState, read_clock
 
 WriteCommand = (
     CreateTicket | Assign | Unassign | SetPriority | SetStatus | SetTechStatus | AddTechnician | BulkAssign | AddNote
@@ -78,6 +79,8 @@ class DispatchState:
     incidents: dict[str, Incident] = field(default_factory=dict)
     seq: int = 0
     last_ticket_number: int = 0
+    # SLA alerts already raised, as (ticket id, "sla_warning:respond" | ... | "escalation"): each once.
+    alerts: set[tuple[str, str]] = field(default_factory=set)
 
     def active_load(self, tech_id: str) -> int:
         """How many open tickets a technician holds."""
@@ -110,7 +113,13 @@ def apply_event(state: DispatchState, event: Event) -> None:
                 )
     elif isinstance(event, TechnicianEvent):
         state.technicians[event.technician.id] = event.technician
+    elif isinstance(event, SlaEvent):
+        state.alerts.add((event.ticket_id, alert_key(event.kind, event.target)))
     state.seq = event.seq
+
+
+def alert_key(kind: str, target: str) -> str:
+    return "escalation" if kind == "escalation" else f"{kind}:{target}"
 
 
 # --- executing commands ------------------------------------------------------------------------------
@@ -264,7 +273,9 @@ def _run(b: _Builder, command: WriteCommand, policy: SlaPolicy) -> Ack:
             ticket = _open_ticket(state, command.ticket_id, command.expected_version, "unassign")
             if ticket.assignee is None:
                 raise _refuse(ErrorCode.CONFLICT, f"{ticket.id} is not assigned", ticket)
-            after = ticket.model_copy(update={"assignee": None, "status": TicketStatus.NEW})
+            after = ticket.model_copy(
+                update={"assignee": None, "status": TicketStatus.NEW, **_hold_clock(ticket, TicketStatus.NEW, b.now)}
+            )
             b.ticket_event("ticket_unassigned", ticket, after)
             return _ack(command.command_id, b, state.tickets[ticket.id])
 
@@ -273,7 +284,9 @@ def _run(b: _Builder, command: WriteCommand, policy: SlaPolicy) -> Ack:
             if ticket.priority == command.priority:
                 raise _refuse(ErrorCode.CONFLICT, f"{ticket.id} is already {command.priority}", ticket)
             # The clock still starts when the ticket came in: raising it to P1 does not buy time.
-            respond_by, resolve_by = policy.due_times(command.priority, ticket.created_at)
+            respond_by, resolve_by = policy.due_times(
+                command.priority, ticket.created_at, timedelta(seconds=ticket.paused_seconds)
+            )
             after = ticket.model_copy(
                 update={"priority": command.priority, "respond_by": respond_by, "resolve_by": resolve_by}
             )
@@ -359,6 +372,7 @@ def _assign(b: _Builder, ticket: Ticket, tech_id: str, reason: str) -> None:
             "assignee": tech_id,
             "status": TicketStatus.ASSIGNED,
             "responded_at": ticket.responded_at or b.now,
+            **_hold_clock(ticket, TicketStatus.ASSIGNED, b.now),
         }
     )
     b.ticket_event("ticket_assigned", ticket, after, reason=reason)
@@ -377,7 +391,22 @@ def _with_status(ticket: Ticket, status: TicketStatus, now: datetime) -> Ticket:
         and ticket.responded_at is None
     ):
         update["responded_at"] = now
-    return ticket.model_copy(update=update)
+    return ticket.model_copy(update={**update, **_hold_clock(ticket, status, now)})
+
+
+def _hold_clock(ticket: Ticket, status: TicketStatus, now: datetime) -> dict[str, object]:
+    """On hold the SLA clock stops; when the ticket leaves hold its due times move on by the pause."""
+    if status is TicketStatus.ON_HOLD and ticket.paused_at is None:
+        return {"paused_at": now}
+    if status is not TicketStatus.ON_HOLD and ticket.paused_at is not None:
+        pause = max(now - ticket.paused_at, timedelta(0))
+        return {
+            "paused_at": None,
+            "paused_seconds": ticket.paused_seconds + int(pause.total_seconds()),
+            "respond_by": ticket.respond_by + pause,
+            "resolve_by": ticket.resolve_by + pause,
+        }
+    return {}
 
 
 def visible_to(actor: Actor, event: Event) -> bool:
@@ -389,3 +418,52 @@ def visible_to(actor: Actor, event: Event) -> bool:
     if isinstance(event, SlaEvent):
         return event.assignee == actor.tech_id
     return True
+
+
+# --- what the server does by itself ------------------------------------------------------------------
+
+
+def assign_with_reason(
+    state: DispatchState, ticket_id: str, tech_id: str, actor: Actor, now: datetime, reason: str
+) -> Outcome | Refusal:
+    """An assignment the server decides (auto-assign, escalation, a rebalance plan), with its reason."""
+    builder = _Builder(state, actor, now)
+    try:
+        ticket = _open_ticket(state, ticket_id, None, "assign")
+        _technician(state, tech_id)
+        _assign(builder, ticket, tech_id, reason)
+    except _Refused as refused:
+        return refused.refusal
+    return Outcome(builder.events, Ack(command_id="", seq=state.seq, ticket_id=ticket_id))
+
+
+def clock_alerts(
+    state: DispatchState, now: datetime, policy: SlaPolicy, escalate_after: timedelta, actor: Actor
+) -> list[Event]:
+    """SLA warnings and breaches due at `now`, and escalations of P1s left unassigned too long; each
+    raised once per ticket and target (a breach found late still gets its warning first)."""
+    events: list[Event] = []
+
+    def raise_alert(ticket: Ticket, kind: str, target: str, due: datetime) -> None:
+        event = SlaEvent(seq=state.seq + 1, ts=now, actor=actor.user, kind=kind, ticket_id=ticket.id,
+                         assignee=ticket.assignee, target=target, due=due)  # fmt: skip
+        apply_event(state, event)
+        events.append(event)
+
+    for ticket in list(state.tickets.values()):
+        if not ticket.is_open or ticket.paused_at is not None:
+            continue
+        reading = read_clock(ticket, now, policy)
+        if reading.state in (SlaState.WARNING, SlaState.BREACHED):
+            if (ticket.id, f"sla_warning:{reading.target}") not in state.alerts:
+                raise_alert(ticket, "sla_warning", reading.target, reading.due)
+            if reading.state is SlaState.BREACHED and (ticket.id, f"sla_breached:{reading.target}") not in state.alerts:
+                raise_alert(ticket, "sla_breached", reading.target, reading.due)
+        if (
+            ticket.priority is Priority.P1
+            and ticket.assignee is None
+            and now - ticket.created_at >= escalate_after
+            and (ticket.id, "escalation") not in state.alerts
+        ):
+            raise_alert(ticket, "escalation", "respond", ticket.respond_by)
+    return events

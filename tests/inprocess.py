@@ -1,0 +1,68 @@
+"""The real server in this test's process, for tests that need to move its clock.
+
+Same DispatchServer, SQLite file and loopback websocket as `dispatch-server serve`; only the clock is
+a `ManualClock` the test advances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from dispatch.core.models import Role
+from server.app import DispatchServer, ServerSettings
+from server.storage import Storage
+
+
+class ManualClock:
+    def __init__(self, start: datetime = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@dataclass
+class Running:
+    url: str
+    server: DispatchServer
+    tokens: dict[str, str]
+    decision_log: Path
+
+
+@asynccontextmanager
+async def running_server(workdir: Path, clock: ManualClock, **settings: Any) -> AsyncIterator[Running]:
+    storage = await Storage.open(workdir / "dispatch.db")
+    tokens = {"ana": "token-ana", "alice": "token-alice"}
+    decision_path = workdir / "dispatch.decisions.jsonl"
+    try:
+        if not await storage.list_tokens():  # a restart of the same database keeps its tokens
+            await storage.create_token("ana", Role.DISPATCHER, None, tokens["ana"])
+            await storage.create_token("alice", Role.TECHNICIAN, "alice", tokens["alice"])
+    except BaseException:
+        await storage.close()
+        raise
+    with decision_path.open("a", encoding="utf-8") as decisions:
+        server = await DispatchServer.start(
+            storage,
+            ServerSettings(port=0, clock=clock, clock_interval_s=0.02, decision_log=decisions, **settings),
+            io.StringIO(),
+        )
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        stop = asyncio.Event()
+        task = asyncio.create_task(server.run(ready.set_result, stop))
+        try:
+            yield Running(await asyncio.wait_for(ready, 10), server, tokens, decision_path)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+            await storage.close()
