@@ -37,6 +37,7 @@ test: install lint
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/board.py
+	$(BIN)/python bench/allocation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
