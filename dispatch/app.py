@@ -33,6 +33,9 @@ from dispatch.core.protocol import (
     EventFrame,
     GetHistory,
     History,
+    Plan,
+    PlanMove,
+    Rebalance,
     ServerFrame,
     Snapshot,
     Suggest,
@@ -132,7 +135,7 @@ class DispatchApp(App[None]):
                 self._inbox.append(frame)
             case EventFrame():
                 self._inbox.append(frame.event)
-            case Ack() | Error() | Suggestions() | History() if frame.command_id in self._replies:
+            case Ack() | Error() | Suggestions() | History() | Plan() if frame.command_id in self._replies:
                 future = self._replies.pop(frame.command_id)
                 if not future.done():
                     future.set_result(frame)
@@ -267,6 +270,14 @@ class DispatchApp(App[None]):
             label = f"{tech.id:<12}        {status}, load {loads.get(tech.id, 0)}/{tech.capacity}"
             others.append(Candidate(tech.id, label + (f", lacks {', '.join(missing)}" if missing else ""), False))
         return ranked + others
+
+    async def rebalance_plan(self) -> list[PlanMove] | None:
+        """The server's rebalance plan; None (and a notification) when it cannot be had."""
+        reply = await self.request(Rebalance(type="rebalance", command_id=self.new_id()))
+        if isinstance(reply, Plan):
+            return reply.moves
+        self.notify(reply.message if isinstance(reply, Error) else "Not connected.", severity="warning")
+        return None
 
     async def ticket_history(self, ticket_id: str) -> list[Event] | None:
         reply = await self.request(GetHistory(type="history", command_id=self.new_id(), ticket_id=ticket_id))

@@ -26,7 +26,7 @@ from websockets.http11 import Request, Response
 
 from dispatch.core.allocation import AllocationPolicy, Roster, rank
 from dispatch.core.allocation import Candidate as Ranked
-from dispatch.core.models import Role, Ticket, TicketStatus
+from dispatch.core.models import Priority, Role, Ticket, TicketStatus
 from dispatch.core.protocol import (
     CLOSE_BAD_TOKEN,
     CLOSE_TOO_SLOW,
@@ -42,6 +42,8 @@ from dispatch.core.protocol import (
     GetHistory,
     Hello,
     History,
+    Plan,
+    Rebalance,
     Snapshot,
     Suggest,
     Suggestions,
@@ -51,7 +53,8 @@ from dispatch.core.protocol import (
     describe_validation_error,
     event_adapter,
 )
-from dispatch.core.sla import SlaPolicy, read_clock
+from dispatch.core.rebalance import plan_rebalance
+from dispatch.core.sla import SlaPolicy, current_target, read_clock
 from dispatch.core.state import (
     Actor,
     DispatchState,
@@ -61,6 +64,7 @@ from dispatch.core.state import (
     assign_with_reason,
     clock_alerts,
     execute,
+    preempt,
     visible_to,
 )
 from server.storage import CommandRecord, Storage
@@ -102,6 +106,8 @@ class ServerSettings:
     allocation: AllocationPolicy = field(default_factory=AllocationPolicy)
     clock: Clock = utc_now
     auto_assign: bool = False
+    # With auto-assign: a P1 nobody free can take may displace not-yet-started P3/P4 work.
+    preempt: bool = False
     # One JSON line per allocation; None keeps no decision log.
     decision_log: IO[str] | None = None
     # How often the SLA clock looks for warnings, breaches and escalations.
@@ -132,7 +138,7 @@ class Client:
 @dataclass
 class _Queued:
     client: Client
-    command: WriteCommand | Suggest | GetHistory
+    command: WriteCommand | Suggest | GetHistory | Rebalance
 
 
 class _ClockTick:
@@ -345,6 +351,12 @@ class DispatchServer:
             candidates=[Candidate(tech_id=r.tech_id, score=r.score, reason=r.reason) for r in ranked],
         ).model_dump_json()
 
+    def _plan(self, actor: Actor, command: Rebalance, now: datetime) -> str:
+        if actor.role is not Role.DISPATCHER:
+            return _error(command.command_id, ErrorCode.FORBIDDEN, "only a dispatcher may ask for a rebalance plan")
+        moves = plan_rebalance(self.state.tickets, self._roster(), self.settings.allocation, self.settings.policy, now)
+        return Plan(command_id=command.command_id, moves=moves).model_dump_json()
+
     async def _history(self, actor: Actor, command: GetHistory) -> str:
         ticket = self.state.tickets.get(command.ticket_id)
         if ticket is None:
@@ -390,6 +402,9 @@ class DispatchServer:
             if isinstance(queued.command, Suggest):
                 replies.append((queued.client, self._suggest(queued.client.actor, queued.command)))
                 continue
+            if isinstance(queued.command, Rebalance):
+                replies.append((queued.client, self._plan(queued.client.actor, queued.command, now)))
+                continue
             if isinstance(queued.command, GetHistory):
                 replies.append((queued.client, queued.command))  # answered after the commit, from disk
                 continue
@@ -416,9 +431,15 @@ class DispatchServer:
             if any(e.kind == "escalation" for e in alerts):
                 self._roster_version += 1  # an escalated P1 may now take a partial match
         if self.settings.auto_assign and (events or tick):
-            for outcome, considered in self._auto_assign(now):
-                events.extend((e, e.model_dump_json()) for e in outcome.events)
-                decisions.extend(self._decisions(outcome, considered, now))
+            # A preemption puts the displaced ticket back in the queue: one more pass gives it its place
+            # (or its logged reason) in the same batch.
+            for _ in range(3):
+                placed = self._auto_assign(now)
+                for outcome, considered in placed:
+                    events.extend((e, e.model_dump_json()) for e in outcome.events)
+                    decisions.extend(self._decisions(outcome, considered, now))
+                if not any(len(outcome.events) > 1 for outcome, _ in placed):
+                    break
         if events or records:
             try:
                 await self.storage.apply_batch(events, *_changed_rows(self.state, [e for e, _ in events]), records)
@@ -473,6 +494,11 @@ class DispatchServer:
             candidates = self._rank(ticket, now, roster, auto=True, limit=5)
             if not candidates and escalated:
                 candidates = self._rank(ticket, now, roster, auto=True, partial=True, limit=5)
+            if not candidates and self.settings.preempt and ticket.priority is Priority.P1:
+                displaced = self._preempt(ticket, roster, now)
+                if displaced is not None:
+                    placed.append(displaced)
+                    continue
             if not candidates:
                 self._tried[ticket.id] = self._roster_version
                 log.info("%s %s queued: %s", ticket.id, ticket.priority, _why_queued(ticket, roster))
@@ -487,6 +513,28 @@ class DispatchServer:
             self._tried.pop(ticket.id, None)
             placed.append((outcome, {ticket.id: candidates}))
         return placed
+
+    def _preempt(self, ticket: Ticket, roster: Roster, now: datetime) -> tuple[Outcome, dict[str, list[Ranked]]] | None:
+        """Displace the least urgent not-yet-started P3/P4 ticket of the best technician for `ticket`."""
+        for candidate in self._rank(ticket, now, roster, limit=50):
+            held = [
+                t for t in self.state.tickets.values()
+                if t.assignee == candidate.tech_id and t.status is TicketStatus.ASSIGNED
+                and t.priority in (Priority.P3, Priority.P4)
+            ]  # fmt: skip
+            if not held:
+                continue
+            victim = max(held, key=lambda t: (t.priority, current_target(t)[1], t.id))
+            reason = f"preempted {victim.id} ({victim.priority}): nobody free could take this P1; {candidate.reason}"
+            outcome = preempt(self.state, victim.id, ticket.id, candidate.tech_id, AUTO, now, reason)
+            if isinstance(outcome, Refusal):
+                continue
+            roster.released(victim, candidate.tech_id)
+            roster.took(ticket, candidate.tech_id, now)
+            self._roster_version += 1  # the displaced ticket is queued again and worth a look
+            log.info("%s P1 preempted %s %s from %s", ticket.id, victim.id, victim.priority, candidate.tech_id)
+            return outcome, {ticket.id: [candidate]}
+        return None
 
     def _decisions(self, outcome: Outcome, considered: dict[str, list[Ranked]], now: datetime) -> list[dict[str, Any]]:
         """One decision-log record per allocation event in `outcome`."""
@@ -508,7 +556,7 @@ class DispatchServer:
                 "from": event.previous_assignee,
                 "to": ticket.assignee,
                 "actor": event.actor,
-                "kind": "auto" if event.actor == AUTO.user else (event.reason or "manual"),
+                "kind": _decision_kind(event),
                 "reason": event.reason if event.actor == AUTO.user else f"{event.reason or 'manual'} by {event.actor}",
                 "sla_target": reading.target,
                 "sla_left_s": int(reading.left.total_seconds()),
@@ -593,6 +641,16 @@ def _changed_rows(state: DispatchState, events: list[Event]) -> tuple[list[Ticke
         [state.technicians[i] for i in tech_ids],
         [state.incidents[i] for i in incident_ids if i in state.incidents],
     )
+
+
+def _decision_kind(event: TicketEvent) -> str:
+    """manual, bulk, rebalance, auto or preemption."""
+    reason = event.reason or "manual"
+    if "preempt" in reason:
+        return "preemption"
+    if event.actor == AUTO.user:
+        return "auto"
+    return reason.split(":")[0]
 
 
 def _why_queued(ticket: Ticket, roster: Roster) -> str:

@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--decision-log", metavar="FILE", help="one JSON line per allocation (default: beside the database)"
     )
+    serve.add_argument(
+        "--preempt", action="store_true", help="with --auto-assign: a P1 nobody free can take may displace P3/P4 work"
+    )
     serve.add_argument("--policy", metavar="FILE", help="allocation weights, TOML ([allocation] table)")
     # For tests, screenshots and demos that must look the same every time: the clock stands still.
     serve.add_argument("--fixed-clock", metavar="ISO8601", type=_utc_datetime, help=argparse.SUPPRESS)
@@ -113,7 +116,7 @@ async def _serve(args: argparse.Namespace) -> int:
         )
         settings = ServerSettings(
             host=args.host, port=args.port, allocation=allocation, auto_assign=args.auto_assign,
-            decision_log=decision_log,
+            preempt=args.preempt, decision_log=decision_log,
         )  # fmt: skip
         if args.fixed_clock is not None:
             fixed: datetime = args.fixed_clock

@@ -146,7 +146,7 @@ class Session:
 
     async def ok(self, frame: dict[str, Any]) -> dict[str, Any]:
         reply = await self.call(frame)
-        assert reply["type"] in ("ack", "suggestions", "history"), reply
+        assert reply["type"] in ("ack", "suggestions", "history", "plan"), reply
         return reply
 
     async def until_event(self, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:

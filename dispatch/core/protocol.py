@@ -173,6 +173,31 @@ class AddNote(_Command):
     expected_version: Version | None = None
 
 
+class Rebalance(_Command):
+    """Extension: ask for a plan of moves (nobody over capacity, earliest-SLA P1 and P2 placed first);
+    answered with `plan`, changes nothing."""
+
+    type: Literal["rebalance"]
+
+
+class PlanMove(_Frame):
+    """One move of a plan: give `ticket_id` (still at `expected_version`) to `tech_id`."""
+
+    ticket_id: Identifier
+    tech_id: Identifier
+    expected_version: Version
+    from_tech: Identifier | None = None
+    reason: Annotated[str, Field(max_length=300)] = ""
+
+
+class ApplyPlan(_Command):
+    """Extension: apply a plan's moves as one all-or-nothing change; any moved ticket that changed
+    since the plan was made refuses the whole plan with `conflict`."""
+
+    type: Literal["apply_plan"]
+    moves: Annotated[list[PlanMove], Field(min_length=1, max_length=MAX_BULK)]
+
+
 class GetHistory(_Command):
     """Extension: every event about one ticket, oldest first; answered with `history`."""
 
@@ -191,7 +216,9 @@ Command = Annotated[
     | BulkAssign
     | Suggest
     | AddNote
-    | GetHistory,
+    | GetHistory
+    | Rebalance
+    | ApplyPlan,
     Field(discriminator="type"),
 ]
 ClientFrame = Annotated[
@@ -206,7 +233,9 @@ ClientFrame = Annotated[
     | BulkAssign
     | Suggest
     | AddNote
-    | GetHistory,
+    | GetHistory
+    | Rebalance
+    | ApplyPlan,
     Field(discriminator="type"),
 ]
 # Commands that change state and so go through the writer; the others are answered from memory.
@@ -220,6 +249,7 @@ WRITE_COMMANDS = (
     AddTechnician,
     BulkAssign,
     AddNote,
+    ApplyPlan,
 )
 
 
@@ -337,6 +367,14 @@ class Suggestions(_Frame):
     candidates: list[Candidate]
 
 
+class Plan(_Frame):
+    """The answer to `rebalance`: the moves it proposes, best first (possibly none)."""
+
+    type: Literal["plan"] = "plan"
+    command_id: str
+    moves: list[PlanMove]
+
+
 class History(_Frame):
     type: Literal["history"] = "history"
     command_id: str
@@ -345,7 +383,7 @@ class History(_Frame):
 
 
 ServerFrame = Annotated[
-    Welcome | Snapshot | EventFrame | Ack | Error | Suggestions | History,
+    Welcome | Snapshot | EventFrame | Ack | Error | Suggestions | History | Plan,
     Field(discriminator="type"),
 ]
 

@@ -23,6 +23,7 @@ from dispatch.core.protocol import (
     Ack,
     AddNote,
     AddTechnician,
+    ApplyPlan,
     Assign,
     BulkAssign,
     CreateTicket,
@@ -40,7 +41,16 @@ from dispatch.core.protocol import (
 from dispatch.core.sla import SlaPolicy, SlaState, read_clock
 
 WriteCommand = (
-    CreateTicket | Assign | Unassign | SetPriority | SetStatus | SetTechStatus | AddTechnician | BulkAssign | AddNote
+    CreateTicket
+    | Assign
+    | Unassign
+    | SetPriority
+    | SetStatus
+    | SetTechStatus
+    | AddTechnician
+    | BulkAssign
+    | AddNote
+    | ApplyPlan
 )
 
 
@@ -135,6 +145,7 @@ _ALLOWED: dict[type, frozenset[Role]] = {
     AddTechnician: frozenset({Role.DISPATCHER}),
     BulkAssign: frozenset({Role.DISPATCHER}),
     AddNote: frozenset({Role.DISPATCHER, Role.TECHNICIAN}),
+    ApplyPlan: frozenset({Role.DISPATCHER}),
 }
 
 # Statuses a technician may put their own ticket in: they do the work, the dispatcher decides
@@ -159,6 +170,7 @@ _VERBS = {
     "add_technician": "add technicians",
     "bulk_assign": "assign tickets",
     "add_note": "add notes",
+    "apply_plan": "apply plans",
 }
 
 
@@ -320,6 +332,21 @@ def _run(b: _Builder, command: WriteCommand, policy: SlaPolicy) -> Ack:
             )
             return Ack(command_id=command.command_id, seq=state.seq)
 
+        case ApplyPlan():
+            if len({m.ticket_id for m in command.moves}) != len(command.moves):
+                raise _refuse(ErrorCode.INVALID, "the plan moves a ticket more than once")
+            # All or nothing: every move is checked against the state before the first event.
+            checked = []
+            for move in command.moves:
+                ticket = _open_ticket(state, move.ticket_id, move.expected_version, "move")
+                _technician(state, move.tech_id)
+                checked.append((ticket, move))
+            for ticket, move in checked:
+                if ticket.assignee != move.tech_id:
+                    _assign(b, ticket, move.tech_id, "rebalance: " + move.reason if move.reason else "rebalance")
+            seq = b.events[-1].seq if b.events else state.seq
+            return Ack(command_id=command.command_id, seq=seq, ticket_ids=[m.ticket_id for m in command.moves])
+
         case AddTechnician():
             if command.tech_id in state.technicians:
                 existing = state.technicians[command.tech_id]
@@ -431,6 +458,25 @@ def assign_with_reason(
     try:
         ticket = _open_ticket(state, ticket_id, None, "assign")
         _technician(state, tech_id)
+        _assign(builder, ticket, tech_id, reason)
+    except _Refused as refused:
+        return refused.refusal
+    return Outcome(builder.events, Ack(command_id="", seq=state.seq, ticket_id=ticket_id))
+
+
+def preempt(
+    state: DispatchState, victim_id: str, ticket_id: str, tech_id: str, actor: Actor, now: datetime, reason: str
+) -> Outcome | Refusal:
+    """A P1 nobody free can take displaces `victim_id` (P3/P4 work) from `tech_id`: the victim goes
+    back to the queue and the P1 is assigned, as one change."""
+    builder = _Builder(state, actor, now)
+    try:
+        victim = _open_ticket(state, victim_id, None, "preempt")
+        ticket = _open_ticket(state, ticket_id, None, "assign")
+        after = victim.model_copy(
+            update={"assignee": None, "status": TicketStatus.NEW, **_hold_clock(victim, TicketStatus.NEW, now)}
+        )
+        builder.ticket_event("ticket_unassigned", victim, after, reason=f"preempted by {ticket_id}")
         _assign(builder, ticket, tech_id, reason)
     except _Refused as refused:
         return refused.refusal

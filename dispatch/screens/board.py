@@ -14,6 +14,7 @@ from textual.widgets import Footer, Input
 
 from dispatch.core.models import Priority, Role, TechStatus, Ticket, TicketStatus
 from dispatch.core.protocol import (
+    ApplyPlan,
     Assign,
     BulkAssign,
     SetPriority,
@@ -24,6 +25,7 @@ from dispatch.core.protocol import (
 from dispatch.screens.detail import TicketDetail
 from dispatch.screens.help import HelpScreen
 from dispatch.screens.pickers import AssignPicker, ChoicePicker, NoteEditor
+from dispatch.screens.plan import PlanPreview
 from dispatch.widgets.board_header import BoardHeader
 from dispatch.widgets.lane import Lane
 from dispatch.widgets.technician_panel import TechnicianPanel
@@ -32,7 +34,9 @@ if TYPE_CHECKING:
     from dispatch.app import DispatchApp
 
 NAVIGATION = {"lane", "filter", "clear", "detail", "help"}
-DISPATCHER_ACTIONS = {"assign", "assign_best", "unassign", "priority", "status", "mark", "tech_status", "note"}
+DISPATCHER_ACTIONS = {
+    "assign", "assign_best", "unassign", "priority", "status", "mark", "tech_status", "note", "rebalance",
+}  # fmt: skip
 TECHNICIAN_ACTIONS = {"start", "hold", "resolve", "note", "status", "availability"}
 TECHNICIAN_STATUSES = [
     (TicketStatus.IN_PROGRESS, "start (in progress)"),
@@ -54,6 +58,7 @@ class BoardScreen(Screen[None]):
         Binding("s", "status", "Status"),
         Binding("space", "mark", "Mark"),
         Binding("t", "tech_status", "Tech status"),
+        Binding("b", "rebalance", "Rebalance"),
         Binding("i", "start", "Start"),
         Binding("o", "hold", "Hold"),
         Binding("r", "resolve", "Resolve"),
@@ -371,6 +376,25 @@ class BoardScreen(Screen[None]):
                 )  # fmt: skip
 
         self.app.push_screen(ChoicePicker(f"Availability of {tech_id}", choices, current.value), chosen)
+
+    async def action_rebalance(self) -> None:
+        app = self.dispatch_app
+        moves = await app.rebalance_plan()
+        if moves is None:
+            return
+        if not moves:
+            self.notify("Nothing to rebalance: nobody is over capacity and no P1/P2 waits for someone with room.")
+            return
+
+        def apply(confirmed: bool | None) -> None:
+            if confirmed:
+                app.send_command(
+                    ApplyPlan(type="apply_plan", command_id=app.new_id(), moves=moves),
+                    f"rebalance ({len(moves)} moves)",
+                    tuple(m.ticket_id for m in moves),
+                )
+
+        self.app.push_screen(PlanPreview(moves), apply)
 
     # --- technician ----------------------------------------------------------------------------------
 
