@@ -37,6 +37,7 @@ from dispatch.core.protocol import (
     PlanMove,
     Rebalance,
     ServerFrame,
+    SlaEvent,
     Snapshot,
     Suggest,
     Suggestions,
@@ -190,6 +191,7 @@ class DispatchApp(App[None]):
                 applied.append(frame)
         if changed is not None:
             changed |= changed_tickets(applied)
+        self._announce_alerts(applied)
         if self._board is not None and (changed is None or applied):
             with self.batch_update():
                 self._board.refresh_board(changed, changed is None or changed_technicians(applied))
@@ -198,6 +200,25 @@ class DispatchApp(App[None]):
             # of the collector, which otherwise pauses the board to scan it again and again.
             gc.freeze()
             self._froze_gc = True
+
+    def _announce_alerts(self, events: list[Event]) -> None:
+        """Breaches and escalations in words, one notification per kind per batch (a burst of forty
+        breaches is one message, not forty)."""
+        if self.model.role is Role.VIEWER:
+            return
+        for kind, title, severity in (
+            ("sla_breached", "SLA breached", "error"),
+            ("escalation", "Escalation", "warning"),
+        ):
+            hits = [e for e in events if isinstance(e, SlaEvent) and e.kind == kind]
+            if not hits:
+                continue
+            names = ", ".join(
+                f"{e.ticket_id} ({e.target})" if kind == "sla_breached" else e.ticket_id for e in hits[:4]
+            )
+            more = f" and {len(hits) - 4} more" if len(hits) > 4 else ""
+            what = "breached" if kind == "sla_breached" else "P1 still unassigned"
+            self.notify(f"{what}: {names}{more}", title=title, severity=severity)  # type: ignore[arg-type]
 
     def _tick(self) -> None:
         if self._board is not None and self.screen is self._board:

@@ -112,3 +112,19 @@ async def test_escalation_then_best_partial_match_with_auto_assign(tmp_path: Pat
         decisions = [json.loads(line) for line in running.decision_log.read_text().splitlines()]
         last = next(d for d in decisions if d["ticket"] == "T-000001")
         assert last["to"] == "alice" and last["kind"] == "auto" and last["candidates"][0]["tech_id"] == "alice"
+
+
+async def test_the_board_says_when_an_sla_breaches(tmp_path: Path) -> None:
+    from dispatch.app import DispatchApp
+    from tests.test_board import until
+
+    clock = ManualClock()
+    async with running_server(tmp_path, clock) as running:
+        ana = await Session.open(running.url, running.tokens["ana"])
+        await ana.ok(ticket_frame("VPN down", priority="P1"))
+        app = DispatchApp(running.url, running.tokens["ana"], clock=clock)
+        async with app.run_test(size=(140, 40)) as pilot:
+            await until(pilot, lambda: len(app.model.state.tickets) == 1)
+            clock.advance(minutes=16)
+            await until(pilot, lambda: any("breached: T-000001 (respond)" in n.message for n in app._notifications))
+            await until(pilot, lambda: app.model.sla_counts(clock()) == (0, 1))

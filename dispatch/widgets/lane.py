@@ -17,7 +17,7 @@ from dispatch.widgets.row_list import RowList, pad
 # After the assignee: started, or waiting on something.
 WORK_MARK = {TicketStatus.IN_PROGRESS: " ▶", TicketStatus.ON_HOLD: " ⏸"}
 # Fixed column widths; the title takes what is left.
-MARK, ID, CLIENT, AGE, SLA, ASSIGNEE, INCIDENT = 2, 9, 14, 6, 9, 12, 8
+MARK, ID, CLIENT, AGE, SLA, ASSIGNEE, INCIDENT = 2, 9, 14, 7, 9, 12, 8
 
 
 class Lane(RowList[Ticket]):
