@@ -27,6 +27,7 @@ from dispatch.client import AccessRefused, LinkState, ServerLink, new_command_id
 from dispatch.core.models import Role, Ticket
 from dispatch.core.protocol import (
     Ack,
+    BurstEvent,
     Command,
     Error,
     Event,
@@ -192,6 +193,9 @@ class DispatchApp(App[None]):
         if changed is not None:
             changed |= changed_tickets(applied)
         self._announce_alerts(applied)
+        bursts = [e for e in applied if isinstance(e, BurstEvent)]
+        if bursts and self._board is not None:
+            self._board.show_burst(bursts[-1])
         if self._board is not None and (changed is None or applied):
             with self.batch_update():
                 self._board.refresh_board(changed, changed is None or changed_technicians(applied))

@@ -167,8 +167,10 @@ class CommandSession:
         await self.close()
 
     async def close(self) -> None:
-        self._reader.cancel()
+        # Keep reading while closing: a reader stopped first would let flow control pause the socket,
+        # and the close handshake would wait out its timeout behind unread events.
         await self.ws.close()
+        self._reader.cancel()
 
     async def _read(self) -> None:
         try:
@@ -190,8 +192,12 @@ class CommandSession:
         command_id = command.command_id
         future: asyncio.Future[ServerFrame] = asyncio.get_running_loop().create_future()
         self._replies[command_id] = future
-        await self.ws.send(command.model_dump_json())
-        return await asyncio.wait_for(future, timeout)
+        try:
+            await self.ws.send(command.model_dump_json())
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            # Never leave a future behind: one whose connection dropped would be reported as unretrieved.
+            self._replies.pop(command_id, None)
 
 
 def _reply_id(raw: str | bytes) -> str | None:

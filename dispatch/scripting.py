@@ -218,7 +218,10 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     new.add_argument("--site", default="", help="where, up to 100 characters")
     new.add_argument("--category", choices=[c.value for c in Category], default=Category.OTHER.value)
     new.add_argument("--skills", default="", metavar="A,B", help="skills the work needs, comma-separated")
-    new.add_argument("--dedupe-key", metavar="K", help="not supported by this server yet (the command fails)")
+    new.add_argument(
+        "--dedupe-key", metavar="K", help="an open ticket reported with the same key recently (the server's window,"
+        " default 60 min) counts this report as a duplicate instead of opening a new ticket",
+    )  # fmt: skip
     new.set_defaults(run=ticket_new, prog_name="dispatch ticket new")
 
     listing = _subparser(ticket_commands, "list", "list open tickets, most urgent SLA first", common)
@@ -395,9 +398,6 @@ def split_skills(text: str) -> list[str]:
 
 async def ticket_new(args: argparse.Namespace) -> int:
     """`dispatch ticket new`: print the new ticket's id."""
-    if args.dedupe_key is not None:
-        # Not sent: the server refuses unknown fields, and silently dropping it would make duplicates.
-        raise CommandFailed("dedupe keys are not supported by this server yet", ExitCode.USAGE)
     target = target_of(args)
     try:
         command = CreateTicket(
@@ -409,12 +409,16 @@ async def ticket_new(args: argparse.Namespace) -> int:
             site=args.site,
             category=Category(args.category),
             skills=split_skills(args.skills),
+            dedupe_key=args.dedupe_key,
         )
     except ValidationError as exc:
         raise CommandFailed(validation_message(exc), ExitCode.FAILED) from None
     async with open_session(target) as session:
         ack = await _expect_ack(session, command)
-    print(ack.ticket_id)
+    if ack.deduplicated:
+        print(f"{ack.ticket_id} (duplicate of an open ticket; count {ack.duplicates})")
+    else:
+        print(ack.ticket_id)
     return ExitCode.OK
 
 

@@ -26,6 +26,7 @@ from websockets.http11 import Request, Response
 
 from dispatch.core.allocation import AllocationPolicy, Roster, rank
 from dispatch.core.allocation import Candidate as Ranked
+from dispatch.core.bursts import BurstMemory, detect_bursts
 from dispatch.core.models import Priority, Role, Ticket, TicketStatus
 from dispatch.core.protocol import (
     CLOSE_BAD_TOKEN,
@@ -42,6 +43,7 @@ from dispatch.core.protocol import (
     GetHistory,
     Hello,
     History,
+    IncidentEvent,
     Plan,
     Rebalance,
     Snapshot,
@@ -112,6 +114,12 @@ class ServerSettings:
     decision_log: IO[str] | None = None
     # How often the SLA clock looks for warnings, breaches and escalations.
     clock_interval_s: float = 1.0
+    # A create_ticket with a dedupe key joins an open ticket with that key created this recently.
+    dedupe_window_minutes: float = 60.0
+    # This many open tickets with no incident from one client (site, category) within the window is a
+    # burst; 0 turns burst detection off.
+    burst_threshold: int = 5
+    burst_window_minutes: float = 10.0
 
 
 @dataclass(eq=False)
@@ -164,6 +172,7 @@ class DispatchServer:
         self._tried: dict[str, int] = {}
         self._last_assigned: dict[str, datetime] = {}
         self._draining = False
+        self._bursts = BurstMemory()
         self._ws_server: Server | None = None
         self.fatal: BaseException | None = None
         # The in-memory state runs ahead of the disk while a batch commits; this is the last seq that
@@ -413,7 +422,14 @@ class DispatchServer:
                 replies.append((queued.client, known[key]))
                 continue
             considered = self._considered(queued.command, now)
-            outcome = execute(self.state, queued.command, queued.client.actor, now, self.settings.policy)
+            outcome = execute(
+                self.state,
+                queued.command,
+                queued.client.actor,
+                now,
+                self.settings.policy,
+                timedelta(minutes=self.settings.dedupe_window_minutes),
+            )
             if isinstance(outcome, Refusal):
                 replies.append((queued.client, _refusal_frame(queued.command.command_id, outcome)))
                 continue
@@ -430,6 +446,16 @@ class DispatchServer:
             events.extend((e, e.model_dump_json()) for e in alerts)
             if any(e.kind == "escalation" for e in alerts):
                 self._roster_version += 1  # an escalated P1 may now take a partial match
+        if self.settings.burst_threshold > 0 and any(e.kind == "ticket_created" for e, _ in events):
+            bursts = detect_bursts(
+                self.state,
+                now,
+                self.settings.burst_threshold,
+                timedelta(minutes=self.settings.burst_window_minutes),
+                self._bursts,
+                AUTO,
+            )
+            events.extend((e, e.model_dump_json()) for e in bursts)
         if self.settings.auto_assign and (events or tick):
             # A preemption puts the displaced ticket back in the queue: one more pass gives it its place
             # (or its logged reason) in the same batch.
@@ -634,6 +660,8 @@ def _changed_rows(state: DispatchState, events: list[Event]) -> tuple[list[Ticke
             ticket_ids[event.ticket.id] = None
             if event.ticket.incident_id:
                 incident_ids[event.ticket.incident_id] = None
+        elif isinstance(event, IncidentEvent):
+            incident_ids[event.incident.id] = None
         elif hasattr(event, "technician"):
             tech_ids[event.technician.id] = None
     return (

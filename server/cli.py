@@ -57,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--preempt", action="store_true", help="with --auto-assign: a P1 nobody free can take may displace P3/P4 work"
     )
     serve.add_argument("--policy", metavar="FILE", help="allocation weights, TOML ([allocation] table)")
+    serve.add_argument(
+        "--dedupe-window", metavar="MIN", type=float, default=60.0,
+        help="a report with a dedupe key joins an open ticket with that key this many minutes old (default 60)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--burst-threshold", metavar="N", type=int, default=5,
+        help="this many incident-less tickets from one client, site or category is a burst (default 5; 0: off)",
+    )  # fmt: skip
+    serve.add_argument("--burst-window", metavar="MIN", type=float, default=10.0, help="... within MIN minutes")
     # For tests, screenshots and demos that must look the same every time: the clock stands still.
     serve.add_argument("--fixed-clock", metavar="ISO8601", type=_utc_datetime, help=argparse.SUPPRESS)
 
@@ -116,7 +125,8 @@ async def _serve(args: argparse.Namespace) -> int:
         )
         settings = ServerSettings(
             host=args.host, port=args.port, allocation=allocation, auto_assign=args.auto_assign,
-            preempt=args.preempt, decision_log=decision_log,
+            preempt=args.preempt, decision_log=decision_log, dedupe_window_minutes=args.dedupe_window,
+            burst_threshold=args.burst_threshold, burst_window_minutes=args.burst_window,
         )  # fmt: skip
         if args.fixed_clock is not None:
             fixed: datetime = args.fixed_clock

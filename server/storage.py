@@ -20,7 +20,7 @@ import aiosqlite
 
 from dispatch.core.models import Incident, Role, Technician, Ticket
 from dispatch.core.protocol import Event, SlaEvent, TicketEvent, event_adapter
-from dispatch.core.state import DispatchState, alert_key, ticket_number
+from dispatch.core.state import DispatchState, alert_key, incident_number, ticket_number
 
 __all__ = ["Storage", "StorageError", "TokenRecord", "CommandRecord", "hash_token"]
 
@@ -95,13 +95,22 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tickets ADD COLUMN paused_seconds INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX events_kind ON events(kind) WHERE kind IN ('sla_warning', 'sla_breached', 'escalation');
     """,
+    # 3: merged duplicates and de-duplicated reports.
+    """
+    ALTER TABLE tickets ADD COLUMN merged_into TEXT;
+    ALTER TABLE tickets ADD COLUMN dedupe_key TEXT;
+    ALTER TABLE tickets ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _TICKET_COLUMNS = (
     "id, title, client, site, category, priority, status, assignee, skills, incident_id,"
-    " created_at, respond_by, resolve_by, responded_at, paused_at, paused_seconds, version"
+    " created_at, respond_by, resolve_by, responded_at, paused_at, paused_seconds, merged_into, dedupe_key,"
+    " duplicates, version"
 )
+
+_TICKET_PLACEHOLDERS = ", ".join("?" for _ in _TICKET_COLUMNS.split(","))
 
 
 @dataclass(frozen=True)
@@ -136,7 +145,8 @@ def _ticket_row(t: Ticket) -> tuple[object, ...]:
     return (
         t.id, t.title, t.client, t.site, t.category.value, t.priority.value, t.status.value, t.assignee,
         json.dumps(t.skills), t.incident_id, _iso(t.created_at), _iso(t.respond_by), _iso(t.resolve_by),
-        _iso(t.responded_at), _iso(t.paused_at), t.paused_seconds, t.version,
+        _iso(t.responded_at), _iso(t.paused_at), t.paused_seconds, t.merged_into, t.dedupe_key, t.duplicates,
+        t.version,
     )  # fmt: skip
 
 
@@ -234,6 +244,7 @@ class Storage:
             async for row in cursor:
                 incident = Incident(id=row[0], title=row[1], ticket_ids=json.loads(row[2]), opened_at=row[3])
                 state.incidents[incident.id] = incident
+                state.last_incident_number = max(state.last_incident_number, incident_number(incident.id))
         # Alerts already raised, so each is raised once also across restarts.
         async with self._db.execute(
             "SELECT payload FROM events WHERE kind IN ('sla_warning', 'sla_breached', 'escalation')"
@@ -265,7 +276,7 @@ class Storage:
             ticket_rows = [_ticket_row(t) for t in tickets]
             if ticket_rows:
                 await db.executemany(
-                    f"INSERT OR REPLACE INTO tickets ({_TICKET_COLUMNS}) VALUES ({', '.join('?' * 17)})",
+                    f"INSERT OR REPLACE INTO tickets ({_TICKET_COLUMNS}) VALUES ({_TICKET_PLACEHOLDERS})",
                     ticket_rows,
                 )
             tech_rows = [(t.id, t.name, json.dumps(t.skills), t.status.value, t.capacity) for t in technicians]

@@ -102,7 +102,9 @@ class Session:
 
     @classmethod
     async def open(cls, url: str, token: str, last_seq: int | None = None) -> Session:
-        ws = await connect(url, max_size=None, open_timeout=10)
+        # No flow control: a test may leave frames unread, and a paused socket would make close() wait
+        # out its 10 s timeout behind them.
+        ws = await connect(url, max_size=None, max_queue=None, open_timeout=10)
         await ws.send(json.dumps({"type": "hello", "token": token, "last_seq": last_seq}))
         session = cls(ws)
         session.welcome = json.loads(await asyncio.wait_for(ws.recv(), 10))

@@ -79,6 +79,19 @@ async def snapshot_tickets(server: ServerProcess) -> list[dict[str, object]]:
 # --- help -----------------------------------------------------------------------------------------
 
 
+async def test_ticket_new_with_a_dedupe_key_counts_duplicates(server: ServerProcess, dispatcher: Session) -> None:
+    token = await server.token(Role.INTAKE, "monitoring")
+    report = ("ticket", "new", "--title", "Ping lost", "--client", "Acme", "--priority", "P2", "--dedupe-key", "mon-42")
+    assert await run_cli(*report, server=server.url, token=token) == Run(0, "T-000001\n", "")
+    again = await run_cli(*report, server=server.url, token=token)
+    assert again == Run(0, "T-000001 (duplicate of an open ticket; count 1)\n", "")
+    other = await run_cli(*report[:-1], "mon-43", server=server.url, token=token)
+    assert other == Run(0, "T-000002\n", "")
+    tickets = {t["id"]: t for t in await snapshot_tickets(server)}
+    assert tickets["T-000001"]["duplicates"] == 1 and tickets["T-000001"]["dedupe_key"] == "mon-42"
+    assert tickets["T-000002"]["duplicates"] == 0
+
+
 async def test_help_documents_the_exit_statuses() -> None:
     helps = (["--help"], ["ticket", "new", "--help"], ["import", "--help"], ["simulate", "--help"])
     for run in await asyncio.gather(*(run_cli(*args) for args in helps)):
@@ -196,7 +209,6 @@ async def test_refusals_exit_with_distinct_statuses(server: ServerProcess, dispa
         same,
         stale,
         invalid,
-        dedupe,
         no_token,
         bad_address,
         bad_choice,
@@ -208,7 +220,6 @@ async def test_refusals_exit_with_distinct_statuses(server: ServerProcess, dispa
         run_cli("assign", "T-000001", "alice", server=server.url, token=token),
         run_cli("assign", "T-000001", "alice", "--expected-version", "1", server=server.url, token=token),
         run_cli(*new_ticket[:3], "x" * 201, *new_ticket[4:], server=server.url, token=token),
-        run_cli(*new_ticket, "--dedupe-key", "mon-42", server=server.url, token=token),
         run_cli(*new_ticket, server=server.url),
         run_cli(*new_ticket, "--server", "http://127.0.0.1:1", token=token),
         run_cli("tech", "status", "alice", "lunch", server=server.url, token=token),
@@ -220,7 +231,6 @@ async def test_refusals_exit_with_distinct_statuses(server: ServerProcess, dispa
     assert_one_line_failure(same, 5, "dispatch assign: T-000001 is already assigned to alice")
     assert_one_line_failure(stale, 5, "T-000001 changed")
     assert_one_line_failure(invalid, 1, "title: String should have at most 200 characters")
-    assert_one_line_failure(dedupe, 2, "dispatch ticket new: dedupe keys are not supported by this server yet")
     assert_one_line_failure(no_token, 2, "no token: pass --token or set DISPATCH_TOKEN")
     assert_one_line_failure(bad_address, 2, "ws://HOST:PORT")
     assert bad_choice.code == 2 and "invalid choice: 'lunch'" in bad_choice.err

@@ -14,8 +14,11 @@ from dispatch.core.protocol import (
     AddTechnician,
     Assign,
     BulkAssign,
+    CreateIncident,
     CreateTicket,
     Event,
+    Link,
+    Merge,
     SetPriority,
     SetStatus,
     SetTechStatus,
@@ -32,11 +35,13 @@ START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
 tech_ids = st.sampled_from(TECHS)
 ticket_ids = st.sampled_from(TICKETS)
+incident_ids = st.sampled_from(["INC-1", "INC-2", "INC-3"])
 versions = st.one_of(st.none(), st.integers(1, 5))
 commands = st.one_of(
     st.builds(CreateTicket, type=st.just("create_ticket"), command_id=st.just("c"), title=st.just("Outage"),
               client=st.sampled_from(["Acme", "Globex"]), priority=st.sampled_from(list(Priority)),
-              skills=st.lists(st.sampled_from(["network", "printers"]), max_size=2, unique=True)),
+              skills=st.lists(st.sampled_from(["network", "printers"]), max_size=2, unique=True),
+              dedupe_key=st.one_of(st.none(), st.sampled_from(["mon-1", "mon-2"]))),
     st.builds(AddTechnician, type=st.just("add_technician"), command_id=st.just("c"), tech_id=tech_ids,
               name=st.just("Tech"), capacity=st.integers(0, 4)),
     st.builds(Assign, type=st.just("assign"), command_id=st.just("c"), ticket_id=ticket_ids, tech_id=tech_ids,
@@ -53,6 +58,12 @@ commands = st.one_of(
               ticket_ids=st.lists(ticket_ids, min_size=1, max_size=3, unique=True), tech_id=tech_ids),
     st.builds(AddNote, type=st.just("add_note"), command_id=st.just("c"), ticket_id=ticket_ids,
               text=st.just("called back")),
+    st.builds(CreateIncident, type=st.just("create_incident"), command_id=st.just("c"), title=st.just("ISP down"),
+              ticket_ids=st.lists(ticket_ids, max_size=3, unique=True)),
+    st.builds(Link, type=st.just("link"), command_id=st.just("c"), incident_id=incident_ids,
+              ticket_ids=st.lists(ticket_ids, min_size=1, max_size=3, unique=True)),
+    st.builds(Merge, type=st.just("merge"), command_id=st.just("c"), primary_id=ticket_ids,
+              duplicate_ids=st.lists(ticket_ids, min_size=1, max_size=2, unique=True), reason=st.just("same outage")),
 )  # fmt: skip
 actors = st.sampled_from(
     [Actor("ana", Role.DISPATCHER), Actor("alice", Role.TECHNICIAN, "alice"), Actor("mon", Role.INTAKE)]

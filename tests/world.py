@@ -54,9 +54,16 @@ async def seeded_world(workdir: Path) -> World:
         await session.close()
         server.stop()
     server.start("--port", "0", "--fixed-clock", NOW.isoformat())
-    return World(
+    world = World(
         server=server,
         dispatcher=await server.token(Role.DISPATCHER, "ana"),
         technician=await server.token(Role.TECHNICIAN, "alice-laptop", "alice"),
         viewer=await server.token(Role.VIEWER, "wallboard"),
     )
+    # The SLA clock raises the breaches due at NOW on its first tick (all in one batch). Let that
+    # happen before any board connects, so boards get them in their snapshot instead of as live
+    # notifications that would appear in a screenshot or not depending on timing.
+    watcher = await Session.open(server.url, world.viewer)
+    await watcher.until_event(lambda e: e["kind"] == "sla_breached")
+    await watcher.close()
+    return world

@@ -93,6 +93,11 @@ class Ticket(BaseModel):
     # (the due times above already include earlier holds).
     paused_at: datetime | None = None
     paused_seconds: int = 0
+    # Extension (issue 5): the ticket this one was merged into as a duplicate, the intake's de-duplication
+    # key, and how many times the same problem was reported again while this ticket was open.
+    merged_into: Identifier | None = None
+    dedupe_key: str | None = None
+    duplicates: int = 0
     version: int = 1
 
     @property

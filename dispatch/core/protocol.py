@@ -23,7 +23,17 @@ from dispatch.core.models import (
     Ticket,
     TicketStatus,
 )
-from dispatch.core.text import MAX_BULK, MAX_ID, Identifier, Name, NoteText, OptionalName, Title
+from dispatch.core.text import (
+    MAX_BULK,
+    MAX_ID,
+    DedupeKey,
+    Identifier,
+    Name,
+    NoteText,
+    OptionalName,
+    ReasonText,
+    Title,
+)
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -37,6 +47,8 @@ __all__ = [
     "TicketEvent",
     "TechnicianEvent",
     "SlaEvent",
+    "IncidentEvent",
+    "BurstEvent",
     "decode_client_frame",
     "decode_server_frame",
     "describe_validation_error",
@@ -94,6 +106,9 @@ class CreateTicket(_Command):
     category: Category = Category.OTHER
     skills: Skills = []
     incident_id: Identifier | None = None
+    # Extension: an open ticket with the same key created within the server's window takes this report
+    # as a duplicate (its `duplicates` count goes up) instead of a new ticket being opened.
+    dedupe_key: DedupeKey | None = None
 
 
 class Assign(_Command):
@@ -205,6 +220,34 @@ class GetHistory(_Command):
     ticket_id: Identifier
 
 
+TicketIds = Annotated[list[Identifier], Field(max_length=MAX_BULK)]
+
+
+class CreateIncident(_Command):
+    """Extension: open an incident (an outage) grouping `ticket_ids`; the ack carries its `incident_id`."""
+
+    type: Literal["create_incident"]
+    title: Title
+    ticket_ids: TicketIds = []
+
+
+class Link(_Command):
+    """Extension: add tickets to an existing incident: all or nothing."""
+
+    type: Literal["link"]
+    incident_id: Identifier
+    ticket_ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_BULK)]
+
+
+class Merge(_Command):
+    """Extension: resolve `duplicate_ids` as duplicates of `primary_id` (all or nothing)."""
+
+    type: Literal["merge"]
+    primary_id: Identifier
+    duplicate_ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_BULK)]
+    reason: ReasonText = ""
+
+
 Command = Annotated[
     CreateTicket
     | Assign
@@ -218,7 +261,10 @@ Command = Annotated[
     | AddNote
     | GetHistory
     | Rebalance
-    | ApplyPlan,
+    | ApplyPlan
+    | CreateIncident
+    | Link
+    | Merge,
     Field(discriminator="type"),
 ]
 ClientFrame = Annotated[
@@ -235,7 +281,10 @@ ClientFrame = Annotated[
     | AddNote
     | GetHistory
     | Rebalance
-    | ApplyPlan,
+    | ApplyPlan
+    | CreateIncident
+    | Link
+    | Merge,
     Field(discriminator="type"),
 ]
 # Commands that change state and so go through the writer; the others are answered from memory.
@@ -250,6 +299,9 @@ WRITE_COMMANDS = (
     BulkAssign,
     AddNote,
     ApplyPlan,
+    CreateIncident,
+    Link,
+    Merge,
 )
 
 
@@ -271,6 +323,9 @@ TicketEventKind = Literal[
     "priority_changed",
     "status_changed",
     "note_added",
+    "ticket_linked",
+    "ticket_merged",
+    "ticket_duplicated",
 ]
 
 
@@ -307,7 +362,26 @@ class SlaEvent(_EventBase):
     due: datetime
 
 
-Event = Annotated[TicketEvent | TechnicianEvent | SlaEvent, Field(discriminator="kind")]
+class IncidentEvent(_EventBase):
+    """Extension: an incident was opened; `incident` is its whole state afterwards. (Tickets linked
+    later are `ticket_linked` events, which grow the incident's `ticket_ids` where they are applied.)"""
+
+    kind: Literal["incident_created"]
+    incident: Incident
+
+
+class BurstEvent(_EventBase):
+    """Extension: `burst_threshold` or more open tickets with no incident arrived from one client (or at
+    one site, or in one category) within `window_minutes`: likely one outage."""
+
+    kind: Literal["burst_detected"]
+    group: Literal["client", "site", "category"]
+    value: str
+    ticket_ids: list[str]
+    window_minutes: int
+
+
+Event = Annotated[TicketEvent | TechnicianEvent | SlaEvent | IncidentEvent | BurstEvent, Field(discriminator="kind")]
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 
 
@@ -344,6 +418,11 @@ class Ack(_Frame):
     ticket_id: str | None = None
     ticket_ids: list[str] | None = None
     version: int | None = None
+    # Extensions: the incident `create_incident` opened; for a de-duplicated `create_ticket`, True and the
+    # open ticket's new count of duplicates (`ticket_id` then names that existing ticket).
+    incident_id: str | None = None
+    deduplicated: bool | None = None
+    duplicates: int | None = None
 
 
 class Error(_Frame):

@@ -26,9 +26,14 @@ from dispatch.core.protocol import (
     ApplyPlan,
     Assign,
     BulkAssign,
+    BurstEvent,
+    CreateIncident,
     CreateTicket,
     ErrorCode,
     Event,
+    IncidentEvent,
+    Link,
+    Merge,
     SetPriority,
     SetStatus,
     SetTechStatus,
@@ -51,7 +56,13 @@ WriteCommand = (
     | BulkAssign
     | AddNote
     | ApplyPlan
+    | CreateIncident
+    | Link
+    | Merge
 )
+
+# A report with a dedupe key joins an open ticket with the same key created at most this long ago.
+DEDUPE_WINDOW = timedelta(minutes=60)
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,7 @@ class DispatchState:
     incidents: dict[str, Incident] = field(default_factory=dict)
     seq: int = 0
     last_ticket_number: int = 0
+    last_incident_number: int = 0
     # SLA alerts already raised, as (ticket id, "sla_warning:respond" | ... | "escalation"): each once.
     alerts: set[tuple[str, str]] = field(default_factory=set)
 
@@ -103,6 +115,16 @@ def ticket_id_for(number: int) -> str:
 
 def ticket_number(ticket_id: str) -> int:
     return int(ticket_id.removeprefix("T-"))
+
+
+def incident_id_for(number: int) -> str:
+    return f"INC-{number}"
+
+
+def incident_number(incident_id: str) -> int:
+    """The number of an `INC-n` id (0 for any other id, e.g. one made by an import)."""
+    suffix = incident_id.removeprefix("INC-")
+    return int(suffix) if incident_id.startswith("INC-") and suffix.isdigit() else 0
 
 
 # --- applying events ---------------------------------------------------------------------------------
@@ -123,6 +145,9 @@ def apply_event(state: DispatchState, event: Event) -> None:
                 )
     elif isinstance(event, TechnicianEvent):
         state.technicians[event.technician.id] = event.technician
+    elif isinstance(event, IncidentEvent):
+        state.incidents[event.incident.id] = event.incident
+        state.last_incident_number = max(state.last_incident_number, incident_number(event.incident.id))
     elif isinstance(event, SlaEvent):
         state.alerts.add((event.ticket_id, alert_key(event.kind, event.target)))
     state.seq = event.seq
@@ -146,6 +171,9 @@ _ALLOWED: dict[type, frozenset[Role]] = {
     BulkAssign: frozenset({Role.DISPATCHER}),
     AddNote: frozenset({Role.DISPATCHER, Role.TECHNICIAN}),
     ApplyPlan: frozenset({Role.DISPATCHER}),
+    CreateIncident: frozenset({Role.DISPATCHER}),
+    Link: frozenset({Role.DISPATCHER}),
+    Merge: frozenset({Role.DISPATCHER}),
 }
 
 # Statuses a technician may put their own ticket in: they do the work, the dispatcher decides
@@ -171,6 +199,9 @@ _VERBS = {
     "bulk_assign": "assign tickets",
     "add_note": "add notes",
     "apply_plan": "apply plans",
+    "create_incident": "create incidents",
+    "link": "link tickets to incidents",
+    "merge": "merge tickets",
 }
 
 
@@ -223,25 +254,43 @@ class _Builder:
         apply_event(self.state, event)
         self.events.append(event)
 
+    def incident_event(self, kind: str, incident: Incident) -> None:
+        event = IncidentEvent(seq=self.state.seq + 1, ts=self.now, actor=self.actor.user, kind=kind, incident=incident)
+        apply_event(self.state, event)
+        self.events.append(event)
+
 
 def execute(
-    state: DispatchState, command: WriteCommand, actor: Actor, now: datetime, policy: SlaPolicy
+    state: DispatchState,
+    command: WriteCommand,
+    actor: Actor,
+    now: datetime,
+    policy: SlaPolicy,
+    dedupe_window: timedelta = DEDUPE_WINDOW,
 ) -> Outcome | Refusal:
     """Check `command` against the rules and the state; on success its events are applied to `state`."""
     if not command_allowed(actor, type(command)):
         return Refusal(ErrorCode.FORBIDDEN, f"{_with_article(actor.role.value)} may not {_VERBS[command.type]}")
     builder = _Builder(state, actor, now)
     try:
-        ack = _run(builder, command, policy)
+        ack = _run(builder, command, policy, dedupe_window)
     except _Refused as refused:
         return refused.refusal
     return Outcome(builder.events, ack)
 
 
-def _run(b: _Builder, command: WriteCommand, policy: SlaPolicy) -> Ack:
+def _run(b: _Builder, command: WriteCommand, policy: SlaPolicy, dedupe_window: timedelta) -> Ack:
     state, actor = b.state, b.actor
     match command:
         case CreateTicket():
+            if command.dedupe_key is not None:
+                original = _open_duplicate(state, command.dedupe_key, b.now - dedupe_window)
+                if original is not None:
+                    after = original.model_copy(update={"duplicates": original.duplicates + 1})
+                    b.ticket_event("ticket_duplicated", original, after)
+                    current = state.tickets[original.id]
+                    return Ack(command_id=command.command_id, seq=state.seq, ticket_id=current.id,
+                               version=current.version, deduplicated=True, duplicates=current.duplicates)  # fmt: skip
             if command.incident_id is not None and command.incident_id not in state.incidents:
                 raise _refuse(ErrorCode.NOT_FOUND, f"no incident {command.incident_id}")
             respond_by, resolve_by = policy.due_times(command.priority, b.now)
@@ -254,6 +303,7 @@ def _run(b: _Builder, command: WriteCommand, policy: SlaPolicy) -> Ack:
                 priority=command.priority,
                 skills=command.skills,
                 incident_id=command.incident_id,
+                dedupe_key=command.dedupe_key,
                 created_at=b.now,
                 respond_by=respond_by,
                 resolve_by=resolve_by,
@@ -356,11 +406,71 @@ def _run(b: _Builder, command: WriteCommand, policy: SlaPolicy) -> Ack:
             )
             b.technician_event("technician_added", technician)
             return Ack(command_id=command.command_id, seq=state.seq)
+
+        case CreateIncident():
+            tickets = _linkable(state, command.ticket_ids)
+            incident = Incident(
+                id=incident_id_for(state.last_incident_number + 1),
+                title=command.title,
+                ticket_ids=[t.id for t in tickets],
+                opened_at=b.now,
+            )
+            b.incident_event("incident_created", incident)
+            for ticket in tickets:
+                b.ticket_event("ticket_linked", ticket, ticket.model_copy(update={"incident_id": incident.id}))
+            return Ack(command_id=command.command_id, seq=state.seq, incident_id=incident.id,
+                       ticket_ids=[t.id for t in tickets])  # fmt: skip
+
+        case Link():
+            if command.incident_id not in state.incidents:
+                raise _refuse(ErrorCode.NOT_FOUND, f"no incident {command.incident_id}")
+            tickets = _linkable(state, command.ticket_ids, command.incident_id)
+            for ticket in tickets:
+                if ticket.incident_id != command.incident_id:
+                    after = ticket.model_copy(update={"incident_id": command.incident_id})
+                    b.ticket_event("ticket_linked", ticket, after)
+            return Ack(command_id=command.command_id, seq=state.seq, incident_id=command.incident_id,
+                       ticket_ids=list(command.ticket_ids))  # fmt: skip
+
+        case Merge():
+            if command.primary_id in command.duplicate_ids:
+                raise _refuse(ErrorCode.INVALID, f"cannot merge {command.primary_id} into itself")
+            if len(set(command.duplicate_ids)) != len(command.duplicate_ids):
+                raise _refuse(ErrorCode.INVALID, "duplicate_ids lists a ticket more than once")
+            primary = _open_ticket(state, command.primary_id, None, "merge into")
+            # All or nothing: every duplicate is checked before the first event.
+            duplicates = [_open_ticket(state, tid, None, "merge") for tid in command.duplicate_ids]
+            reason = command.reason or f"duplicate of {primary.id}"
+            for ticket in duplicates:
+                after = _with_status(ticket, TicketStatus.RESOLVED, b.now).model_copy(
+                    update={"merged_into": primary.id}
+                )
+                b.ticket_event("ticket_merged", ticket, after, previous_status=ticket.status, reason=reason)
+            return Ack(command_id=command.command_id, seq=state.seq, ticket_id=primary.id, version=primary.version,
+                       ticket_ids=list(command.duplicate_ids))  # fmt: skip
     raise AssertionError(f"unhandled command {command!r}")
 
 
 def _ack(command_id: str, b: _Builder, ticket: Ticket) -> Ack:
     return Ack(command_id=command_id, seq=b.state.seq, ticket_id=ticket.id, version=ticket.version)
+
+
+def _open_duplicate(state: DispatchState, dedupe_key: str, since: datetime) -> Ticket | None:
+    """The newest open ticket reported with `dedupe_key` at or after `since`, if any."""
+    found = [t for t in state.tickets.values() if t.dedupe_key == dedupe_key and t.is_open and t.created_at >= since]
+    return max(found, key=lambda t: (t.created_at, t.id)) if found else None
+
+
+def _linkable(state: DispatchState, ticket_ids: list[str], incident_id: str | None = None) -> list[Ticket]:
+    """Open tickets that may join an incident: none may already belong to another one (moving a ticket
+    between incidents is not supported: the old incident would keep listing it)."""
+    if len(set(ticket_ids)) != len(ticket_ids):
+        raise _refuse(ErrorCode.INVALID, "ticket_ids lists a ticket more than once")
+    tickets = [_open_ticket(state, tid, None, "link") for tid in ticket_ids]
+    for ticket in tickets:
+        if ticket.incident_id is not None and ticket.incident_id != incident_id:
+            raise _refuse(ErrorCode.CONFLICT, f"{ticket.id} already belongs to {ticket.incident_id}", ticket)
+    return tickets
 
 
 def _ticket(state: DispatchState, ticket_id: str, expected_version: int | None, actor: Actor | None = None) -> Ticket:
@@ -444,7 +554,9 @@ def visible_to(actor: Actor, event: Event) -> bool:
         return actor.tech_id in (event.ticket.assignee, event.previous_assignee)
     if isinstance(event, SlaEvent):
         return event.assignee == actor.tech_id
-    return True
+    # Incidents and bursts are the dispatcher's business; a technician hears of an incident through
+    # the `ticket_linked` events of their own tickets.
+    return not isinstance(event, IncidentEvent | BurstEvent)
 
 
 # --- what the server does by itself ------------------------------------------------------------------

@@ -33,6 +33,8 @@ MAX_ID = 64
 MAX_SKILLS = 20
 MAX_SKILL = 32
 MAX_BULK = 500
+MAX_DEDUPE_KEY = 200
+MAX_REASON = 300
 
 Title = Annotated[str, StringConstraints(max_length=MAX_TITLE), AfterValidator(clean_text), AfterValidator(_non_empty)]
 Name = Annotated[str, StringConstraints(max_length=MAX_NAME), AfterValidator(clean_text), AfterValidator(_non_empty)]
@@ -40,6 +42,10 @@ OptionalName = Annotated[str, StringConstraints(max_length=MAX_NAME), AfterValid
 NoteText = Annotated[
     str, StringConstraints(max_length=MAX_NOTE), AfterValidator(clean_text), AfterValidator(_non_empty)
 ]
+DedupeKey = Annotated[
+    str, StringConstraints(max_length=MAX_DEDUPE_KEY), AfterValidator(clean_text), AfterValidator(_non_empty)
+]
+ReasonText = Annotated[str, StringConstraints(max_length=MAX_REASON), AfterValidator(clean_text)]
 # Identifiers are typed by people at a keyboard (`alice`, `T-000042`): a strict alphabet, no cleaning.
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$", max_length=MAX_ID)]
 

@@ -10,13 +10,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Footer, Input, Static
 
 from dispatch.core.models import Priority, Role, TechStatus, Ticket, TicketStatus
 from dispatch.core.protocol import (
+    AddNote,
     ApplyPlan,
     Assign,
     BulkAssign,
+    BurstEvent,
+    CreateIncident,
     SetPriority,
     SetStatus,
     SetTechStatus,
@@ -34,8 +37,11 @@ if TYPE_CHECKING:
     from dispatch.app import DispatchApp
 
 NAVIGATION = {"lane", "filter", "clear", "detail", "help"}
+# Kept out of the footer (it would no longer fit), listed in the help screen and the command palette.
+INCIDENT_ACTIONS = {"group_burst", "incident_assign", "incident_priority", "incident_resolve"}
 DISPATCHER_ACTIONS = {
     "assign", "assign_best", "unassign", "priority", "status", "mark", "tech_status", "note", "rebalance",
+    *INCIDENT_ACTIONS,
 }  # fmt: skip
 TECHNICIAN_ACTIONS = {"start", "hold", "resolve", "note", "status", "availability"}
 TECHNICIAN_STATUSES = [
@@ -59,6 +65,10 @@ class BoardScreen(Screen[None]):
         Binding("space", "mark", "Mark"),
         Binding("t", "tech_status", "Tech status"),
         Binding("b", "rebalance", "Rebalance"),
+        Binding("g", "group_burst", "Group burst into incident", show=False),
+        Binding("I", "incident_assign", "Assign whole incident", show=False),
+        Binding("P", "incident_priority", "Priority of whole incident", show=False),
+        Binding("R", "incident_resolve", "Resolve whole incident", show=False),
         Binding("i", "start", "Start"),
         Binding("o", "hold", "Hold"),
         Binding("r", "resolve", "Resolve"),
@@ -78,6 +88,7 @@ class BoardScreen(Screen[None]):
         # Tickets this dispatcher just acted on: when one moves away (assigned, so it re-sorts), the
         # cursor stays in place and lands on the next ticket in the queue instead of following it.
         self.acted_on: set[str] = set()
+        self.burst: BurstEvent | None = None  # the burst the banner shows, until grouped or dismissed
 
     @property
     def dispatch_app(self) -> DispatchApp:
@@ -91,6 +102,7 @@ class BoardScreen(Screen[None]):
         header = BoardHeader(app.server_url)
         header.set_class(self.role is Role.TECHNICIAN, "-own-lane")
         yield header
+        yield Static("", id="burst-banner")
         with Horizontal(id="body"):
             with Vertical(id="lanes"):
                 if self.role is Role.TECHNICIAN:
@@ -215,7 +227,25 @@ class BoardScreen(Screen[None]):
             lane = next((candidate for candidate in self.lanes if candidate.rows), lane)
         lane.focus()
 
+    def show_burst(self, burst: BurstEvent) -> None:
+        """A burst was detected: say so on one line; `g` groups it into an incident, Esc dismisses it."""
+        if self.role is not Role.DISPATCHER:
+            return
+        self.burst = burst
+        where = {"client": f"from {burst.value}", "site": f"at {burst.value}", "category": f"in {burst.value}"}
+        banner = self.query_one("#burst-banner", Static)
+        banner.update(
+            f"Burst: {len(burst.ticket_ids)} tickets {where[burst.group]} in {burst.window_minutes} min"
+            " — g groups them into an incident"
+        )
+        banner.display = True
+
+    def hide_burst(self) -> None:
+        self.burst = None
+        self.query_one("#burst-banner", Static).display = False
+
     def action_clear(self) -> None:
+        """Esc: clear the marks, else the filter, else dismiss the burst banner."""
         field = self.query_one("#filter", Input)
         if any(lane.marked for lane in self.lanes):
             for lane in self.lanes:
@@ -229,6 +259,9 @@ class BoardScreen(Screen[None]):
             self.query_text = ""
             self.refresh_board(None, technicians_changed=False)
             self._lane().focus()
+            return
+        if self.burst is not None:
+            self.hide_burst()
 
     def action_help(self) -> None:
         keys = [(binding.key.replace(",", " / "), binding.description) for binding in self._bindings_for_role()]
@@ -239,7 +272,7 @@ class BoardScreen(Screen[None]):
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
             action = binding.action.split("(")[0]
-            if binding.show and self.check_action(action, ()):
+            if (binding.show or action in INCIDENT_ACTIONS) and self.check_action(action, ()):
                 yield binding
 
     def action_detail(self) -> None:
@@ -396,6 +429,105 @@ class BoardScreen(Screen[None]):
 
         self.app.push_screen(PlanPreview(moves), apply)
 
+    # --- incidents -----------------------------------------------------------------------------------
+
+    def action_group_burst(self) -> None:
+        burst = self.burst
+        if burst is None:
+            self.notify("No burst to group: the banner shows one when it is detected.", severity="warning")
+            return
+        app = self.dispatch_app
+        tickets = app.model.state.tickets
+        # Tickets closed or grouped since the burst was reported cannot join the incident.
+        ids = [
+            tid for tid in burst.ticket_ids if tid in tickets and tickets[tid].is_open and not tickets[tid].incident_id
+        ]
+        title = f"{burst.value} outage"
+        app.send_command(
+            CreateIncident(type="create_incident", command_id=app.new_id(), title=title, ticket_ids=ids),
+            f"open incident {title!r} ({len(ids)} tickets)",
+            tuple(ids),
+        )
+        self.hide_burst()
+
+    def _incident_tickets(self) -> tuple[str, list[Ticket]] | None:
+        """The selected ticket's incident and its open tickets, or None (and a word why)."""
+        ticket = self._ticket()
+        if ticket is None:
+            return None
+        if ticket.incident_id is None:
+            self.notify(f"{ticket.id} is not part of an incident.", severity="warning")
+            return None
+        tickets = self.dispatch_app.model.state.tickets.values()
+        members = sorted((t for t in tickets if t.incident_id == ticket.incident_id and t.is_open), key=lambda t: t.id)
+        if not members:
+            self.notify(f"{ticket.incident_id} has no open tickets.", severity="warning")
+            return None
+        return ticket.incident_id, members
+
+    def action_incident_assign(self) -> None:
+        found = self._incident_tickets()
+        if found is None:
+            return
+        incident_id, tickets = found
+
+        def assign(tech_id: str | None) -> None:
+            if tech_id is None:
+                return
+            app = self.dispatch_app
+            ids = [t.id for t in tickets]
+            app.send_command(
+                BulkAssign(type="bulk_assign", command_id=app.new_id(), ticket_ids=ids, tech_id=tech_id),
+                f"assign {incident_id} ({len(ids)} tickets) to {tech_id}",
+                tuple(ids),
+            )
+
+        self.app.push_screen(AssignPicker(tickets), assign)
+
+    def action_incident_priority(self) -> None:
+        found = self._incident_tickets()
+        if found is None:
+            return
+        incident_id, tickets = found
+        choices = [(p.value, p.value) for p in Priority]
+
+        def chosen(value: str | None) -> None:
+            if value is None:
+                return
+            app = self.dispatch_app
+            for ticket in tickets:
+                if ticket.priority.value != value:
+                    app.send_command(
+                        SetPriority(type="set_priority", command_id=app.new_id(), ticket_id=ticket.id,
+                                    priority=Priority(value)),
+                        f"move {ticket.id} to {value}", (ticket.id,),
+                    )  # fmt: skip
+
+        self.app.push_screen(ChoicePicker(f"Priority of {incident_id}", choices, tickets[0].priority.value), chosen)
+
+    def action_incident_resolve(self) -> None:
+        found = self._incident_tickets()
+        if found is None:
+            return
+        _incident_id, tickets = found
+
+        def resolve(text: str | None) -> None:
+            if not text:
+                return
+            app = self.dispatch_app
+            for ticket in tickets:
+                app.send_command(
+                    AddNote(type="add_note", command_id=app.new_id(), ticket_id=ticket.id, text=text),
+                    f"note on {ticket.id}", (ticket.id,),
+                )  # fmt: skip
+                app.send_command(
+                    SetStatus(type="set_status", command_id=app.new_id(), ticket_id=ticket.id,
+                              status=TicketStatus.RESOLVED),
+                    f"resolve {ticket.id}", (ticket.id,),
+                )  # fmt: skip
+
+        self.app.push_screen(NoteEditor(tickets[0]), resolve)
+
     # --- technician ----------------------------------------------------------------------------------
 
     def action_start(self) -> None:
@@ -418,8 +550,6 @@ class BoardScreen(Screen[None]):
         def save(text: str | None) -> None:
             if text:
                 app = self.dispatch_app
-                from dispatch.core.protocol import AddNote
-
                 app.send_command(
                     AddNote(type="add_note", command_id=app.new_id(), ticket_id=ticket.id, text=text),
                     f"note on {ticket.id}",

@@ -121,6 +121,12 @@ def describe_event(event: Event) -> str:
             return f"status {previous} -> {t.status.value}".replace("_", " ")
         case "note_added":
             return f"note: {event.note}"
+        case "ticket_linked":
+            return f"linked to incident {t.incident_id}"
+        case "ticket_merged":
+            return f"merged into {t.merged_into}: {event.reason}"
+        case "ticket_duplicated":
+            return f"reported again ({t.duplicates} duplicates)"
     return event.kind
 
 
