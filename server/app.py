@@ -19,6 +19,7 @@ from http import HTTPStatus
 from typing import IO, Any
 
 from pydantic import ValidationError
+from pydantic_core import from_json
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
@@ -88,6 +89,7 @@ MAX_BATCH = 2_000
 # Closed tickets created this recently stay in a snapshot, so a board can still show the day's work.
 RECENTLY_CLOSED = timedelta(hours=24)
 REVOCATION_POLL_S = 1.0
+CLOSE_WAIT_S = 3.0
 
 Clock = Callable[[], datetime]
 
@@ -219,7 +221,7 @@ class DispatchServer:
             watcher.cancel()
             clock.cancel()
             stopped.cancel()
-            await asyncio.gather(*(c.ws.close(1001, "server shutting down") for c in list(self.clients)))
+            await asyncio.gather(*(_close(c.ws, 1001, "server shutting down") for c in list(self.clients)))
         if self.fatal is not None:
             raise self.fatal
 
@@ -634,7 +636,7 @@ class DispatchServer:
             if transport is not None and transport.get_write_buffer_size() > SEND_BUFFER_LIMIT:
                 log.warning("closing %s: it is not keeping up with the event stream", client.actor.user)
                 self.clients.discard(client)
-                asyncio.create_task(client.ws.close(CLOSE_TOO_SLOW, "too slow: reconnect with last_seq"))
+                asyncio.create_task(_close(client.ws, CLOSE_TOO_SLOW, "too slow: reconnect with last_seq"))
 
     async def _watch_revocations(self) -> None:
         while True:
@@ -647,7 +649,7 @@ class DispatchServer:
             for client in list(self.clients):
                 if client.token_name in revoked:
                     self.clients.discard(client)
-                    asyncio.create_task(client.ws.close(CLOSE_BAD_TOKEN, "token revoked"))
+                    asyncio.create_task(_close(client.ws, CLOSE_BAD_TOKEN, "token revoked"))
 
 
 def _changed_rows(state: DispatchState, events: list[Event]) -> tuple[list[Ticket], list[Any], list[Any]]:
@@ -706,10 +708,23 @@ def _refusal_frame(command_id: str, refusal: Refusal) -> str:
     return Error(command_id=command_id, code=refusal.code, message=refusal.message, current=current).model_dump_json()
 
 
+async def _close(ws: ServerConnection, code: int, reason: str) -> None:
+    """Close, but never wait long on a client that stopped reading: websockets waits for the send
+    buffer to drain before its own close timeout starts, so a stalled socket is aborted instead."""
+    try:
+        async with asyncio.timeout(CLOSE_WAIT_S):
+            await ws.close(code, reason)
+    except TimeoutError:
+        if ws.transport is not None:
+            ws.transport.abort()
+
+
 def _command_id_of(raw: str) -> str | None:
     """Best effort, so that even a refused frame's error names the command it answers."""
+    # pydantic's own parser, as decoding used: it raises ValueError (not RecursionError) on deep
+    # nesting and refuses lone surrogates that could not be serialised back into the error frame.
     try:
-        value = json.loads(raw)
+        value = from_json(raw)
     except ValueError:
         return None
     if isinstance(value, dict) and isinstance(value.get("command_id"), str) and len(value["command_id"]) <= 128:

@@ -7,6 +7,8 @@
     dispatch-server --db PATH token revoke NAME
     dispatch-server --db PATH report [--incident INC-7 | --since 6h] [--out DIR]
     dispatch-server --db PATH decisions [--since 2h] [--ticket T] [--format table|json]
+    dispatch-server --db PATH backup FILE [--force] | restore FILE [--force]
+    dispatch-server --db PATH stats [--server URL] [--decision-log FILE]
 
 Every failure a user can cause (corrupt or newer database, port in use, duplicate token name) is one
 line on stderr and exit status 2, never a traceback.
@@ -29,6 +31,7 @@ from dispatch.core.allocation import AllocationPolicy
 from dispatch.core.models import Role
 from server.app import DispatchServer, ServerSettings, install_stop_signals
 from server.decisions import default_decision_log, show_decisions
+from server.operations import add_operations_parsers, run_operation
 from server.report import ReportError, add_report_parser, run_report
 from server.storage import Storage, StorageError
 
@@ -84,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     decisions.add_argument("--format", choices=("table", "json"), default="table")
     decisions.add_argument("--file", metavar="FILE", help="the decision log (default: beside the database)")
     add_report_parser(commands)
+    add_operations_parsers(commands)
     return parser
 
 
@@ -104,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_report(args))
         if args.command == "decisions":
             return show_decisions(args)
+        if args.command in ("backup", "restore", "stats"):
+            return run_operation(args)
         return asyncio.run(_token(args))
     except (StorageError, _Refused, ReportError) as exc:
         print(f"dispatch-server: {exc}", file=sys.stderr)

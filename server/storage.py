@@ -348,7 +348,10 @@ class Storage:
             await self._db.execute("COMMIT")
         except sqlite3.IntegrityError:
             await self._db.execute("ROLLBACK")
-            raise StorageError(f"a token named {name!r} already exists (names are unique; revoke it first)") from None
+            raise StorageError(
+                f"a token named {name!r} already exists (names are never reused, revoked ones included:"
+                " choose another name)"
+            ) from None
 
     async def find_token(self, token: str) -> TokenRecord | None:
         """The live (not revoked) token with this secret, if any."""
