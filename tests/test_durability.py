@@ -48,7 +48,13 @@ async def send_all(
     reader = asyncio.create_task(read_acks())
     try:
         for frame in frames:
-            await window.acquire()
+            # Wait for room in the window, unless the reader stopped (the server was killed with every
+            # slot in flight): then nobody would ever free a slot.
+            room = asyncio.ensure_future(window.acquire())
+            await asyncio.wait({room, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if not room.done():
+                room.cancel()
+                break
             await session.ws.send(json.dumps(frame))
     except ConnectionClosed:
         pass  # the server was killed under us; the reader sees it too
