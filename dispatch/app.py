@@ -317,7 +317,3 @@ class DispatchApp(App[None]):
                 yield SystemCommand(
                     binding.description, f"key: {binding.key}", partial(screen.run_action, binding.action)
                 )
-
-    @property
-    def role(self) -> Role | None:
-        return self.model.role

@@ -97,10 +97,6 @@ class ServerLink:
             # Exponential backoff with full jitter, so a hundred boards do not return in lockstep.
             await asyncio.sleep(random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (attempt - 1))))
 
-    @property
-    def connected(self) -> bool:
-        return self._ws is not None
-
     async def send(self, frame: BaseModel | dict[str, Any]) -> bool:
         """Send one frame; False when not connected (the caller keeps it pending and says so)."""
         ws = self._ws

@@ -276,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
     prog: str = args.prog_name
     handler: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = args.run
     try:
-        return asyncio.run(_quietly(handler(args)))
+        return asyncio.run(handler(args))
     except CommandFailed as failed:
         print(f"{prog}: {failed}", file=sys.stderr)
         return failed.exit_code
@@ -288,20 +288,6 @@ def run(args: argparse.Namespace) -> int:
         # keep Python from complaining when it flushes stdout on the way out.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.BROKEN_PIPE
-
-
-async def _quietly(command: Coroutine[Any, Any, int]) -> int:
-    asyncio.get_running_loop().set_exception_handler(_ignore_lost_replies)
-    return await command
-
-
-def _ignore_lost_replies(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    # When the connection drops while commands are being sent, `CommandSession` fails the replies it
-    # awaits and the send itself fails too, so asyncio would print "Future exception was never
-    # retrieved" for each: noise after the one line that already says the connection dropped.
-    if isinstance(context.get("exception"), ConnectionError) and "future" in context:
-        return
-    loop.default_exception_handler(context)
 
 
 def target_of(args: argparse.Namespace) -> Target:

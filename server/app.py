@@ -509,10 +509,15 @@ class DispatchServer:
         that has room, never over capacity. A ticket nobody can take stays queued, its reason logged
         once; it is looked at again when room may have appeared."""
         queue = sorted(
-            (t for t in self.state.tickets.values() if t.assignee is None and t.status is TicketStatus.NEW),
+            (
+                t
+                for t in self.state.tickets.values()
+                if t.assignee is None
+                and t.status is TicketStatus.NEW
+                and self._tried.get(t.id) != self._roster_version  # already failed with this roster
+            ),
             key=lambda t: (t.priority, t.respond_by, t.id),
         )
-        queue = [t for t in queue if self._tried.get(t.id) != self._roster_version]
         if not queue:
             return []
         roster = self._roster()

@@ -248,7 +248,8 @@ class Merge(_Command):
     reason: ReasonText = ""
 
 
-Command = Annotated[
+# Every command a client may send after its hello; one list, used by both unions below.
+_Commands = (
     CreateTicket
     | Assign
     | Unassign
@@ -264,29 +265,10 @@ Command = Annotated[
     | ApplyPlan
     | CreateIncident
     | Link
-    | Merge,
-    Field(discriminator="type"),
-]
-ClientFrame = Annotated[
-    Hello
-    | CreateTicket
-    | Assign
-    | Unassign
-    | SetPriority
-    | SetStatus
-    | SetTechStatus
-    | AddTechnician
-    | BulkAssign
-    | Suggest
-    | AddNote
-    | GetHistory
-    | Rebalance
-    | ApplyPlan
-    | CreateIncident
-    | Link
-    | Merge,
-    Field(discriminator="type"),
-]
+    | Merge
+)
+Command = Annotated[_Commands, Field(discriminator="type")]
+ClientFrame = Annotated[Hello | _Commands, Field(discriminator="type")]
 # Commands that change state and so go through the writer; the others are answered from memory.
 WRITE_COMMANDS = (
     CreateTicket,

@@ -34,6 +34,8 @@ class Lane(RowList[Ticket]):
         "lane--priority",
     }
 
+    ROW_BASE_CLASSES: ClassVar[frozenset[str]] = frozenset({"lane--cursor", "lane--marked"})
+
     def __init__(
         self, model: BoardModel, priority: Priority | None, now: Callable[[], datetime], *, id: str | None = None
     ) -> None:
@@ -42,7 +44,6 @@ class Lane(RowList[Ticket]):
         self.priority = priority
         self.now = now
         self.marked: set[str] = set()
-        self._styles: dict[str, Style] = {}
 
     @property
     def title(self) -> str:
@@ -52,20 +53,6 @@ class Lane(RowList[Ticket]):
 
     def on_mount(self) -> None:
         self.border_title = self.title
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._styles = {}  # reloaded at the next draw: the theme or stylesheet changed
-        self._strips.clear()
-
-    def _load_styles(self) -> None:
-        # Prepared once (and on a theme change), not per row: rows are drawn many times a second.
-        # Foreground classes are partial so they lay over the row's base; the row bases (plain, cursor,
-        # marked) are whole styles with their background blended, because a Strip style would go under.
-        self._styles = {name: self.get_component_rich_style(name, partial=True) for name in self.COMPONENT_CLASSES}
-        self._styles["base"] = self.rich_style
-        for name in ("lane--cursor", "lane--marked"):
-            self._styles[name] = self.get_component_rich_style(name, partial=False)
 
     def update_title(self, shown: int, total: int) -> None:
         count = f"{shown}" if shown == total else f"{shown} of {total}"
@@ -84,9 +71,7 @@ class Lane(RowList[Ticket]):
     def render_row(self, row: Ticket, width: int, selected: bool) -> list[Segment]:
         now = self.now()
         reading = self.model.clock(row, now)
-        if not self._styles:
-            self._load_styles()
-        styles = self._styles
+        styles = self.styles_for_rows
         base = styles["base"]
         if selected:
             base = styles["lane--cursor"]

@@ -38,6 +38,11 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
         Binding("end", "cursor_to(-1)", "Last", show=False),
     ]
 
+    # Component classes that set a row's background (cursor, marked): loaded whole, with the background
+    # blended, because a Strip style would go *under* the segments' own. The others are foreground
+    # only and lay over the row's base.
+    ROW_BASE_CLASSES: ClassVar[frozenset[str]] = frozenset()
+
     cursor: reactive[int] = reactive(0, layout=False, repaint=False)
     """Index of the highlighted row."""
 
@@ -52,6 +57,23 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
         self.rows: Sequence[Row] = ()
         self._keys: list[Hashable] = []
         self._strips: dict[Hashable, tuple[Hashable, Strip]] = {}
+        self._style_cache: dict[str, Style] = {}
+
+    @property
+    def styles_for_rows(self) -> dict[str, Style]:
+        """Row styles from the component classes, plus "base" (the widget's own). Prepared once and
+        again after a theme change, not per row: rows are drawn many times a second."""
+        if not self._style_cache:
+            cache = {name: self.get_component_rich_style(name, partial=True) for name in self.COMPONENT_CLASSES}
+            cache.update({name: self.get_component_rich_style(name, partial=False) for name in self.ROW_BASE_CLASSES})
+            cache["base"] = self.rich_style
+            self._style_cache = cache
+        return self._style_cache
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._style_cache = {}
+        self._strips.clear()
 
     # --- to implement --------------------------------------------------------------------------------
 

@@ -34,25 +34,15 @@ class TechnicianPanel(RowList[Technician]):
         "technicians--dim",
     }
 
+    ROW_BASE_CLASSES: ClassVar[frozenset[str]] = frozenset({"technicians--cursor"})
+
     def __init__(self, model: BoardModel, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="technicians")
         self.model = model
         self.loads: dict[str, int] = {}
-        self._styles: dict[str, Style] = {}
 
     def on_mount(self) -> None:
         self.border_title = "Technicians"
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._styles = {}  # reloaded at the next draw: the theme or stylesheet changed
-        self._strips.clear()
-
-    def _load_styles(self) -> None:
-        # As in Lane: foreground classes partial, row bases whole (background blended).
-        self._styles = {name: self.get_component_rich_style(name, partial=True) for name in self.COMPONENT_CLASSES}
-        self._styles["base"] = self.rich_style
-        self._styles["technicians--cursor"] = self.get_component_rich_style("technicians--cursor", partial=False)
 
     def row_key(self, row: Technician) -> Hashable:
         return row.id
@@ -61,9 +51,7 @@ class TechnicianPanel(RowList[Technician]):
         return (row, self.loads.get(row.id, 0))
 
     def render_row(self, row: Technician, width: int, selected: bool) -> list[Segment]:
-        if not self._styles:
-            self._load_styles()
-        styles = self._styles
+        styles = self.styles_for_rows
         base = styles["technicians--cursor"] if selected else styles["base"]
         dim = base + styles.get("technicians--dim", Style())
         load = self.loads.get(row.id, 0)
