@@ -49,6 +49,7 @@ from dispatch.client import DEFAULT_SERVER, AccessRefused, CommandSession, new_c
 from dispatch.core.models import OPEN_STATUSES, Category, Priority, TechStatus, Ticket
 from dispatch.core.protocol import (
     Ack,
+    AddTechnician,
     Assign,
     Command,
     CreateTicket,
@@ -237,8 +238,14 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     assign.set_defaults(run=assign_ticket, prog_name="dispatch assign")
 
-    tech = commands.add_parser("tech", help="list technicians, set availability")
-    tech_commands = tech.add_subparsers(dest="tech_command", required=True, metavar="{list,status}")
+    tech = commands.add_parser("tech", help="add and list technicians, set availability")
+    tech_commands = tech.add_subparsers(dest="tech_command", required=True, metavar="{add,list,status}")
+    add = _subparser(tech_commands, "add", "put a technician on the roster (dispatcher token)", common)
+    add.add_argument("tech_id", metavar="TECH_ID")
+    add.add_argument("--name", required=True)
+    add.add_argument("--skills", default="", metavar="A,B", help="comma-separated skills")
+    add.add_argument("--capacity", type=int, default=3, help="active tickets at once (default: %(default)s)")
+    add.set_defaults(run=technician_add, prog_name="dispatch tech add")
     tech_list = _subparser(tech_commands, "list", "list technicians with status, load and skills", common)
     tech_list.add_argument("--json", action="store_true", help="print a JSON list of technician objects")
     tech_list.set_defaults(run=technician_list, prog_name="dispatch tech list")
@@ -497,6 +504,22 @@ async def technician_list(args: argparse.Namespace) -> int:
         for t in technicians
     ]
     _print_table(["ID", "NAME", "STATUS", "LOAD", "SKILLS"], rows)
+    return ExitCode.OK
+
+
+async def technician_add(args: argparse.Namespace) -> int:
+    """`dispatch tech add alice --name "Alice Moreau" --skills network,firewall --capacity 4`."""
+    target = target_of(args)
+    try:
+        command = AddTechnician(
+            type="add_technician", command_id=new_command_id(), tech_id=args.tech_id, name=args.name,
+            skills=[skill for skill in args.skills.split(",") if skill.strip()], capacity=args.capacity,
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise CommandFailed(validation_message(exc), ExitCode.FAILED) from None
+    async with open_session(target) as session:
+        await _expect_ack(session, command)
+    print(f"{command.tech_id} added ({', '.join(command.skills) or 'no skills'}, capacity {command.capacity})")
     return ExitCode.OK
 
 

@@ -189,6 +189,20 @@ async def test_tech_list_and_status(server: ServerProcess, dispatcher: Session) 
     assert_one_line_failure(refused, 3, "dispatch tech status: a technician may set only their own availability")
 
 
+async def test_tech_add_puts_a_technician_on_the_roster(server: ServerProcess) -> None:
+    token = await server.token(Role.DISPATCHER, "script")
+    added = await run_cli("tech", "add", "carol", "--name", "Carol L", "--skills", "printers, hardware",
+                          "--capacity", "4", server=server.url, token=token)  # fmt: skip
+    assert added == Run(0, "carol added (printers, hardware, capacity 4)\n", "")
+    again = await run_cli("tech", "add", "carol", "--name", "Carol", server=server.url, token=token)
+    assert_one_line_failure(again, 5, "dispatch tech add: technician carol already exists")
+    viewer = await server.token(Role.VIEWER, "wall")
+    refused = await run_cli("tech", "add", "dan", "--name", "Dan", server=server.url, token=viewer)
+    assert refused.code == 3
+    listing = await run_cli("tech", "list", "--json", server=server.url, token=token)
+    assert [(t["id"], t["capacity"]) for t in json.loads(listing.out)] == [("carol", 4)]
+
+
 # --- refusals and their exit statuses ---------------------------------------------------------------
 
 
