@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ssl
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,11 +96,13 @@ class DispatchApp(App[None]):
 
         link: LinkState
 
-    def __init__(self, server_url: str, token: str, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, server_url: str, token: str, *, clock: Clock = utc_now, tls: ssl.SSLContext | None = None
+    ) -> None:
         super().__init__()
         self.server_url = server_url
         self.model = BoardModel()
-        self.link = ServerLink(server_url, token)
+        self.link = ServerLink(server_url, token, ssl_context=tls)
         self.now = clock
         self._inbox: list[Snapshot | Event] = []
         self._replies: dict[str, asyncio.Future[ServerFrame]] = {}

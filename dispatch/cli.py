@@ -1,6 +1,7 @@
 """`dispatch`: the board and the scriptable commands around it.
 
-    dispatch board [--server URL] [--token T]      (also DISPATCH_SERVER, DISPATCH_TOKEN)
+    dispatch board [--server URL] [--token T] [--ca-file PEM]   (also DISPATCH_SERVER, DISPATCH_TOKEN,
+                                                                 DISPATCH_CA_FILE)
     dispatch demo
     dispatch ticket new|list, assign, tech list|status, simulate    (dispatch/scripting.py)
     dispatch import FILE.csv|FILE.json [--dry-run]                  (dispatch/importer.py)
@@ -18,7 +19,7 @@ import os
 import sys
 
 from dispatch import importer, scripting
-from dispatch.client import DEFAULT_SERVER
+from dispatch.client import DEFAULT_SERVER, tls_context
 
 EXIT_USAGE = 2
 
@@ -34,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     board = commands.add_parser("board", help="open the board (dispatcher, technician or wallboard by token)")
     board.add_argument("--server", default=os.environ.get("DISPATCH_SERVER", DEFAULT_SERVER), metavar="URL")
     board.add_argument("--token", default=os.environ.get("DISPATCH_TOKEN"), metavar="T")
+    board.add_argument(
+        "--ca-file",
+        default=os.environ.get("DISPATCH_CA_FILE"),
+        metavar="PEM",
+        help="for wss://: trust this CA (a private one) instead of the system's",
+    )
     commands.add_parser("demo", help="an embedded server, an outage burst and the board, all in one")
     common = scripting.connection_options()
     scripting.add_commands(commands, common)
@@ -44,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "board":
-        return run_board(args.server, args.token)
+        return run_board(args.server, args.token, args.ca_file)
     if args.command == "demo":
         from dispatch.demo import run_demo
 
@@ -54,16 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def run_board(server: str, token: str | None) -> int:
+def run_board(server: str, token: str | None, ca_file: str | None = None) -> int:
     if not token:
         print("dispatch board: no token: pass --token or set DISPATCH_TOKEN", file=sys.stderr)
         return EXIT_USAGE
     if not server.startswith(("ws://", "wss://")):
         print(f"dispatch board: the server address must start with ws:// or wss://, not {server!r}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        tls = tls_context(ca_file)
+    except OSError as exc:  # ssl.SSLError included
+        print(f"dispatch board: cannot use {ca_file} as a CA file: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     from dispatch.app import DispatchApp  # Textual loads only for the board
 
-    app = DispatchApp(server, token)
+    app = DispatchApp(server, token, tls=tls)
     app.run()
     return app.return_code or 0
 

@@ -18,13 +18,23 @@ from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from dispatch.core.protocol import CLOSE_BAD_TOKEN, Command, ServerFrame, decode_server_frame
+from dispatch.core.protocol import CLOSE_BAD_TOKEN, Command, Error, ErrorCode, ServerFrame, decode_server_frame
 
-__all__ = ["ServerLink", "CommandSession", "LinkState", "AccessRefused", "new_command_id", "DEFAULT_SERVER"]
+__all__ = [
+    "ServerLink",
+    "CommandSession",
+    "LinkState",
+    "AccessRefused",
+    "new_command_id",
+    "tls_context",
+    "DEFAULT_SERVER",
+]
 
 DEFAULT_SERVER = "ws://127.0.0.1:8765"
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 15.0
+# A command refused as `rate_limited` was not applied: it is sent again, with the same id, this many times.
+RATE_LIMITED_RETRIES = 8
 
 
 class AccessRefused(Exception):
@@ -42,6 +52,13 @@ class LinkState:
 
 def new_command_id() -> str:
     return uuid.uuid4().hex
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext | None:
+    """What to trust for wss://: the system's authorities, or only `ca_file` (a private CA's PEM).
+
+    Raises OSError or ssl.SSLError when the file cannot be read as certificates."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else None
 
 
 class ServerLink:
@@ -64,7 +81,7 @@ class ServerLink:
         while True:
             try:
                 async with connect(
-                    self.url, max_size=None, open_timeout=10, compression=None, ssl=self.ssl_context
+                    self.url, max_size=None, open_timeout=10, compression=None, **_tls_option(self.ssl_context)
                 ) as ws:
                     self._ws = ws
                     await ws.send(json.dumps({"type": "hello", "token": self.token, "last_seq": last_seq()}))
@@ -115,11 +132,18 @@ class ServerLink:
             await self._ws.close(1000, "resync")
 
 
+def _tls_option(context: ssl.SSLContext | None) -> dict[str, Any]:
+    # websockets refuses ssl=None for wss:// (and any context for ws://): leave it out unless given.
+    return {"ssl": context} if context is not None else {}
+
+
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "server not reachable (connection refused)"
     if isinstance(exc, TimeoutError):
         return "server did not answer in time"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"the server's certificate is not trusted ({exc.verify_message}); a private CA? pass --ca-file"
     return str(exc) or type(exc).__name__
 
 
@@ -138,10 +162,12 @@ class CommandSession:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, url: str, token: str, *, timeout: float = 10.0) -> CommandSession:
+    async def open(
+        cls, url: str, token: str, *, timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None
+    ) -> CommandSession:
         """Connect and say hello; raises `AccessRefused` on a bad token, `OSError` when unreachable."""
         try:
-            ws = await connect(url, max_size=None, open_timeout=timeout, compression=None)
+            ws = await connect(url, max_size=None, open_timeout=timeout, compression=None, **_tls_option(ssl_context))
         except InvalidURI:
             raise AccessRefused(f"not a websocket address: {url}") from None
         except InvalidHandshake as exc:
@@ -184,7 +210,18 @@ class CommandSession:
                     future.set_exception(ConnectionError("connection lost"))
 
     async def call(self, command: Command, timeout: float = 30.0) -> ServerFrame:
-        """Send one command and return its reply (ack, error, suggestions or history)."""
+        """Send one command and return its reply (ack, error, suggestions or history).
+
+        Over the server's rate limit the command was not applied; it is resent after a growing pause,
+        so a fast script (an import) slows down to the rate it is allowed instead of failing."""
+        for attempt in range(RATE_LIMITED_RETRIES):
+            reply = await self._call_once(command, timeout)
+            if not (isinstance(reply, Error) and reply.code is ErrorCode.RATE_LIMITED):
+                break
+            await asyncio.sleep(random.uniform(0.5, 1.0) * min(2.0, 0.05 * 2**attempt))
+        return reply
+
+    async def _call_once(self, command: Command, timeout: float) -> ServerFrame:
         command_id = command.command_id
         future: asyncio.Future[ServerFrame] = asyncio.get_running_loop().create_future()
         self._replies[command_id] = future

@@ -20,7 +20,7 @@ the same for every command, so that a script can branch on them:
     5    conflict: the change changes nothing (already assigned to them, already on break) or the
          ticket moved on (`--expected-version`, a closed ticket)
     6    cannot reach the server, or the connection dropped before the server answered
-    7    rate limited by the server (defined by the contract; this server does not send it yet)
+    7    rate limited by the server (after the client backed off and resent 8 times)
     130  interrupted (Ctrl+C); `simulate` prints its summary first
     141  stdout was closed early (`dispatch ticket list | head`), as other Unix tools
 """
@@ -33,6 +33,7 @@ import json
 import math
 import os
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -45,7 +46,7 @@ from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed, InvalidURI
 from websockets.uri import parse_uri
 
-from dispatch.client import DEFAULT_SERVER, AccessRefused, CommandSession, new_command_id
+from dispatch.client import DEFAULT_SERVER, AccessRefused, CommandSession, new_command_id, tls_context
 from dispatch.core.models import OPEN_STATUSES, Category, Priority, TechStatus, Ticket
 from dispatch.core.protocol import (
     Ack,
@@ -135,6 +136,7 @@ class Target:
 
     url: str
     token: str
+    tls: ssl.SSLContext | None = None
 
 
 # --- the parser -----------------------------------------------------------------------------------
@@ -152,6 +154,12 @@ def connection_options() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--token", default=os.environ.get("DISPATCH_TOKEN"), metavar="T", help="access token (default: $DISPATCH_TOKEN)"
+    )
+    group.add_argument(
+        "--ca-file",
+        default=os.environ.get("DISPATCH_CA_FILE"),
+        metavar="PEM",
+        help="for wss://: trust this CA (a private one) instead of the system's (default: $DISPATCH_CA_FILE)",
     )
     return common
 
@@ -309,14 +317,18 @@ def target_of(args: argparse.Namespace) -> Target:
         raise CommandFailed(
             f"the server address must look like ws://HOST:PORT or wss://HOST:PORT, not {url!r}", ExitCode.USAGE
         ) from None
-    return Target(url, token)
+    try:
+        tls = tls_context(args.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise CommandFailed(f"cannot use {args.ca_file} as a CA file: {_describe_tls(exc)}", ExitCode.USAGE) from None
+    return Target(url, token, tls)
 
 
 @asynccontextmanager
 async def open_session(target: Target) -> AsyncIterator[CommandSession]:
     """A `CommandSession`, or `CommandFailed` with status 3 (token) or 6 (unreachable)."""
     try:
-        session = await CommandSession.open(target.url, target.token)
+        session = await CommandSession.open(target.url, target.token, ssl_context=target.tls)
     except AccessRefused:
         raise CommandFailed("the server refused the token (wrong or revoked)", ExitCode.REFUSED) from None
     except OSError as exc:
@@ -326,6 +338,10 @@ async def open_session(target: Target) -> AsyncIterator[CommandSession]:
         yield session
     finally:
         await session.close()
+
+
+def _describe_tls(exc: OSError) -> str:
+    return exc.strerror or getattr(exc, "reason", None) or str(exc)
 
 
 def _describe(exc: OSError) -> str:

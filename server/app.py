@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import signal
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Origin
 
 from dispatch.core.allocation import AllocationPolicy, Roster, rank
 from dispatch.core.allocation import Candidate as Ranked
@@ -31,6 +33,8 @@ from dispatch.core.bursts import BurstMemory, detect_bursts
 from dispatch.core.models import Priority, Role, Ticket, TicketStatus
 from dispatch.core.protocol import (
     CLOSE_BAD_TOKEN,
+    CLOSE_RATE_LIMITED,
+    CLOSE_TOO_MANY_CONNECTIONS,
     CLOSE_TOO_SLOW,
     HELLO_TIMEOUT_S,
     MAX_FRAME_BYTES,
@@ -70,7 +74,8 @@ from dispatch.core.state import (
     preempt,
     visible_to,
 )
-from server.storage import CommandRecord, Storage
+from server.limits import CommandAllowance, TakeTurns
+from server.storage import CommandRecord, Storage, TokenRecord
 
 __all__ = ["DispatchServer", "ServerSettings"]
 
@@ -90,6 +95,10 @@ MAX_BATCH = 2_000
 RECENTLY_CLOSED = timedelta(hours=24)
 REVOCATION_POLL_S = 1.0
 CLOSE_WAIT_S = 3.0
+# The HTTP upgrade (and the TLS handshake before it) must be done this fast; the hello has its own 5 s.
+HANDSHAKE_TIMEOUT_S = 5.0
+# A connection refused this many frames in a row for going over its rate is not listening: close it.
+RATE_LIMIT_STRIKES = 100
 
 Clock = Callable[[], datetime]
 
@@ -122,6 +131,19 @@ class ServerSettings:
     # burst; 0 turns burst detection off.
     burst_threshold: int = 5
     burst_window_minutes: float = 10.0
+    # wss when set; /healthz is then served over HTTPS on the same port.
+    tls: ssl.SSLContext | None = None
+    # Web pages (their Origin header) allowed to open a websocket. Requests without an Origin header,
+    # i.e. not from a browser (the board, scripts), are always let through; any other is refused with 403,
+    # so a page a dispatcher happens to visit cannot ride on the server being reachable.
+    allowed_origins: tuple[str, ...] = ()
+    # Frames (commands) per second one connection may sustain, and the burst it may send at once;
+    # 0 turns the limit off. Generous for a person and for `dispatch import`, which backs off when told.
+    rate_limit: float = 500.0
+    rate_burst: int = 1000
+    # Open connections in all (HTTP 503 beyond) and per token (close 4409 beyond, after the hello).
+    max_connections: int = 1000
+    max_connections_per_token: int = 64
 
 
 @dataclass(eq=False)
@@ -131,6 +153,7 @@ class Client:
     ws: ServerConnection
     actor: Actor
     token_name: str
+    allowance: CommandAllowance | None = None
     in_flight: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(MAX_IN_FLIGHT))
     # Live events (seq, frame) that arrive while the client is still catching up; sent right after,
     # in order, skipping those its snapshot or catch-up already covered.
@@ -167,7 +190,7 @@ class DispatchServer:
         self.settings = settings
         self.event_log = event_log
         self.clients: set[Client] = set()
-        self._queue: asyncio.Queue[_Queued | _ClockTick | None] = asyncio.Queue()
+        self._waiting: TakeTurns[Client | _ClockTick, _Queued | _ClockTick] = TakeTurns()
         # Auto-assign: which tickets it already failed to place, at which roster version; the version
         # moves whenever room may have appeared, so a queued ticket is retried only then.
         self._roster_version = 0
@@ -198,21 +221,25 @@ class DispatchServer:
             self.settings.host,
             self.settings.port,
             max_size=MAX_FRAME_BYTES,
-            process_request=self._health_check,
+            process_request=self._check_request,
+            ssl=self.settings.tls,
+            open_timeout=HANDSHAKE_TIMEOUT_S,
+            # None admits requests with no Origin header: those do not come from a browser page.
+            origins=[None, *(Origin(o) for o in self.settings.allowed_origins)],
             compression=None,  # small JSON frames gain little; deflate doubles our CPU per delivery
             # A client that stopped reading must not hold a shutdown (or a slow-client close) for long.
             close_timeout=3,
         ) as ws_server:
             self._ws_server = ws_server
             host, port = next(iter(ws_server.sockets)).getsockname()[:2]
-            ready(f"ws://{host}:{port}")
+            scheme = "wss" if self.settings.tls is not None else "ws"
+            ready(f"{scheme}://{host}:{port}")
             stopped = asyncio.create_task(stop.wait())
             await asyncio.wait([stopped, writer], return_when=asyncio.FIRST_COMPLETED)
             # Stop accepting and stop reading; what is already queued is still committed and acked.
             self._draining = True
             ws_server.close(close_connections=False)
-            if not writer.done():
-                self._queue.put_nowait(None)
+            self._waiting.close()
             try:
                 await writer
             except Exception as exc:
@@ -225,11 +252,23 @@ class DispatchServer:
         if self.fatal is not None:
             raise self.fatal
 
-    def _health_check(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Before the upgrade: /healthz, the connection cap, and a token sent as `Authorization: Bearer`.
+
+        The Origin check comes right after this, in websockets itself (`origins=`)."""
         if request.path == "/healthz":
             status = HTTPStatus.OK if self.fatal is None and not self._draining else HTTPStatus.SERVICE_UNAVAILABLE
             body = f"{status.phrase.lower()} seq={self.state.seq}\n".encode()
             return Response(status.value, status.phrase, Headers([("Content-Type", "text/plain")]), body)
+        # Upgraded connections are counted (this one not yet); those still opening are bounded by the
+        # handshake timeout instead.
+        if self._ws_server is not None and len(self._ws_server.all_connections) >= self.settings.max_connections:
+            return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections: try again later\n")
+        bearer = _bearer_token(request)
+        if bearer is not None and await self.storage.find_token(bearer) is None:
+            response = connection.respond(HTTPStatus.UNAUTHORIZED, "bad or revoked token\n")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="dispatch"'
+            return response
         return None
 
     # --- one connection ------------------------------------------------------------------------------
@@ -254,11 +293,16 @@ class DispatchServer:
             hello = decode_client_frame(raw)
         except (TimeoutError, ValidationError, ConnectionClosed):
             hello = None
-        record = await self.storage.find_token(hello.token) if isinstance(hello, Hello) else None
+        record = await self._token_of(ws, hello) if isinstance(hello, Hello) else None
         if record is None or not isinstance(hello, Hello):
             await ws.close(CLOSE_BAD_TOKEN, "bad or missing token")
             return None
+        if sum(c.token_name == record.name for c in self.clients) >= self.settings.max_connections_per_token:
+            await ws.close(CLOSE_TOO_MANY_CONNECTIONS, f"token {record.name!r} has too many open connections")
+            return None
         client = Client(ws, Actor(record.name, record.role, record.tech_id), record.name)
+        if self.settings.rate_limit > 0:
+            client.allowance = CommandAllowance(self.settings.rate_limit, self.settings.rate_burst)
         # Join the fan-out before reading the current seq: anything committed from here on lands in
         # `pending`, anything before is in the snapshot or the catch-up, so there is no gap.
         self.clients.add(client)
@@ -268,6 +312,14 @@ class DispatchServer:
             self.clients.discard(client)
             return None
         return client
+
+    async def _token_of(self, ws: ServerConnection, hello: Hello) -> TokenRecord | None:
+        """The token from the upgrade request's Authorization header or else the hello; both must agree."""
+        bearer = _bearer_token(ws.request) if ws.request is not None else None
+        if bearer is not None and hello.token is not None and hello.token != bearer:
+            return None
+        token = bearer if bearer is not None else hello.token
+        return await self.storage.find_token(token) if token else None
 
     async def _catch_up(self, client: Client, last_seq: int | None) -> None:
         actor = client.actor
@@ -325,12 +377,26 @@ class DispatchServer:
         ).model_dump_json()
 
     async def _read_commands(self, client: Client) -> None:
+        strikes = 0
         async for raw in client.ws:
             if self._draining:
                 # Take no new commands (they were never acked; the client resends them after it
                 # reconnects), but keep reading: a paused socket would hold up the closing handshake
                 # behind unread frames. run() closes with 1001 once the queued commands are acked.
                 continue
+            # Every frame counts, garbage too: the limit is what keeps one connection from taking the
+            # writer's time from everyone else.
+            if client.allowance is not None and not client.allowance.take():
+                strikes += 1
+                if strikes >= RATE_LIMIT_STRIKES:
+                    log.warning("closing %s: it went on sending past its rate limit", client.actor.user)
+                    await _close(client.ws, CLOSE_RATE_LIMITED, "rate limit: reconnect and send more slowly")
+                    return
+                command_id = _command_id_of(raw) if isinstance(raw, str) else None
+                message = f"over {self.settings.rate_limit:g} commands/s: not applied; resend it a little later"
+                client.send(_error(command_id, ErrorCode.RATE_LIMITED, message))
+                continue
+            strikes = 0
             if isinstance(raw, bytes):
                 client.send(_error(None, ErrorCode.INVALID, "binary frames are not part of the protocol"))
                 continue
@@ -345,7 +411,7 @@ class DispatchServer:
                 # Reads go through the writer's queue too, so every connection gets its answers in the
                 # order it asked: a `suggest` right after a `create_ticket` finds the new ticket.
                 await client.in_flight.acquire()
-                self._queue.put_nowait(_Queued(client, frame))
+                self._waiting.put(client, _Queued(client, frame))
 
     # --- reads answered from memory ------------------------------------------------------------------
 
@@ -380,18 +446,8 @@ class DispatchServer:
     # --- the writer ----------------------------------------------------------------------------------
 
     async def _writer(self) -> None:
-        while True:
-            first = await self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            # Group commit: take whatever queued up while the last commit ran; no timer.
-            while len(batch) < MAX_BATCH and not self._queue.empty():
-                item = self._queue.get_nowait()
-                if item is None:
-                    await self._commit(batch)
-                    return
-                batch.append(item)
+        # Group commit: take whatever queued up while the last commit ran, connections in turn; no timer.
+        while (batch := await self._waiting.next_batch(MAX_BATCH)) is not None:
             await self._commit(batch)
 
     async def _commit(self, batch: list[_Queued | _ClockTick]) -> None:
@@ -609,8 +665,8 @@ class DispatchServer:
     async def _run_clock(self) -> None:
         while True:
             await asyncio.sleep(self.settings.clock_interval_s)
-            if self._queue.qsize() < MAX_BATCH:  # under a flood the next batch will come soon anyway
-                self._queue.put_nowait(_TICK)
+            if len(self._waiting) < MAX_BATCH:  # under a flood the next batch will come soon anyway
+                self._waiting.put(_TICK, _TICK)
 
     def _publish(self, events: list[tuple[Event, str]]) -> None:
         if not events:
@@ -697,6 +753,15 @@ def _why_queued(ticket: Ticket, roster: Roster) -> str:
     if all(t.status.value in ("break", "off_shift") for t in skilled):
         return f"everyone with the {label} is on a break or off shift"
     return f"everyone free with the {label} is at capacity"
+
+
+def _bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; "" (never a token) for another scheme."""
+    authorization = request.headers.get("Authorization")
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 def _event_frame(payload: str) -> str:

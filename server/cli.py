@@ -1,7 +1,8 @@
 """`dispatch-server`: the headless server and its operator commands.
 
     dispatch-server --db PATH serve [--host H] [--port P] [--log FILE] [--auto-assign] [--decision-log FILE]
-                                    [--policy FILE]
+                                    [--policy FILE] [--tls-cert FILE --tls-key FILE] [--allowed-origin URL ...]
+                                    [--rate-limit N] [--max-connections N] [--max-connections-per-token N]
     dispatch-server --db PATH token create --role ROLE --name NAME [--tech TECH_ID]
     dispatch-server --db PATH token list
     dispatch-server --db PATH token revoke NAME
@@ -22,6 +23,7 @@ import errno
 import logging
 import re
 import secrets
+import ssl
 import sys
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -69,6 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="this many incident-less tickets from one client, site or category is a burst (default 5; 0: off)",
     )  # fmt: skip
     serve.add_argument("--burst-window", metavar="MIN", type=float, default=10.0, help="... within MIN minutes")
+    security = serve.add_argument_group("exposure beyond loopback")
+    security.add_argument("--tls-cert", metavar="FILE", help="PEM certificate (chain): serve wss:// instead of ws://")
+    security.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    security.add_argument(
+        "--allowed-origin", metavar="URL", action="append", default=[],
+        help="a web page origin allowed to connect (repeatable); other browser origins get 403",
+    )  # fmt: skip
+    security.add_argument(
+        "--rate-limit", metavar="N", type=_non_negative, default=500.0,
+        help="commands per second one connection may sustain, bursts of 2N (default 500; 0: no limit)",
+    )  # fmt: skip
+    security.add_argument("--max-connections", metavar="N", type=_positive, default=1000, help="in all (default 1000)")
+    security.add_argument(
+        "--max-connections-per-token", metavar="N", type=_positive, default=64, help="per token (default 64)"
+    )
     # For tests, screenshots and demos that must look the same every time: the clock stands still.
     serve.add_argument("--fixed-clock", metavar="ISO8601", type=_utc_datetime, help=argparse.SUPPRESS)
 
@@ -89,6 +106,37 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_parser(commands)
     add_operations_parsers(commands)
     return parser
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
+    return value
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
+def _tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise _Refused("--tls-cert and --tls-key go together")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except FileNotFoundError as exc:
+        raise _Refused(f"cannot read {exc.filename}: no such file") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise _Refused(f"cannot use {cert} with {key} as a TLS certificate: {exc.strerror or exc}") from None
+    return context
 
 
 def _utc_datetime(text: str) -> datetime:
@@ -119,42 +167,49 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    # Options that can be wrong are read before the database opens: a refusal then leaves nothing
+    # running (an open aiosqlite connection's thread would keep the process alive).
+    try:
+        allocation = AllocationPolicy.from_toml(args.policy) if args.policy else AllocationPolicy()
+    except ValueError as exc:
+        raise _Refused(str(exc)) from None
+    tls = _tls_context(args.tls_cert, args.tls_key)
     storage = await Storage.open(args.db)
-    with ExitStack() as files:
-        event_log: IO[str] = files.enter_context(open(args.log, "a", encoding="utf-8")) if args.log else sys.stdout
-        try:
-            allocation = AllocationPolicy.from_toml(args.policy) if args.policy else AllocationPolicy()
-        except ValueError as exc:
-            raise _Refused(str(exc)) from None
-        decision_log = files.enter_context(
-            open(args.decision_log or default_decision_log(args.db), "a", encoding="utf-8")
-        )
-        settings = ServerSettings(
-            host=args.host, port=args.port, allocation=allocation, auto_assign=args.auto_assign,
-            preempt=args.preempt, decision_log=decision_log, dedupe_window_minutes=args.dedupe_window,
-            burst_threshold=args.burst_threshold, burst_window_minutes=args.burst_window,
-        )  # fmt: skip
-        if args.fixed_clock is not None:
-            fixed: datetime = args.fixed_clock
-            settings.clock = lambda: fixed
-        server = await DispatchServer.start(storage, settings, event_log)
-        stop = asyncio.Event()
-        install_stop_signals(stop)
+    try:
+        with ExitStack() as files:
+            event_log: IO[str] = files.enter_context(open(args.log, "a", encoding="utf-8")) if args.log else sys.stdout
+            decision_log = files.enter_context(
+                open(args.decision_log or default_decision_log(args.db), "a", encoding="utf-8")
+            )
+            settings = ServerSettings(
+                host=args.host, port=args.port, allocation=allocation, auto_assign=args.auto_assign,
+                preempt=args.preempt, decision_log=decision_log, dedupe_window_minutes=args.dedupe_window,
+                burst_threshold=args.burst_threshold, burst_window_minutes=args.burst_window,
+                tls=tls, allowed_origins=tuple(args.allowed_origin),
+                rate_limit=args.rate_limit, rate_burst=max(1, round(2 * args.rate_limit)),
+                max_connections=args.max_connections, max_connections_per_token=args.max_connections_per_token,
+            )  # fmt: skip
+            if args.fixed_clock is not None:
+                fixed: datetime = args.fixed_clock
+                settings.clock = lambda: fixed
+            server = await DispatchServer.start(storage, settings, event_log)
+            stop = asyncio.Event()
+            install_stop_signals(stop)
 
-        def ready(url: str) -> None:
-            # Printed on stdout once the socket is bound: scripts and tests wait for this line.
-            print(f"listening on {url}", flush=True)
+            def ready(url: str) -> None:
+                # Printed on stdout once the socket is bound: scripts and tests wait for this line.
+                print(f"listening on {url}", flush=True)
 
-        try:
-            await server.run(ready, stop)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise _Refused(f"port {args.port} on {args.host} is already in use") from None
-            raise _Refused(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
-        except Exception as exc:
-            raise _Refused(f"stopped: {exc}") from None
-        finally:
-            await storage.close()
+            try:
+                await server.run(ready, stop)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise _Refused(f"port {args.port} on {args.host} is already in use") from None
+                raise _Refused(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+            except Exception as exc:
+                raise _Refused(f"stopped: {exc}") from None
+    finally:
+        await storage.close()
     return 0
 
 

@@ -9,6 +9,7 @@ is what a PostgreSQL backend would implement.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -193,7 +194,9 @@ class Storage:
                 f" understands ({SCHEMA_VERSION}); upgrade dispatch-server"
             )
         if check_integrity and version > 0:
-            (verdict,) = await self._one("PRAGMA quick_check")
+            # The full check (indexes against tables too), not quick_check: a server that starts on a
+            # damaged file would acknowledge commands it may not be able to keep.
+            (verdict,) = await self._one("PRAGMA integrity_check")
             if verdict != "ok":
                 raise StorageError(f"database {self.path} failed its integrity check: {verdict}")
         # WAL lets readers (boards resuming, the CLI) run beside the writer; FULL makes an ack survive
@@ -354,14 +357,20 @@ class Storage:
             ) from None
 
     async def find_token(self, token: str) -> TokenRecord | None:
-        """The live (not revoked) token with this secret, if any."""
+        """The live (not revoked) token with this secret, if any.
+
+        Every live token's hash is compared, each in constant time, with no early exit: how long a
+        wrong guess takes says nothing about how close it was nor which token it nearly matched."""
+        wanted = hash_token(token).encode()
         async with self._db.execute(
-            "SELECT name, role, tech_id, created_at, revoked_at FROM tokens"
-            " WHERE token_hash = ? AND revoked_at IS NULL",
-            (hash_token(token),),
+            "SELECT name, role, tech_id, created_at, revoked_at, token_hash FROM tokens WHERE revoked_at IS NULL"
         ) as cursor:
-            row = await cursor.fetchone()
-        return TokenRecord(row[0], Role(row[1]), row[2], row[3], row[4]) if row else None
+            rows = await cursor.fetchall()
+        found: TokenRecord | None = None
+        for row in rows:
+            if hmac.compare_digest(wanted, str(row[5]).encode()):
+                found = TokenRecord(row[0], Role(row[1]), row[2], row[3], row[4])
+        return found
 
     async def list_tokens(self) -> list[TokenRecord]:
         async with self._db.execute(

@@ -9,10 +9,16 @@ from dispatch.core.models import Role
 from tests.support import ServerProcess, Session
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "serve(*args): extra `dispatch-server serve` options for this test's server")
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """The real server on a free loopback port with a fresh SQLite file."""
-    process = ServerProcess(db=tmp_path / "dispatch.db", workdir=tmp_path).start()
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """The real server on a free loopback port with a fresh SQLite file (options: @pytest.mark.serve)."""
+    marker = request.node.get_closest_marker("serve")
+    options = marker.args if marker is not None else ()
+    process = ServerProcess(db=tmp_path / "dispatch.db", workdir=tmp_path, options=options).start()
     yield process
     process.stop()
 

@@ -29,6 +29,8 @@ class ServerProcess:
 
     db: Path
     workdir: Path
+    # `serve` options kept across restarts (`--port` may be given in `start`).
+    options: tuple[str, ...] = ()
     process: subprocess.Popen[str] | None = None
     url: str = ""
     _starts: int = 0
@@ -38,7 +40,7 @@ class ServerProcess:
         stderr = open(self.workdir / f"server-{self._starts}.err", "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server", "--db", str(self.db), "serve",
-             "--log", str(self.workdir / "events.jsonl"), *(extra or ("--port", "0"))],
+             "--log", str(self.workdir / "events.jsonl"), *self.options, *(extra or ("--port", "0"))],
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
@@ -101,10 +103,10 @@ class Session:
     others: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    async def open(cls, url: str, token: str, last_seq: int | None = None) -> Session:
+    async def open(cls, url: str, token: str, last_seq: int | None = None, **options: Any) -> Session:
         # No flow control: a test may leave frames unread, and a paused socket would make close() wait
         # out its 10 s timeout behind them.
-        ws = await connect(url, max_size=None, max_queue=None, open_timeout=10)
+        ws = await connect(url, max_size=None, max_queue=None, open_timeout=10, **options)
         await ws.send(json.dumps({"type": "hello", "token": token, "last_seq": last_seq}))
         session = cls(ws)
         session.welcome = json.loads(await asyncio.wait_for(ws.recv(), 10))

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sqlite3
 
+import pytest
 from websockets.exceptions import ConnectionClosed
 
 from dispatch.core.models import Role
@@ -64,6 +65,7 @@ async def send_all(
         pass
 
 
+@pytest.mark.serve("--rate-limit", "0")  # a burst as fast as the server goes: the limit would pace it
 async def test_kill_9_during_a_burst_loses_no_acked_ticket_and_retries_make_no_duplicate(
     server: ServerProcess,
 ) -> None:

@@ -41,6 +41,10 @@ from dispatch.core.models import Role
 from dispatch.core.protocol import MAX_FRAME_BYTES
 from tests.support import ServerProcess, Session, tech_frame, ticket_frame
 
+# These proofs drive the server as fast as it goes, which is what the per-connection rate limit exists to
+# stop (its own proof is in test_exposure.py); here it is off, so they measure what they are about.
+AT_FULL_SPEED = pytest.mark.serve("--rate-limit", "0")
+
 # --- shared helpers ----------------------------------------------------------------------------------
 
 
@@ -146,6 +150,7 @@ def kill_frame(round_: int, client: int, n: int) -> dict[str, Any]:
     return {**ticket_frame(title, client=f"Client {client}"), "command_id": f"k{round_}-{client}-{n}"}
 
 
+@AT_FULL_SPEED
 async def test_kill_9_at_random_moments_loses_no_acked_command_and_duplicates_none(server: ServerProcess) -> None:
     rng = random.Random(KILL_SEED)
     tokens = [await server.token(Role.INTAKE, f"intake-{c}") for c in range(KILL_CLIENTS)]
@@ -293,6 +298,7 @@ async def wait_for_log(server: ServerProcess, text: str, timeout: float) -> bool
     return False
 
 
+@AT_FULL_SPEED
 async def test_a_client_that_stops_reading_is_closed_1013_and_costs_the_others_little(
     server: ServerProcess,
 ) -> None:
@@ -373,6 +379,7 @@ def server_holds_connection(server: ServerProcess, client_port: int) -> bool:
     return any(os.readlink(fd) in inodes for fd in fds.iterdir() if fd.is_symlink())
 
 
+@AT_FULL_SPEED
 async def test_a_client_that_never_reads_again_is_disconnected_soon_after_1013(server: ServerProcess) -> None:
     writer = await raw_client(server.url, await server.token(Role.DISPATCHER, "ana"))
     await round_trip(writer, ticket_frame("Noisy ticket", client="Noisy"))
@@ -809,6 +816,7 @@ TERM_FRAMES = 2_000  # per client: far more than can be acked before the signal
 TERM_WINDOW = 64
 
 
+@AT_FULL_SPEED
 async def test_sigterm_under_load_acks_everything_queued_and_exits_0_within_5_s(server: ServerProcess) -> None:
     sessions = [
         await Session.open(server.url, await server.token(Role.INTAKE, f"feed-{c}")) for c in range(TERM_CLIENTS)
@@ -852,6 +860,7 @@ async def test_sigterm_under_load_acks_everything_queued_and_exits_0_within_5_s(
     assert integrity(server.db) == [("ok",)]
 
 
+@AT_FULL_SPEED
 async def test_sigterm_exits_within_5_s_even_with_a_client_that_stopped_reading(server: ServerProcess) -> None:
     writer = await raw_client(server.url, await server.token(Role.DISPATCHER, "ana"))
     await round_trip(writer, ticket_frame("Noisy ticket", client="Noisy"))

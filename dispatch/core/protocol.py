@@ -61,6 +61,8 @@ HELLO_TIMEOUT_S = 5.0
 # Close codes the server uses (documented in docs/protocol.md).
 CLOSE_BAD_TOKEN = 4401
 CLOSE_TOO_SLOW = 1013  # the client could not keep up with the event stream; reconnect with last_seq
+CLOSE_TOO_MANY_CONNECTIONS = 4409  # this token already has its maximum of open connections; retry later
+CLOSE_RATE_LIMITED = 4429  # the client went on sending after `rate_limited` errors; reconnect and slow down
 
 
 class ErrorCode(StrEnum):
@@ -87,7 +89,8 @@ class Hello(_Frame):
     """First frame of every connection: who I am and the last event I applied."""
 
     type: Literal["hello"]
-    token: Annotated[str, Field(max_length=256)]
+    # May be left out when the token came as `Authorization: Bearer` in the upgrade request.
+    token: Annotated[str, Field(max_length=256)] | None = None
     last_seq: Annotated[int, Field(ge=0)] | None = None
 
 
