@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
+from pathlib import Path
 from typing import IO, Any
 
 from pydantic import ValidationError
@@ -203,11 +204,16 @@ class DispatchServer:
         # The in-memory state runs ahead of the disk while a batch commits; this is the last seq that
         # is committed and was broadcast, the only one a resuming client may be promised.
         self.published_seq = state.seq
+        # The last decision written to the decision-log file, and whether the database knows it yet.
+        self._decisions_in_file = 0
+        self._decisions_in_file_stored = True
 
     @classmethod
     async def start(cls, storage: Storage, settings: ServerSettings, event_log: IO[str]) -> DispatchServer:
         state = await storage.load_state()
-        return cls(storage, state, settings, event_log)
+        server = cls(storage, state, settings, event_log)
+        await server._repair_decision_log()
+        return server
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -248,6 +254,9 @@ class DispatchServer:
             watcher.cancel()
             clock.cancel()
             stopped.cancel()
+            if self.fatal is None and not self._decisions_in_file_stored:
+                # So a log rotated before the next start is not given these lines again.
+                await self.storage.apply_batch([], [], [], [], [], decision_log_through=self._decisions_in_file)
             await asyncio.gather(*(_close(c.ws, 1001, "server shutting down") for c in list(self.clients)))
         if self.fatal is not None:
             raise self.fatal
@@ -524,9 +533,14 @@ class DispatchServer:
                     decisions.extend(self._decisions(outcome, considered, now))
                 if not any(len(outcome.events) > 1 for outcome, _ in placed):
                     break
+        decision_lines = [(r["seq"], json.dumps(r, separators=(",", ":"))) for r in decisions]
         if events or records:
+            through = None if self._decisions_in_file_stored else self._decisions_in_file
             try:
-                await self.storage.apply_batch(events, *_changed_rows(self.state, [e for e, _ in events]), records)
+                await self.storage.apply_batch(
+                    events, *_changed_rows(self.state, [e for e, _ in events]), records, decision_lines, through
+                )
+                self._decisions_in_file_stored = True
             except BaseException as exc:
                 # The in-memory state is now ahead of the disk and nothing here was acked: stop rather
                 # than serve a truth we could not store. Clients resend with the same command_ids.
@@ -534,7 +548,7 @@ class DispatchServer:
                 self.fatal = exc
                 raise
         self._publish(events)
-        self._log_decisions(decisions)
+        self._log_decisions(decision_lines)
         for client, answer in replies:
             client.send(await self._history(client.actor, answer) if isinstance(answer, GetHistory) else answer)
             client.in_flight.release()
@@ -654,13 +668,31 @@ class DispatchServer:
             })  # fmt: skip
         return records
 
-    def _log_decisions(self, decisions: list[dict[str, Any]]) -> None:
+    def _log_decisions(self, lines: list[tuple[int, str]]) -> None:
+        """Append committed decisions to the file; the next batch records in the database that they are there."""
         log_file = self.settings.decision_log
-        if log_file is None or not decisions:
+        if log_file is None or not lines:
             return
-        for record in decisions:
-            log_file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        log_file.write("".join(line + "\n" for _, line in lines))
         log_file.flush()
+        self._decisions_in_file = lines[-1][0]
+        self._decisions_in_file_stored = False
+
+    async def _repair_decision_log(self) -> None:
+        """Re-append decisions committed by a server that died before writing them to the file."""
+        log_file = self.settings.decision_log
+        path = Path(getattr(log_file, "name", ""))
+        if log_file is None or not path.is_file():
+            return
+        last_seq, ends_cleanly = _last_decision_in(path)
+        missing = await self.storage.decisions_missing_from_log(last_seq)
+        if not missing:
+            return
+        log_file.write(("" if ends_cleanly else "\n") + "".join(line + "\n" for line in missing))
+        log_file.flush()
+        self._decisions_in_file = json.loads(missing[-1])["seq"]
+        self._decisions_in_file_stored = False
+        log.warning("decision log: re-appended %d decisions committed before a crash", len(missing))
 
     async def _run_clock(self) -> None:
         while True:
@@ -762,6 +794,22 @@ def _bearer_token(request: Request) -> str | None:
         return None
     scheme, _, token = authorization.partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _last_decision_in(path: Path) -> tuple[int, bool]:
+    """The seq of the file's last whole record (0 if none), and whether the file ends with a newline
+    (a crash mid-write leaves half a line, which must not swallow the next record)."""
+    with path.open("rb") as file:
+        size = file.seek(0, 2)
+        file.seek(max(0, size - 64 * 1024))
+        tail = file.read()
+    ends_cleanly = tail.endswith(b"\n") or size == 0
+    for line in reversed(tail.splitlines()):
+        try:
+            return int(json.loads(line)["seq"]), ends_cleanly
+        except (ValueError, KeyError, TypeError):
+            continue
+    return 0, ends_cleanly
 
 
 def _event_frame(payload: str) -> str:

@@ -102,6 +102,20 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tickets ADD COLUMN dedupe_key TEXT;
     ALTER TABLE tickets ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;
     """,
+    # 4: decision records committed with the events they explain, so a crash between the commit and
+    # the decision-log file write loses no line: the server re-appends them at its next start.
+    # `decision_log_through` is the last seq known to be in the file (behind by at most one batch).
+    """
+    CREATE TABLE decisions (
+        seq INTEGER PRIMARY KEY,
+        record TEXT NOT NULL
+    );
+    CREATE TABLE decision_log_through (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL
+    );
+    INSERT INTO decision_log_through (id, seq) VALUES (1, 0);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -265,9 +279,12 @@ class Storage:
         technicians: Iterable[Technician],
         incidents: Iterable[Incident],
         commands: Sequence[CommandRecord],
+        decisions: Sequence[tuple[int, str]] = (),
+        decision_log_through: int | None = None,
     ) -> None:
         """Write one batch in one transaction: events (with their serialised payload), changed rows,
-        command replies. Returns once it is durable."""
+        command replies, decision records (seq, JSON line), and how far the decision-log file is known
+        to be written. Returns once it is durable."""
         db = self._db
         await db.execute("BEGIN IMMEDIATE")
         try:
@@ -299,12 +316,25 @@ class Storage:
                     "INSERT INTO commands (user, command_id, seq, reply) VALUES (?, ?, ?, ?)",
                     [(c.user, c.command_id, c.seq, c.reply) for c in commands],
                 )
+            if decisions:
+                await db.executemany("INSERT INTO decisions (seq, record) VALUES (?, ?)", decisions)
+            if decision_log_through is not None:
+                await db.execute("UPDATE decision_log_through SET seq = ? WHERE id = 1", (decision_log_through,))
             await db.execute("COMMIT")
         except BaseException:
             # A failed batch leaves nothing behind; the server treats it as fatal (see server.app).
             if db.in_transaction:
                 await db.execute("ROLLBACK")
             raise
+
+    async def decisions_missing_from_log(self, last_in_file: int) -> list[str]:
+        """Decision records that may not have reached the decision-log file: those after the last seq
+        in the file or, for a file with no record (rotated, emptied), after the last one recorded as
+        written, so a rotated log is not given the old lines again."""
+        (through,) = await self._one("SELECT seq FROM decision_log_through WHERE id = 1")
+        after = last_in_file if last_in_file > 0 else through
+        async with self._db.execute("SELECT record FROM decisions WHERE seq > ? ORDER BY seq", (after,)) as cursor:
+            return [row[0] for row in await cursor.fetchall()]
 
     async def events_after(self, after_seq: int, up_to: int) -> list[str]:
         """Serialised events with after_seq < seq <= up_to, in order."""

@@ -100,3 +100,43 @@ async def test_decisions_command_reads_the_log_back(tmp_path) -> None:  # type: 
     out, _ = await process.communicate()
     records = [json.loads(line) for line in out.decode().splitlines()]
     assert [(r["from"], r["to"]) for r in records] == [(None, "bob"), ("bob", None)]
+
+
+async def test_decisions_lost_from_the_file_in_a_crash_are_written_at_the_next_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    decision_log = tmp_path / "decisions.jsonl"
+    server = ServerProcess(
+        db=tmp_path / "auto.db", workdir=tmp_path, options=("--auto-assign", "--decision-log", str(decision_log))
+    )
+    server.start()
+    try:
+        ana = await Session.open(server.url, await server.token(Role.DISPATCHER, "ana"))
+        await ana.ok(tech_frame("alice", ["network"], capacity=20))
+        for n in range(12):
+            await ana.ok(ticket_frame(f"outage {n}", skills=["network"]))
+        assigned = [e["seq"] for e in ana.events if e["kind"] == "ticket_assigned"]
+        while len(assigned) < 12:
+            assigned.append(
+                (await ana.until_event(lambda e: e["kind"] == "ticket_assigned" and e["seq"] not in assigned))["seq"]
+            )
+        await ana.close()
+        server.kill9()
+
+        # What a crash between the commit and the file write leaves: the last lines missing, the one
+        # being written cut in half.
+        lines = decision_log.read_text().splitlines(keepends=True)
+        assert [json.loads(line)["seq"] for line in lines] == assigned
+        decision_log.write_text("".join(lines[:7]) + lines[7][:40])
+        server.start()
+        repaired = decision_log.read_text().splitlines()
+        records = [json.loads(line) for line in repaired if line.startswith("{") and line.endswith("}")]
+        assert [r["seq"] for r in records] == assigned, "every decision once, in order"
+        assert len(repaired) == len(assigned) + 1  # plus the half line, kept as it was (the reader skips it)
+        assert "re-appended 5 decisions" in server.stderr()
+
+        # A log rotated with copytruncate (emptied) after a clean stop is not given old lines again.
+        assert server.terminate() == 0
+        decision_log.write_text("")
+        server.start()
+        assert decision_log.read_text() == ""
+    finally:
+        server.stop()
