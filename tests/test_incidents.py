@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from textual.widgets import Label
+
 from dispatch.app import DispatchApp
 from dispatch.core.models import Role
 from dispatch.screens.board import BoardScreen
-from dispatch.screens.pickers import AssignPicker
+from dispatch.screens.pickers import AssignPicker, ChoicePicker, NoteEditor
 from tests.inprocess import ManualClock, running_server
 from tests.support import ServerProcess, Session, tech_frame, ticket_frame
 from tests.test_board import SIZE, board_loaded, lane, until
@@ -223,3 +225,44 @@ async def test_I_assigns_the_whole_incident(server: ServerProcess, dispatcher: S
             assert event["ticket"]["assignee"] == "alice" and event["reason"] == "bulk"
         await until(pilot, lambda: app.model.state.tickets["T-000002"].assignee == "alice")
         assert app.model.state.tickets["T-000003"].assignee is None
+
+
+async def test_P_and_R_act_on_every_open_ticket_of_the_incident(server: ServerProcess, dispatcher: Session) -> None:
+    for client in ("Acme", "Globex"):
+        await dispatcher.ok(ticket_frame(f"Internet down at {client}", client=client, priority="P1"))
+    await dispatcher.ok(ticket_frame("Printer jam", client="Initech", priority="P1"))
+    await dispatcher.ok({"type": "create_incident", "title": "ISP", "ticket_ids": ["T-000001", "T-000002"]})
+    app = DispatchApp(server.url, await server.token(Role.DISPATCHER, "dan"))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, board_loaded(app, 3))
+        assert lane(app, "P1").current is not None and lane(app, "P1").current.incident_id == "INC-1"
+
+        await pilot.press("P")
+        await until(pilot, lambda: isinstance(app.screen, ChoicePicker))
+        await pilot.press("down", "enter")  # from P1 (now) to P2
+        for ticket_id in ("T-000001", "T-000002"):
+            event = await dispatcher.until_event(
+                lambda e, t=ticket_id: e["kind"] == "priority_changed" and e["ticket"]["id"] == t
+            )
+            assert event["ticket"]["priority"] == "P2" and event["actor"] == "dan"
+        tickets = app.model.state.tickets
+        await until(pilot, lambda: tickets["T-000001"].priority == tickets["T-000002"].priority == "P2")
+        assert tickets["T-000003"].priority == "P1"
+
+        await pilot.press("right")  # to the P2 lane, where the incident now is
+        assert lane(app, "P2").current is not None and lane(app, "P2").current.incident_id == "INC-1"
+        await pilot.press("R")
+        await until(pilot, lambda: isinstance(app.screen, NoteEditor))
+        assert "Resolve INC-1: 2 open tickets" in str(app.screen.query_one(".dialog-title", Label).render())
+        await pilot.press(*"ISP restored the line", "enter")
+        for ticket_id in ("T-000001", "T-000002"):
+            note = await dispatcher.until_event(
+                lambda e, t=ticket_id: e["kind"] == "note_added" and e["ticket"]["id"] == t
+            )
+            assert note["note"] == "ISP restored the line"
+            resolved = await dispatcher.until_event(
+                lambda e, t=ticket_id: e["kind"] == "status_changed" and e["ticket"]["id"] == t
+            )
+            assert resolved["ticket"]["status"] == "resolved"
+        await until(pilot, lambda: not tickets["T-000001"].is_open and not tickets["T-000002"].is_open)
+        assert tickets["T-000003"].is_open

@@ -509,7 +509,7 @@ class BoardScreen(Screen[None]):
         found = self._incident_tickets()
         if found is None:
             return
-        _incident_id, tickets = found
+        incident_id, tickets = found
 
         def resolve(text: str | None) -> None:
             if not text:
@@ -526,7 +526,8 @@ class BoardScreen(Screen[None]):
                     f"resolve {ticket.id}", (ticket.id,),
                 )  # fmt: skip
 
-        self.app.push_screen(NoteEditor(tickets[0]), resolve)
+        heading = f"Resolve {incident_id}: {len(tickets)} open tickets. The note goes on each"
+        self.app.push_screen(NoteEditor(tickets[0], heading), resolve)
 
     # --- technician ----------------------------------------------------------------------------------
 

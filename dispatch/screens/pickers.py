@@ -114,13 +114,14 @@ class NoteEditor(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, ticket: Ticket) -> None:
+    def __init__(self, ticket: Ticket, heading: str | None = None) -> None:
         super().__init__(classes="picker")
         self.ticket = ticket
+        self.heading = heading or f"Note on {ticket.id} {ticket.title}"
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(Text(f"Note on {self.ticket.id} {self.ticket.title}"), classes="dialog-title")
+            yield Label(Text(self.heading), classes="dialog-title")
             yield Input(placeholder="what happened, what is next", max_length=2000, id="note")
             yield Label("Enter save · Esc cancel", classes="dim")
 
