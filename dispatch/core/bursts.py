@@ -2,15 +2,21 @@
 
 Pure. The server calls `detect_bursts` after a batch that created tickets; the events it returns are
 already applied to the state (they only move its seq).
+
+A runaway integration can create thousands of tickets inside one window, so the work per batch must
+not grow with the window: new tickets are indexed per group as they arrive, and a group is looked at
+in full only when enough tickets have joined it since it was last looked at for a report to be
+possible. A long flood therefore costs a few full looks per group, not one per batch.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from dispatch.core.models import Ticket
 from dispatch.core.protocol import BurstEvent
 from dispatch.core.state import Actor, DispatchState, apply_event, ticket_id_for
 
@@ -19,14 +25,54 @@ __all__ = ["BurstGroup", "BurstMemory", "detect_bursts"]
 BurstGroup = Literal["client", "site", "category"]
 # Most specific first: tickets that form a client burst are not reported again as a site or category one.
 _GROUPS: tuple[BurstGroup, ...] = ("client", "site", "category")
+GroupKey = tuple[BurstGroup, str]
 
 
 @dataclass
 class BurstMemory:
-    """The tickets already reported per (group, value). Kept in memory only: after a restart a burst
-    still going on may be reported once more."""
+    """What detection keeps between batches, in memory only: after a restart a burst still going on
+    may be reported once more."""
 
-    reported: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    # The tickets already reported per group.
+    reported: dict[GroupKey, set[str]] = field(default_factory=dict)
+    # Tickets per group in creation order (created_at, id), dropped once older than the window.
+    members: dict[GroupKey, deque[tuple[datetime, str]]] = field(default_factory=dict)
+    # Tickets that joined a group since it was last looked at, counted towards what a report needs.
+    joined: Counter[GroupKey] = field(default_factory=Counter)
+    # The highest ticket number indexed; None before the first batch.
+    indexed_up_to: int | None = None
+
+
+def _keys(ticket: Ticket) -> list[GroupKey]:
+    keys: list[GroupKey] = [("client", ticket.client)]
+    if ticket.site:
+        keys.append(("site", ticket.site))
+    keys.append(("category", ticket.category.value))
+    return keys
+
+
+def _index_new_tickets(state: DispatchState, since: datetime, memory: BurstMemory) -> set[GroupKey]:
+    """Add the tickets created since the last batch to their groups; the groups they joined."""
+    if memory.indexed_up_to is None:
+        # First batch: ids are handed out in creation order, so walk back to the window's edge.
+        first = state.last_ticket_number + 1
+        while first > 1 and (older := state.tickets.get(ticket_id_for(first - 1))) is not None:
+            if older.created_at < since:
+                break
+            first -= 1
+    else:
+        first = memory.indexed_up_to + 1
+    touched: set[GroupKey] = set()
+    for number in range(first, state.last_ticket_number + 1):
+        ticket = state.tickets.get(ticket_id_for(number))
+        if ticket is None or ticket.created_at < since:
+            continue
+        for key in _keys(ticket):
+            memory.members.setdefault(key, deque()).append((ticket.created_at, ticket.id))
+            memory.joined[key] += 1
+            touched.add(key)
+    memory.indexed_up_to = state.last_ticket_number
+    return touched
 
 
 def detect_bursts(
@@ -38,48 +84,59 @@ def detect_bursts(
     actor: Actor,
 ) -> list[BurstEvent]:
     """A `burst_detected` event for each group of `threshold` or more open, incident-less tickets created
-    within `window` of `now` that holds at least one ticket not reported for it before."""
+    within `window` of `now`, when it is new or has grown enough since it was last reported.
+
+    "Enough" is `threshold` new tickets and at least half as many as were reported before (5, 10, 15,
+    22, 33, 49 ...): each report lists every ticket of the burst, so reporting every new ticket of a
+    flood of thousands would make each batch carry (and every board receive) the whole list again."""
     since = now - window
-    members: dict[tuple[BurstGroup, str], list[str]] = defaultdict(list)
-    # Ids are handed out in creation order, so walking back from the newest stops at the window's
-    # edge: a batch in a busy day looks at the last few minutes of tickets, not at all of them.
-    for number in range(state.last_ticket_number, 0, -1):
-        ticket = state.tickets.get(ticket_id_for(number))
-        if ticket is None:
-            continue
-        if ticket.created_at < since:
-            break
-        if ticket.incident_id is not None or not ticket.is_open:
-            continue
-        members[("client", ticket.client)].append(ticket.id)
-        if ticket.site:
-            members[("site", ticket.site)].append(ticket.id)
-        members[("category", ticket.category.value)].append(ticket.id)
+    touched = _index_new_tickets(state, since, memory)
+    current: dict[GroupKey, list[str]] = {}
+
+    def burst_of(key: GroupKey) -> list[str]:
+        """The group's open, incident-less tickets in the window (looked at once per call)."""
+        if key not in current:
+            queue = memory.members.get(key, deque())
+            while queue and queue[0][0] < since:
+                queue.popleft()
+            tickets = (state.tickets[tid] for _, tid in queue)
+            current[key] = sorted(t.id for t in tickets if t.incident_id is None and t.is_open)
+        return current[key]
+
+    def covered(ticket_id: str, group: BurstGroup) -> bool:
+        """Whether the ticket is part of a burst of a more specific group."""
+        keys = _keys(state.tickets[ticket_id])
+        more_specific = keys[: [k[0] for k in keys].index(group)]
+        return any(len(burst_of(key)) >= threshold for key in more_specific)
+
     events: list[BurstEvent] = []
-    covered: set[str] = set()  # tickets in a qualifying burst of a more specific group
     for group in _GROUPS:
-        qualifying = [(key, ids) for key, ids in members.items() if key[0] == group and len(ids) >= threshold]
-        newly_covered: set[str] = set()
-        for (_, value), ids in sorted(qualifying):
-            ticket_ids = sorted(ids)
-            newly_covered.update(ticket_ids)
-            if set(ticket_ids) <= covered:
+        for key in sorted(k for k in touched if k[0] == group):
+            reported = memory.reported.setdefault(key, set())
+            needed = max(threshold, len(reported) // 2)
+            if memory.joined[key] < needed:
+                continue  # not enough has joined since the last look for a report to be possible
+            ticket_ids = burst_of(key)
+            new = len(set(ticket_ids) - reported)
+            # The fewest tickets that must still join before a report is possible again.
+            memory.joined[key] = needed - max(needed - new, threshold - len(ticket_ids), 0)
+            if len(ticket_ids) < threshold or new < needed:
                 continue
-            reported = memory.reported.setdefault((group, value), set())
-            if set(ticket_ids) <= reported:
+            if all(covered(tid, group) for tid in ticket_ids):
+                memory.joined[key] = 0  # look again once as many more have joined, not every batch
                 continue
             reported.update(ticket_ids)
+            memory.joined[key] = 0
             event = BurstEvent(
                 seq=state.seq + 1,
                 ts=now,
                 actor=actor.user,
                 kind="burst_detected",
                 group=group,
-                value=value,
+                value=key[1],
                 ticket_ids=ticket_ids,
                 window_minutes=int(window.total_seconds() // 60),
             )
             apply_event(state, event)
             events.append(event)
-        covered |= newly_covered
     return events
