@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run serve test lint bench screenshots clean
+.PHONY: install run serve test lint bench soak screenshots clean
 
 install: $(STAMP)
 
@@ -38,6 +38,11 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/board.py
 	$(BIN)/python bench/allocation.py
+	$(BIN)/python bench/fairness.py
+
+# Half an hour of steady load, reporting memory, files and latency every 30 s (bench/soak.py --help).
+soak: install
+	$(BIN)/python bench/soak.py --minutes 30
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -61,21 +61,26 @@ class TakeTurns(Generic[Owner, Item]):
         self._closed = True
         self._ready.set()
 
-    async def next_batch(self, limit: int) -> list[Item] | None:
-        """Up to `limit` items, one from each waiting line per round; None once closed and empty."""
+    async def next_batch(self, limit: int, per_owner: int) -> list[Item] | None:
+        """Up to `limit` items, at most `per_owner` from any one line, taken one from each waiting line
+        per round; None once closed and empty."""
         while not self._lines:
             if self._closed:
                 return None
             self._ready.clear()
             await self._ready.wait()
         batch: list[Item] = []
-        while self._lines and len(batch) < limit:
+        taken: dict[Owner, int] = {}
+        for _ in range(per_owner):
             for owner in list(self._lines):
-                line = self._lines.pop(owner)
-                batch.append(line.popleft())
-                if line:  # back of the turn order, so a batch cut short resumes with the others
-                    self._lines[owner] = line
                 if len(batch) == limit:
                     break
+                line = self._lines.pop(owner)
+                batch.append(line.popleft())
+                taken[owner] = taken.get(owner, 0) + 1
+                if line:  # to the back of the turn order, so the next batch starts with the others
+                    self._lines[owner] = line
+            if len(batch) == limit or not self._lines:
+                break
         self._size -= len(batch)
         return batch

@@ -243,12 +243,18 @@ async def test_a_flood_on_one_connection_does_not_delay_a_single_command_on_anot
         turns.put("flood", f"flood-{i}")
     turns.put("dispatcher", "reassign T-000042")
     turns.put("flood", "flood-last")
-    first = await turns.next_batch(10)
-    assert first is not None and "reassign T-000042" in first
-    assert [x for x in first if x.startswith("flood")] == [f"flood-{i}" for i in range(9)]  # in order
+    # One batch takes at most 8 from the flood, and the dispatcher's command is in the first one.
+    first = await turns.next_batch(limit=2_000, per_owner=8)
+    assert first is not None and "reassign T-000042" in first and len(first) == 9
+    assert [x for x in first if x.startswith("flood")] == [f"flood-{i}" for i in range(8)]  # in order
+    # A small limit is shared in turns too.
+    turns.put("dispatcher", "unassign T-000043")
+    second = await turns.next_batch(limit=2, per_owner=8)
+    assert second == ["flood-8", "unassign T-000043"] or second == ["unassign T-000043", "flood-8"]
     turns.close()
     rest: list[str] = []
-    while (batch := await turns.next_batch(300)) is not None:
+    while (batch := await turns.next_batch(limit=300, per_owner=32)) is not None:
+        assert len(batch) <= 32
         rest += batch
     assert rest == [f"flood-{i}" for i in range(9, 1_000)] + ["flood-last"] and len(turns) == 0
 
