@@ -272,7 +272,7 @@ class DispatchServer:
         The Origin check comes right after this, in websockets itself (`origins=`)."""
         if request.path == "/healthz":
             status = HTTPStatus.OK if self.fatal is None and not self._draining else HTTPStatus.SERVICE_UNAVAILABLE
-            body = f"{status.phrase.lower()} seq={self.state.seq}\n".encode()
+            body = f"{status.phrase.lower()} seq={self.state.seq} connections={len(self.clients)}\n".encode()
             return Response(status.value, status.phrase, Headers([("Content-Type", "text/plain")]), body)
         # Upgraded connections are counted (this one not yet); those still opening are bounded by the
         # handshake timeout instead.

@@ -2,7 +2,7 @@
 
     dispatch-server --db PATH backup FILE [--force]
     dispatch-server --db PATH restore FILE [--force]
-    dispatch-server --db PATH stats [--server URL] [--decision-log FILE]
+    dispatch-server --db PATH stats [--server URL [--ca-file PEM]] [--decision-log FILE]
 
 Short synchronous tools, so they use the standard `sqlite3` module rather than the server's aiosqlite
 connection. `backup` is safe while the server is serving: SQLite's online backup API copies one
@@ -20,7 +20,9 @@ import argparse
 import contextlib
 import http.client
 import os
+import re
 import sqlite3
+import ssl
 import stat
 import sys
 from collections.abc import Iterator
@@ -64,7 +66,10 @@ def add_operations_parsers(commands: argparse._SubParsersAction[argparse.Argumen
     )
 
     stats = commands.add_parser("stats", help="events, tickets, technicians, tokens and file sizes")
-    stats.add_argument("--server", metavar="URL", help="also ask this server's /healthz (ws://HOST:PORT)")
+    stats.add_argument(
+        "--server", metavar="URL", help="also ask this server's /healthz (ws://HOST:PORT): its live connections"
+    )
+    stats.add_argument("--ca-file", metavar="PEM", help="for a wss:// server with a private CA: trust this CA")
     stats.add_argument("--decision-log", metavar="FILE", help="the decision log (default: beside the database)")
 
 
@@ -81,6 +86,7 @@ def run_operation(args: argparse.Namespace) -> int:
                 Path(args.db),
                 getattr(args, "server", None),
                 Path(decision_log) if decision_log else default_decision_log(args.db),
+                getattr(args, "ca_file", None),
             )
         raise _Refused(f"unknown operation {args.command!r}")
     except _Refused as exc:
@@ -236,7 +242,7 @@ def _exclusive(db: Path) -> Iterator[None]:
 # --- stats -------------------------------------------------------------------------------------------
 
 
-def _stats(db: Path, server: str | None, decision_log: Path) -> int:
+def _stats(db: Path, server: str | None, decision_log: Path, ca_file: str | None = None) -> int:
     health_url = _health_url(server) if server is not None else None
     with _open_database(db, "database") as connection:
         version = _check_schema(connection, f"database {db}")
@@ -268,8 +274,10 @@ def _stats(db: Path, server: str | None, decision_log: Path) -> int:
     ]
     status = 0
     if health_url is not None:
-        healthy, answer = _ask_health(health_url)
+        healthy, answer = _ask_health(health_url, ca_file)
         lines.append(("server", answer))
+        connections = re.search(r"\bconnections=(\d+)", answer)
+        lines.append(("connections", f"{connections[1]} open" if connections else "unknown (no answer)"))
         status = 0 if healthy else EXIT_UNHEALTHY
     for label, value in lines:
         print(f"{label:<13} {value}")
@@ -289,12 +297,19 @@ def _health_url(server: str) -> str:
     return f"{scheme}://{host}{f':{port}' if port else ''}/healthz"
 
 
-def _ask_health(url: str) -> tuple[bool, str]:
-    """(healthy, one line): the server's own /healthz answer, e.g. `200 ok seq=42`."""
+def _ask_health(url: str, ca_file: str | None = None) -> tuple[bool, str]:
+    """(healthy, one line): the server's own /healthz answer, e.g. `200 ok seq=42 connections=3`."""
     parts = urlsplit(url)
     assert parts.hostname is not None
-    factory = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = factory(parts.hostname, parts.port, timeout=_HEALTH_TIMEOUT_S)
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        try:
+            context = ssl.create_default_context(cafile=ca_file)
+        except OSError as exc:  # ssl.SSLError included
+            raise _Refused(f"cannot use {ca_file} as a CA file: {exc.strerror or exc}") from None
+        connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=_HEALTH_TIMEOUT_S, context=context)
+    else:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=_HEALTH_TIMEOUT_S)
     try:
         connection.request("GET", "/healthz")
         response = connection.getresponse()

@@ -84,10 +84,13 @@ async def test_wss_carries_the_protocol_to_scripts_and_the_board_that_trust_the_
         await until(pilot, lambda: isinstance(app.screen, BoardScreen) and "T-000001" in app.model.state.tickets)
         assert app.link_state.connected
 
-    # Health over HTTPS on the same port.
+    # Health over HTTPS on the same port, also as `stats --server wss://... --ca-file` asks it.
     health_url = tls_server.url.replace("wss://", "https://") + "/healthz"
     with urllib.request.urlopen(health_url, context=trusting, timeout=10) as response:
         assert response.status == 200 and response.read().startswith(b"ok")
+    stats = run_server_cli(tls_server.db, "stats", "--server", tls_server.url, "--ca-file", str(tls_files.ca))
+    assert stats.returncode == 0, stats.stderr
+    assert "connections   1 open" in stats.stdout  # the watcher
     await watcher.close()
 
 

@@ -30,7 +30,7 @@ def operation(db: Path, command: str, **options: object) -> argparse.Namespace:
     defaults: dict[str, object] = {
         "backup": {"force": False},
         "restore": {"force": False},
-        "stats": {"server": None, "decision_log": None},
+        "stats": {"server": None, "decision_log": None, "ca_file": None},
     }[command]
     return argparse.Namespace(db=str(db), command=command, **{**defaults, **options})
 
@@ -279,7 +279,8 @@ async def test_stats_counts_the_database_and_asks_the_server(
     log = default_decision_log(server.db)
     assert log.stat().st_size > 0  # the assignment was logged
     assert stats["decision log"].startswith(f"{log}, ")
-    assert stats["server"].startswith("200 ok seq=7 (http://127.0.0.1:")
+    assert stats["server"].startswith("200 ok seq=7 connections=1 (http://127.0.0.1:")
+    assert stats["connections"] == "1 open"  # this session
     await session.close()
 
     # A stopped server: everything else is still reported, and the exit status says it.
@@ -288,6 +289,7 @@ async def test_stats_counts_the_database_and_asks_the_server(
     assert code == 1 and err == ""
     stats = stats_lines(out)
     assert stats["events"] == "7, last seq 7" and stats["server"].startswith("not reachable at http://127.0.0.1:")
+    assert stats["connections"] == "unknown (no answer)"
     code, out, _ = run(capsys, server.db, "stats", decision_log=str(tmp_path / "elsewhere.jsonl"))
     assert code == 0 and "server" not in stats_lines(out)
     assert stats_lines(out)["decision log"] == f"none at {tmp_path / 'elsewhere.jsonl'}"
