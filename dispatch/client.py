@@ -98,11 +98,11 @@ class ServerLink:
                     # The loop ends quietly on a clean close (1000, 1001: the server restarts).
                     if ws.close_code == CLOSE_BAD_TOKEN:
                         raise AccessRefused(ws.close_reason or "bad or missing token")
-                    detail = f"server closed the connection ({ws.close_code})"
+                    detail = _closed(ws.close_code, ws.close_reason)
             except ConnectionClosed as closed:
                 if closed.rcvd is not None and closed.rcvd.code == CLOSE_BAD_TOKEN:
                     raise AccessRefused(closed.rcvd.reason or "bad or missing token") from None
-                detail = f"connection closed ({closed.rcvd.code if closed.rcvd else 'no close frame'})"
+                detail = _closed(closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else "connection lost"
             except (OSError, InvalidHandshake, TimeoutError) as exc:
                 detail = _describe(exc)
             except InvalidURI:
@@ -130,6 +130,11 @@ class ServerLink:
         """Drop the connection so that `run` reconnects and the server sends what we missed."""
         if self._ws is not None:
             await self._ws.close(1000, "resync")
+
+
+def _closed(code: int | None, reason: str | None) -> str:
+    # The reason is what says what to do: "token 'wall' has too many open connections", "too slow ...".
+    return f"server closed the connection: {reason} ({code})" if reason else f"server closed the connection ({code})"
 
 
 def _tls_option(context: ssl.SSLContext | None) -> dict[str, Any]:

@@ -282,6 +282,17 @@ async def test_one_token_cannot_hold_more_than_its_connections(server: ServerPro
         await session.close()
 
 
+@pytest.mark.serve("--max-connections-per-token", "1")
+async def test_a_board_over_its_tokens_cap_says_why_and_gets_in_once_there_is_room(server: ServerProcess) -> None:
+    token = await server.token(Role.VIEWER, "wall")
+    holder = await Session.open(server.url, token)
+    app = DispatchApp(server.url, token)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "has too many open connections (4409)" in app.link_state.detail)
+        await holder.close()
+        await until(pilot, lambda: app.link_state.connected, timeout=30)  # its backoff retries get in
+
+
 async def _open_when_room(url: str, token: str) -> Session:
     # The server sees a close a moment after the client does; retry on 4409 until it has.
     for _ in range(100):
