@@ -67,6 +67,17 @@ def test_a_flood_in_big_batches_is_reported_a_few_times_with_every_ticket() -> N
     assert events[-1].ticket_ids == sorted(floor.state.tickets)[:1800]
 
 
+def test_a_long_flood_costs_a_few_full_looks_per_group_not_one_per_batch() -> None:
+    floor = Floor()
+    for _ in range(2_000):  # one ticket per batch: the most batches a flood can make
+        floor.report(client="Loop", category="network")
+        floor.batch_done()
+    # The client burst is looked at when it could be reported again; its category (covered by it)
+    # when it has grown by half. Either way a handful of looks, where one per batch would be 2,000.
+    assert floor.memory.looks[("client", "Loop")] <= 20
+    assert floor.memory.looks[("category", "network")] <= 20
+
+
 def test_tickets_closed_or_grouped_do_not_count_and_old_ones_leave_the_window() -> None:
     floor = Floor()
     floor.report(n=4)

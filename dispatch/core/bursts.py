@@ -41,6 +41,8 @@ class BurstMemory:
     joined: Counter[GroupKey] = field(default_factory=Counter)
     # The highest ticket number indexed; None before the first batch.
     indexed_up_to: int | None = None
+    # Full looks taken per group: what the work per batch depends on (kept so tests can pin it).
+    looks: Counter[GroupKey] = field(default_factory=Counter)
 
 
 def _keys(ticket: Ticket) -> list[GroupKey]:
@@ -117,13 +119,16 @@ def detect_bursts(
             if memory.joined[key] < needed:
                 continue  # not enough has joined since the last look for a report to be possible
             ticket_ids = burst_of(key)
+            memory.looks[key] += 1
             new = len(set(ticket_ids) - reported)
             # The fewest tickets that must still join before a report is possible again.
             memory.joined[key] = needed - max(needed - new, threshold - len(ticket_ids), 0)
             if len(ticket_ids) < threshold or new < needed:
                 continue
             if all(covered(tid, group) for tid in ticket_ids):
-                memory.joined[key] = 0  # look again once as many more have joined, not every batch
+                # Part of a client (or site) burst already on the board: look again once it has grown
+                # by half, not every few tickets, or a big one costs a full look per batch.
+                memory.joined[key] = needed - max(threshold, len(ticket_ids) // 2)
                 continue
             reported.update(ticket_ids)
             memory.joined[key] = 0
