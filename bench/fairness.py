@@ -104,6 +104,9 @@ async def flood(url: str, secret: str, stop: asyncio.Event) -> FloodResult:
                 await ws.send(json.dumps(frame))
                 sent += 1
                 in_flight += 1
+        except ConnectionClosed:
+            pass  # the reader sees the close too, and counts it
+        try:
             await reader
         except ConnectionClosed:
             result.closed += 1
