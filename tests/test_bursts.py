@@ -78,6 +78,18 @@ def test_a_long_flood_costs_a_few_full_looks_per_group_not_one_per_batch() -> No
     assert floor.memory.looks[("category", "network")] <= 20
 
 
+def test_what_detection_remembers_is_bounded_by_the_window_not_by_the_day() -> None:
+    floor = Floor()
+    for n in range(3_000):  # a long day: a ticket a minute, each from its own client and site
+        floor.report(client=f"Client {n}", site=f"Site {n}")
+        floor.batch_done()
+        floor.now += timedelta(minutes=1)
+    remembered = floor.memory
+    assert len(remembered.arrivals) <= 11  # the tickets of the last ten minutes
+    assert len(remembered.members) <= 2 * 11 + 1  # their clients and sites, and the one category
+    assert len(remembered.joined) <= len(remembered.members) and len(remembered.reported) <= len(remembered.members)
+
+
 def test_tickets_closed_or_grouped_do_not_count_and_old_ones_leave_the_window() -> None:
     floor = Floor()
     floor.report(n=4)

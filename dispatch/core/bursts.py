@@ -35,14 +35,30 @@ class BurstMemory:
 
     # The tickets already reported per group.
     reported: dict[GroupKey, set[str]] = field(default_factory=dict)
-    # Tickets per group in creation order (created_at, id), dropped once older than the window.
-    members: dict[GroupKey, deque[tuple[datetime, str]]] = field(default_factory=dict)
+    # Ticket ids per group in creation order, dropped once older than the window.
+    members: dict[GroupKey, deque[str]] = field(default_factory=dict)
     # Tickets that joined a group since it was last looked at, counted towards what a report needs.
     joined: Counter[GroupKey] = field(default_factory=Counter)
     # The highest ticket number indexed; None before the first batch.
     indexed_up_to: int | None = None
     # Full looks taken per group: what the work per batch depends on (kept so tests can pin it).
     looks: Counter[GroupKey] = field(default_factory=Counter)
+    # Every indexed ticket in creation order with its groups, to forget it once it leaves the window:
+    # what is kept is bounded by the window, however many clients a long day brings.
+    arrivals: deque[tuple[datetime, tuple[GroupKey, ...]]] = field(default_factory=deque)
+
+
+def _forget_before(since: datetime, memory: BurstMemory) -> None:
+    """Drop the tickets created before `since` from their groups, and groups left empty altogether
+    (a later burst of theirs is a new one)."""
+    while memory.arrivals and memory.arrivals[0][0] < since:
+        _, keys = memory.arrivals.popleft()
+        for key in keys:
+            line = memory.members[key]
+            line.popleft()  # creation order: the oldest of the group is this ticket
+            if not line:
+                for per_group in (memory.members, memory.joined, memory.reported, memory.looks):
+                    per_group.pop(key, None)
 
 
 def _keys(ticket: Ticket) -> list[GroupKey]:
@@ -69,10 +85,12 @@ def _index_new_tickets(state: DispatchState, since: datetime, memory: BurstMemor
         ticket = state.tickets.get(ticket_id_for(number))
         if ticket is None or ticket.created_at < since:
             continue
-        for key in _keys(ticket):
-            memory.members.setdefault(key, deque()).append((ticket.created_at, ticket.id))
+        keys = _keys(ticket)
+        for key in keys:
+            memory.members.setdefault(key, deque()).append(ticket.id)
             memory.joined[key] += 1
             touched.add(key)
+        memory.arrivals.append((ticket.created_at, tuple(keys)))
     memory.indexed_up_to = state.last_ticket_number
     return touched
 
@@ -92,16 +110,14 @@ def detect_bursts(
     22, 33, 49 ...): each report lists every ticket of the burst, so reporting every new ticket of a
     flood of thousands would make each batch carry (and every board receive) the whole list again."""
     since = now - window
+    _forget_before(since, memory)
     touched = _index_new_tickets(state, since, memory)
     current: dict[GroupKey, list[str]] = {}
 
     def burst_of(key: GroupKey) -> list[str]:
         """The group's open, incident-less tickets in the window (looked at once per call)."""
         if key not in current:
-            queue = memory.members.get(key, deque())
-            while queue and queue[0][0] < since:
-                queue.popleft()
-            tickets = (state.tickets[tid] for _, tid in queue)
+            tickets = (state.tickets[tid] for tid in memory.members.get(key, ()))
             current[key] = sorted(t.id for t in tickets if t.incident_id is None and t.is_open)
         return current[key]
 
