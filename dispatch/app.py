@@ -106,7 +106,11 @@ class DispatchApp(App[None]):
         self.now = clock
         self._inbox: list[Snapshot | Event] = []
         self._replies: dict[str, asyncio.Future[ServerFrame]] = {}
+        # Set once the board is mounted: before that its widgets may not exist yet (a flush or a tick
+        # in between would find no header). Until then the model keeps up, and the board's mount
+        # draws everything from it.
         self._board: BoardScreen | None = None
+        self._board_opening = False
         self._froze_gc = False
         self.link_state = LinkState(connected=False, detail="connecting")
 
@@ -152,9 +156,12 @@ class DispatchApp(App[None]):
     @on(Welcomed)
     def _welcomed(self, message: Welcomed) -> None:
         self.model.welcome(message.welcome)
-        if self._board is None:
-            self._board = BoardScreen(message.welcome.role)
-            self.switch_screen(self._board)
+        if self._board is None and not self._board_opening:
+            self._board_opening = True
+            self.switch_screen(BoardScreen(message.welcome.role))
+
+    def board_mounted(self, board: BoardScreen) -> None:
+        self._board = board
 
     @on(LinkChanged)
     def _link_changed(self, message: LinkChanged) -> None:

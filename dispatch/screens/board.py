@@ -122,6 +122,7 @@ class BoardScreen(Screen[None]):
         self.lanes[0].focus()
         self.refresh_board(None)
         self.refresh_header()
+        app.board_mounted(self)
 
     @property
     def lanes(self) -> list[Lane]:
