@@ -163,6 +163,11 @@ class DispatchApp(App[None]):
     def board_mounted(self, board: BoardScreen) -> None:
         self._board = board
 
+    @property
+    def board(self) -> BoardScreen | None:
+        """The board once it is mounted and showing the model; None while connecting."""
+        return self._board
+
     @on(LinkChanged)
     def _link_changed(self, message: LinkChanged) -> None:
         link = self.link_state = message.link

@@ -25,7 +25,6 @@ from dispatch.app import DispatchApp
 from dispatch.client import CommandSession
 from dispatch.core.models import Role
 from dispatch.core.protocol import CreateTicket, Error
-from dispatch.screens.board import BoardScreen
 from server.limits import CommandAllowance, TakeTurns
 from tests.support import ServerProcess, Session, ticket_frame
 from tests.test_board import SIZE, until
@@ -82,7 +81,7 @@ async def test_wss_carries_the_protocol_to_scripts_and_the_board_that_trust_the_
 
     app = DispatchApp(tls_server.url, token, tls=trusting)
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, BoardScreen) and "T-000001" in app.model.state.tickets)
+        await until(pilot, lambda: app.board is not None and "T-000001" in app.model.state.tickets)
         assert app.link_state.connected
 
     # Health over HTTPS on the same port, also as `stats --server wss://... --ca-file` asks it.
@@ -293,7 +292,8 @@ async def test_a_board_over_its_tokens_cap_says_why_and_gets_in_once_there_is_ro
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: "has too many open connections (4409)" in app.link_state.detail)
         await holder.close()
-        await until(pilot, lambda: app.link_state.connected, timeout=30)  # its backoff retries get in
+        # Its backoff retries get in, and the board opens.
+        await until(pilot, lambda: app.link_state.connected and app.board is not None, timeout=30)
 
 
 async def _open_when_room(url: str, token: str) -> Session:
