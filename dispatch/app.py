@@ -111,6 +111,7 @@ class DispatchApp(App[None]):
         # draws everything from it.
         self._board: BoardScreen | None = None
         self._board_opening = False
+        self._burst_for_board: BurstEvent | None = None  # reported while the board was being mounted
         self._froze_gc = False
         self.link_state = LinkState(connected=False, detail="connecting")
 
@@ -162,6 +163,10 @@ class DispatchApp(App[None]):
 
     def board_mounted(self, board: BoardScreen) -> None:
         self._board = board
+        board.set_class(not self.link_state.connected, "-stale")
+        if self._burst_for_board is not None:
+            board.show_burst(self._burst_for_board)
+            self._burst_for_board = None
 
     @property
     def board(self) -> BoardScreen | None:
@@ -211,6 +216,8 @@ class DispatchApp(App[None]):
         bursts = [e for e in applied if isinstance(e, BurstEvent)]
         if bursts and self._board is not None:
             self._board.show_burst(bursts[-1])
+        elif bursts:
+            self._burst_for_board = bursts[-1]
         if self._board is not None and (changed is None or applied):
             with self.batch_update():
                 self._board.refresh_board(changed, changed is None or changed_technicians(applied))

@@ -81,7 +81,11 @@ class ServerLink:
         while True:
             try:
                 async with connect(
-                    self.url, max_size=None, open_timeout=10, compression=None, **_tls_option(self.ssl_context)
+                    self.url,
+                    max_size=None,
+                    open_timeout=10,
+                    compression=None,
+                    **_tls_option(self.url, self.ssl_context),
                 ) as ws:
                     self._ws = ws
                     await ws.send(json.dumps({"type": "hello", "token": self.token, "last_seq": last_seq()}))
@@ -137,9 +141,10 @@ def _closed(code: int | None, reason: str | None) -> str:
     return f"server closed the connection: {reason} ({code})" if reason else f"server closed the connection ({code})"
 
 
-def _tls_option(context: ssl.SSLContext | None) -> dict[str, Any]:
-    # websockets refuses ssl=None for wss:// (and any context for ws://): leave it out unless given.
-    return {"ssl": context} if context is not None else {}
+def _tls_option(url: str, context: ssl.SSLContext | None) -> dict[str, Any]:
+    # websockets refuses ssl=None for wss:// and any context for ws://: pass it only for wss, so a
+    # DISPATCH_CA_FILE exported for the production server does not break a ws:// one.
+    return {"ssl": context} if context is not None and url.startswith("wss://") else {}
 
 
 def _describe(exc: BaseException) -> str:
@@ -172,7 +177,9 @@ class CommandSession:
     ) -> CommandSession:
         """Connect and say hello; raises `AccessRefused` on a bad token, `OSError` when unreachable."""
         try:
-            ws = await connect(url, max_size=None, open_timeout=timeout, compression=None, **_tls_option(ssl_context))
+            ws = await connect(
+                url, max_size=None, open_timeout=timeout, compression=None, **_tls_option(url, ssl_context)
+            )
         except InvalidURI:
             raise AccessRefused(f"not a websocket address: {url}") from None
         except InvalidHandshake as exc:

@@ -125,3 +125,30 @@ def test_after_a_restart_a_burst_under_way_is_found_from_the_tickets_in_the_wind
     floor.memory = BurstMemory()  # what a restarted server starts with
     events = floor.batch_done()
     assert [e.ticket_ids for e in events] == [[f"T-00000{n}" for n in range(4, 9)]]
+
+
+def test_once_a_client_burst_is_grouped_a_wave_from_other_clients_is_reported_by_its_category() -> None:
+    floor = Floor()
+    floor.report(client="Acme", category="network", n=40)
+    assert sizes(floor.batch_done()) == [("client", "Acme", 40)]  # its category is covered by it
+    floor.run(CreateIncident(type="create_incident", command_id="acme", title="Acme outage",
+                             ticket_ids=sorted(floor.state.tickets)))  # fmt: skip
+    reported: list[tuple[str, str, int]] = []
+    for n in range(14):  # then the ISP's other customers call, one by one
+        floor.report(client=f"Client {n}", category="network")
+        reported += sizes(floor.batch_done())
+    assert reported[0] == ("category", "network", 5)
+
+
+def test_an_afternoon_burst_is_measured_against_the_afternoon_not_the_morning_flood() -> None:
+    floor = Floor()
+    floor.report(client="Acme", n=150)
+    assert sizes(floor.batch_done()) == [("client", "Acme", 150)]
+    for _ in range(48):  # four quiet hours: one Acme ticket every five minutes keeps the group alive
+        floor.now += timedelta(minutes=5)
+        floor.report(client="Acme")
+        floor.batch_done()
+    floor.now += timedelta(minutes=1)
+    floor.report(client="Acme", n=60)
+    afternoon = sizes(floor.batch_done())
+    assert afternoon and afternoon[0][:2] == ("client", "Acme") and afternoon[0][2] >= 60

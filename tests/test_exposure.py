@@ -115,6 +115,14 @@ async def test_a_script_that_does_not_trust_the_certificate_stops_with_one_line(
         await Session.open(tls_server.url.replace("wss://", "ws://"), token)
 
 
+async def test_a_ca_file_meant_for_a_wss_server_does_not_break_a_ws_one(
+    server: ServerProcess, tls_files: TlsFiles
+) -> None:
+    token = await server.token(Role.DISPATCHER, "ana")
+    listed = await run_cli("ticket", "list", "--ca-file", str(tls_files.ca), server=server.url, token=token)
+    assert listed.code == 0, listed
+
+
 def test_tls_options_are_checked_before_serving(tmp_path: Path, tls_files: TlsFiles) -> None:
     alone = run_server_cli(tmp_path / "d.db", "serve", "--port", "0", "--tls-cert", str(tls_files.cert))
     assert alone.returncode == 2 and "--tls-cert and --tls-key go together" in alone.stderr

@@ -45,19 +45,26 @@ class BurstMemory:
     looks: Counter[GroupKey] = field(default_factory=Counter)
     # Every indexed ticket in creation order with its groups, to forget it once it leaves the window:
     # what is kept is bounded by the window, however many clients a long day brings.
-    arrivals: deque[tuple[datetime, tuple[GroupKey, ...]]] = field(default_factory=deque)
+    arrivals: deque[tuple[datetime, str, tuple[GroupKey, ...]]] = field(default_factory=deque)
+    # A site or category group whose tickets all belonged to client (or site) bursts at its last look:
+    # those groups. A new ticket from one of them is no reason to look again (it is covered too), so a
+    # client's flood costs its category nothing; a ticket from anyone else is.
+    covered_by: dict[GroupKey, set[GroupKey]] = field(default_factory=dict)
 
 
 def _forget_before(since: datetime, memory: BurstMemory) -> None:
     """Drop the tickets created before `since` from their groups, and groups left empty altogether
     (a later burst of theirs is a new one)."""
     while memory.arrivals and memory.arrivals[0][0] < since:
-        _, keys = memory.arrivals.popleft()
+        _, ticket_id, keys = memory.arrivals.popleft()
         for key in keys:
             line = memory.members[key]
             line.popleft()  # creation order: the oldest of the group is this ticket
+            # What was reported counts only while in the window: a burst this afternoon is measured
+            # against this afternoon, not against this morning's flood.
+            memory.reported.get(key, set()).discard(ticket_id)
             if not line:
-                for per_group in (memory.members, memory.joined, memory.reported, memory.looks):
+                for per_group in (memory.members, memory.joined, memory.reported, memory.looks, memory.covered_by):
                     per_group.pop(key, None)
 
 
@@ -86,11 +93,13 @@ def _index_new_tickets(state: DispatchState, since: datetime, memory: BurstMemor
         if ticket is None or ticket.created_at < since:
             continue
         keys = _keys(ticket)
-        for key in keys:
+        for position, key in enumerate(keys):
             memory.members.setdefault(key, deque()).append(ticket.id)
-            memory.joined[key] += 1
+            covering = memory.covered_by.get(key)
+            if covering is None or covering.isdisjoint(keys[:position]):
+                memory.joined[key] += 1
             touched.add(key)
-        memory.arrivals.append((ticket.created_at, tuple(keys)))
+        memory.arrivals.append((ticket.created_at, ticket.id, tuple(keys)))
     memory.indexed_up_to = state.last_ticket_number
     return touched
 
@@ -121,11 +130,11 @@ def detect_bursts(
             current[key] = sorted(t.id for t in tickets if t.incident_id is None and t.is_open)
         return current[key]
 
-    def covered(ticket_id: str, group: BurstGroup) -> bool:
-        """Whether the ticket is part of a burst of a more specific group."""
+    def covering(ticket_id: str, group: BurstGroup) -> list[GroupKey]:
+        """The bursts of more specific groups the ticket is part of."""
         keys = _keys(state.tickets[ticket_id])
         more_specific = keys[: [k[0] for k in keys].index(group)]
-        return any(len(burst_of(key)) >= threshold for key in more_specific)
+        return [key for key in more_specific if len(burst_of(key)) >= threshold]
 
     events: list[BurstEvent] = []
     for group in _GROUPS:
@@ -136,15 +145,22 @@ def detect_bursts(
                 continue  # not enough has joined since the last look for a report to be possible
             ticket_ids = burst_of(key)
             memory.looks[key] += 1
+            memory.covered_by.pop(key, None)
             new = len(set(ticket_ids) - reported)
             # The fewest tickets that must still join before a report is possible again.
             memory.joined[key] = needed - max(needed - new, threshold - len(ticket_ids), 0)
             if len(ticket_ids) < threshold or new < needed:
                 continue
-            if all(covered(tid, group) for tid in ticket_ids):
-                # Part of a client (or site) burst already on the board: look again once it has grown
-                # by half, not every few tickets, or a big one costs a full look per batch.
-                memory.joined[key] = needed - max(threshold, len(ticket_ids) // 2)
+            covered_by: set[GroupKey] = set()
+            for tid in ticket_ids:
+                if not (by := covering(tid, group)):
+                    break
+                covered_by.update(by)
+            else:
+                # All part of client (or site) bursts already on the board: look again when enough
+                # tickets from anyone else have joined.
+                memory.covered_by[key] = covered_by
+                memory.joined[key] = 0
                 continue
             reported.update(ticket_ids)
             memory.joined[key] = 0
