@@ -70,8 +70,8 @@ def run_board(server: str, token: str | None, ca_file: str | None = None) -> int
         return EXIT_USAGE
     try:
         tls = tls_context(ca_file)
-    except OSError as exc:  # ssl.SSLError included
-        print(f"dispatch board: cannot use {ca_file} as a CA file: {exc.strerror or exc}", file=sys.stderr)
+    except ValueError as exc:
+        print(f"dispatch board: {exc}", file=sys.stderr)
         return EXIT_USAGE
     from dispatch.app import DispatchApp  # Textual loads only for the board
 

@@ -57,8 +57,14 @@ def new_command_id() -> str:
 def tls_context(ca_file: str | None) -> ssl.SSLContext | None:
     """What to trust for wss://: the system's authorities, or only `ca_file` (a private CA's PEM).
 
-    Raises OSError or ssl.SSLError when the file cannot be read as certificates."""
-    return ssl.create_default_context(cafile=ca_file) if ca_file else None
+    Raises ValueError with a one-line reason when the file cannot be read as certificates."""
+    if not ca_file:
+        return None
+    try:
+        return ssl.create_default_context(cafile=ca_file)
+    except OSError as exc:  # ssl.SSLError included
+        reason = exc.strerror or getattr(exc, "reason", None) or str(exc)
+        raise ValueError(f"cannot use {ca_file} as a CA file: {reason}") from None
 
 
 class ServerLink:
@@ -230,7 +236,8 @@ class CommandSession:
             reply = await self._call_once(command, timeout)
             if not (isinstance(reply, Error) and reply.code is ErrorCode.RATE_LIMITED):
                 break
-            await asyncio.sleep(random.uniform(0.5, 1.0) * min(2.0, 0.05 * 2**attempt))
+            if attempt < RATE_LIMITED_RETRIES - 1:
+                await asyncio.sleep(random.uniform(0.5, 1.0) * min(2.0, 0.05 * 2**attempt))
         return reply
 
     async def _call_once(self, command: Command, timeout: float) -> ServerFrame:

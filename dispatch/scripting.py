@@ -319,8 +319,8 @@ def target_of(args: argparse.Namespace) -> Target:
         ) from None
     try:
         tls = tls_context(args.ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise CommandFailed(f"cannot use {args.ca_file} as a CA file: {_describe_tls(exc)}", ExitCode.USAGE) from None
+    except ValueError as exc:
+        raise CommandFailed(str(exc), ExitCode.USAGE) from None
     return Target(url, token, tls)
 
 
@@ -338,10 +338,6 @@ async def open_session(target: Target) -> AsyncIterator[CommandSession]:
         yield session
     finally:
         await session.close()
-
-
-def _describe_tls(exc: OSError) -> str:
-    return exc.strerror or getattr(exc, "reason", None) or str(exc)
 
 
 def _describe(exc: OSError) -> str:

@@ -13,6 +13,7 @@ import json
 import logging
 import signal
 import ssl
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -143,10 +144,9 @@ class ServerSettings:
     # i.e. not from a browser (the board, scripts), are always let through; any other is refused with 403,
     # so a page a dispatcher happens to visit cannot ride on the server being reachable.
     allowed_origins: tuple[str, ...] = ()
-    # Frames (commands) per second one connection may sustain, and the burst it may send at once;
-    # 0 turns the limit off. Generous for a person and for `dispatch import`, which backs off when told.
+    # Frames (commands) per second one connection may sustain, in bursts of twice that; 0 turns the
+    # limit off. Generous for a person and for `dispatch import`, which backs off when told.
     rate_limit: float = 500.0
-    rate_burst: int = 1000
     # Open connections in all (HTTP 503 beyond) and per token (close 4409 beyond, after the hello).
     max_connections: int = 1000
     max_connections_per_token: int = 64
@@ -205,6 +205,8 @@ class DispatchServer:
         self._draining = False
         self._bursts = BurstMemory()
         self._ws_server: Server | None = None
+        # The token an upgrade request's `Authorization: Bearer` header proved, until its hello.
+        self._bearers: weakref.WeakKeyDictionary[ServerConnection, TokenRecord] = weakref.WeakKeyDictionary()
         self.fatal: BaseException | None = None
         # The in-memory state runs ahead of the disk while a batch commits; this is the last seq that
         # is committed and was broadcast, the only one a resuming client may be promised.
@@ -279,10 +281,13 @@ class DispatchServer:
         if self._ws_server is not None and len(self._ws_server.all_connections) >= self.settings.max_connections:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections: try again later\n")
         bearer = _bearer_token(request)
-        if bearer is not None and await self.storage.find_token(bearer) is None:
-            response = connection.respond(HTTPStatus.UNAUTHORIZED, "bad or revoked token\n")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="dispatch"'
-            return response
+        if bearer is not None:
+            record = await self.storage.find_token(bearer)
+            if record is None:
+                response = connection.respond(HTTPStatus.UNAUTHORIZED, "bad or revoked token\n")
+                response.headers["WWW-Authenticate"] = 'Bearer realm="dispatch"'
+                return response
+            self._bearers[connection] = record
         return None
 
     # --- one connection ------------------------------------------------------------------------------
@@ -316,7 +321,7 @@ class DispatchServer:
             return None
         client = Client(ws, Actor(record.name, record.role, record.tech_id), record.name)
         if self.settings.rate_limit > 0:
-            client.allowance = CommandAllowance(self.settings.rate_limit, self.settings.rate_burst)
+            client.allowance = CommandAllowance(self.settings.rate_limit, burst=max(1.0, 2 * self.settings.rate_limit))
         # Join the fan-out before reading the current seq: anything committed from here on lands in
         # `pending`, anything before is in the snapshot or the catch-up, so there is no gap.
         self.clients.add(client)
@@ -329,11 +334,12 @@ class DispatchServer:
 
     async def _token_of(self, ws: ServerConnection, hello: Hello) -> TokenRecord | None:
         """The token from the upgrade request's Authorization header or else the hello; both must agree."""
-        bearer = _bearer_token(ws.request) if ws.request is not None else None
-        if bearer is not None and hello.token is not None and hello.token != bearer:
-            return None
-        token = bearer if bearer is not None else hello.token
-        return await self.storage.find_token(token) if token else None
+        bearer = self._bearers.pop(ws, None)
+        if bearer is not None:
+            # A second, different token in the hello: trust neither.
+            same = hello.token is None or (ws.request is not None and hello.token == _bearer_token(ws.request))
+            return bearer if same else None
+        return await self.storage.find_token(hello.token) if hello.token else None
 
     async def _catch_up(self, client: Client, last_seq: int | None) -> None:
         actor = client.actor

@@ -186,7 +186,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 preempt=args.preempt, decision_log=decision_log, dedupe_window_minutes=args.dedupe_window,
                 burst_threshold=args.burst_threshold, burst_window_minutes=args.burst_window,
                 tls=tls, allowed_origins=tuple(args.allowed_origin),
-                rate_limit=args.rate_limit, rate_burst=max(1, round(2 * args.rate_limit)),
+                rate_limit=args.rate_limit,
                 max_connections=args.max_connections, max_connections_per_token=args.max_connections_per_token,
             )  # fmt: skip
             if args.fixed_clock is not None:

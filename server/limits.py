@@ -17,7 +17,7 @@ Item = TypeVar("Item")
 class CommandAllowance:
     """A token bucket: `rate` frames per second sustained, up to `burst` at once after a quiet spell."""
 
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate
         self.burst = float(burst)
         self._clock = clock

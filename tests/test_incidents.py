@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.widgets import Label
 
 from dispatch.app import DispatchApp
@@ -200,12 +201,19 @@ async def test_burst_banner_then_g_opens_the_incident(server: ServerProcess, dis
         assert len(app.model.state.incidents) == 1
 
 
-async def test_I_assigns_the_whole_incident(server: ServerProcess, dispatcher: Session) -> None:
-    await dispatcher.ok(tech_frame("alice", ["network"], capacity=5))
+@pytest.fixture
+async def isp_incident(dispatcher: Session) -> Session:
+    """INC-1 holds the two P1 internet tickets T-000001 and T-000002; T-000003, a P1 printer jam, is not in it."""
     for client in ("Acme", "Globex"):
         await dispatcher.ok(ticket_frame(f"Internet down at {client}", client=client, priority="P1"))
     await dispatcher.ok(ticket_frame("Printer jam", client="Initech", priority="P1"))
     await dispatcher.ok({"type": "create_incident", "title": "ISP", "ticket_ids": ["T-000001", "T-000002"]})
+    return dispatcher
+
+
+async def test_I_assigns_the_whole_incident(server: ServerProcess, isp_incident: Session) -> None:
+    dispatcher = isp_incident
+    await dispatcher.ok(tech_frame("alice", ["network"], capacity=5))
     app = DispatchApp(server.url, await server.token(Role.DISPATCHER, "dan"))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, board_loaded(app, 3))
@@ -227,11 +235,8 @@ async def test_I_assigns_the_whole_incident(server: ServerProcess, dispatcher: S
         assert app.model.state.tickets["T-000003"].assignee is None
 
 
-async def test_P_and_R_act_on_every_open_ticket_of_the_incident(server: ServerProcess, dispatcher: Session) -> None:
-    for client in ("Acme", "Globex"):
-        await dispatcher.ok(ticket_frame(f"Internet down at {client}", client=client, priority="P1"))
-    await dispatcher.ok(ticket_frame("Printer jam", client="Initech", priority="P1"))
-    await dispatcher.ok({"type": "create_incident", "title": "ISP", "ticket_ids": ["T-000001", "T-000002"]})
+async def test_P_and_R_act_on_every_open_ticket_of_the_incident(server: ServerProcess, isp_incident: Session) -> None:
+    dispatcher = isp_incident
     app = DispatchApp(server.url, await server.token(Role.DISPATCHER, "dan"))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, board_loaded(app, 3))
