@@ -28,7 +28,8 @@ from dispatch.core.models import Priority, Role, Technician, TechStatus, Ticket 
 from dispatch.core.protocol import AddTechnician, BulkAssign, CreateTicket  # noqa: E402
 from dispatch.core.sla import SlaPolicy  # noqa: E402
 from dispatch.core.state import Actor, execute  # noqa: E402
-from server.app import _TICK, DispatchServer, ServerSettings  # noqa: E402
+from server.app import _TICK, DispatchServer  # noqa: E402
+from server.settings import ServerSettings  # noqa: E402
 from server.storage import Storage  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

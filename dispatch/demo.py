@@ -60,7 +60,8 @@ class EmbeddedServer:
 
     async def _serve(self) -> None:
         # Imported here: the board's process only needs the server when it runs the demo.
-        from server.app import DispatchServer, ServerSettings
+        from server.app import DispatchServer
+        from server.settings import ServerSettings
         from server.storage import Storage
 
         self._loop = asyncio.get_running_loop()

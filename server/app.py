@@ -12,11 +12,10 @@ import asyncio
 import json
 import logging
 import signal
-import ssl
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from http import HTTPStatus
 from pathlib import Path
 from typing import IO, Any
@@ -29,8 +28,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.typing import Origin
 
-from dispatch.core.allocation import AllocationPolicy, Roster, rank
 from dispatch.core.allocation import Candidate as Ranked
+from dispatch.core.allocation import Roster, rank
 from dispatch.core.bursts import BurstMemory, detect_bursts
 from dispatch.core.models import Priority, Role, Ticket, TicketStatus
 from dispatch.core.protocol import (
@@ -63,7 +62,7 @@ from dispatch.core.protocol import (
     event_adapter,
 )
 from dispatch.core.rebalance import plan_rebalance
-from dispatch.core.sla import SlaPolicy, current_target, read_clock
+from dispatch.core.sla import current_target, read_clock
 from dispatch.core.state import (
     Actor,
     DispatchState,
@@ -77,9 +76,10 @@ from dispatch.core.state import (
     visible_to,
 )
 from server.limits import CommandAllowance, TakeTurns
+from server.settings import ServerSettings
 from server.storage import CommandRecord, Storage, TokenRecord
 
-__all__ = ["DispatchServer", "ServerSettings"]
+__all__ = ["DispatchServer", "install_stop_signals"]
 
 log = logging.getLogger("dispatch.server")
 
@@ -107,49 +107,8 @@ HANDSHAKE_TIMEOUT_S = 5.0
 # A connection refused this many frames in a row for going over its rate is not listening: close it.
 RATE_LIMIT_STRIKES = 100
 
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 # The server's own changes (SLA alerts, auto-assignments) are made by this actor.
 AUTO = Actor("auto", Role.DISPATCHER)
-
-
-@dataclass
-class ServerSettings:
-    host: str = "127.0.0.1"
-    port: int = 8765
-    policy: SlaPolicy = field(default_factory=SlaPolicy)
-    allocation: AllocationPolicy = field(default_factory=AllocationPolicy)
-    clock: Clock = utc_now
-    auto_assign: bool = False
-    # With auto-assign: a P1 nobody free can take may displace not-yet-started P3/P4 work.
-    preempt: bool = False
-    # One JSON line per allocation; None keeps no decision log.
-    decision_log: IO[str] | None = None
-    # How often the SLA clock looks for warnings, breaches and escalations.
-    clock_interval_s: float = 1.0
-    # A create_ticket with a dedupe key joins an open ticket with that key created this recently.
-    dedupe_window_minutes: float = 60.0
-    # This many open tickets with no incident from one client (site, category) within the window is a
-    # burst; 0 turns burst detection off.
-    burst_threshold: int = 5
-    burst_window_minutes: float = 10.0
-    # wss when set; /healthz is then served over HTTPS on the same port.
-    tls: ssl.SSLContext | None = None
-    # Web pages (their Origin header) allowed to open a websocket. Requests without an Origin header,
-    # i.e. not from a browser (the board, scripts), are always let through; any other is refused with 403,
-    # so a page a dispatcher happens to visit cannot ride on the server being reachable.
-    allowed_origins: tuple[str, ...] = ()
-    # Frames (commands) per second one connection may sustain, in bursts of twice that; 0 turns the
-    # limit off. Generous for a person and for `dispatch import`, which backs off when told.
-    rate_limit: float = 500.0
-    # Open connections in all (HTTP 503 beyond) and per token (close 4409 beyond, after the hello).
-    max_connections: int = 1000
-    max_connections_per_token: int = 64
 
 
 @dataclass(eq=False)

@@ -31,10 +31,11 @@ from typing import IO
 
 from dispatch.core.allocation import AllocationPolicy
 from dispatch.core.models import Role
-from server.app import DispatchServer, ServerSettings, install_stop_signals
+from server.app import DispatchServer, install_stop_signals
 from server.decisions import default_decision_log, show_decisions
 from server.operations import add_operations_parsers, run_operation
 from server.report import ReportError, add_report_parser, run_report
+from server.settings import ServerSettings
 from server.storage import Storage, StorageError
 
 EXIT_USAGE = 2

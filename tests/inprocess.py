@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from dispatch.core.models import Role
-from server.app import DispatchServer, ServerSettings
+from server.app import DispatchServer
+from server.settings import ServerSettings
 from server.storage import Storage
 
 

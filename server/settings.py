@@ -1,0 +1,54 @@
+"""How a server is set up: every option of `dispatch-server serve`, with its default, in one place."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO
+
+from dispatch.core.allocation import AllocationPolicy
+from dispatch.core.sla import SlaPolicy
+
+__all__ = ["Clock", "ServerSettings", "utc_now"]
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    policy: SlaPolicy = field(default_factory=SlaPolicy)
+    allocation: AllocationPolicy = field(default_factory=AllocationPolicy)
+    clock: Clock = utc_now
+    auto_assign: bool = False
+    # With auto-assign: a P1 nobody free can take may displace not-yet-started P3/P4 work.
+    preempt: bool = False
+    # One JSON line per allocation; None keeps no decision log.
+    decision_log: IO[str] | None = None
+    # How often the SLA clock looks for warnings, breaches and escalations.
+    clock_interval_s: float = 1.0
+    # A create_ticket with a dedupe key joins an open ticket with that key created this recently.
+    dedupe_window_minutes: float = 60.0
+    # This many open tickets with no incident from one client (site, category) within the window is a
+    # burst; 0 turns burst detection off.
+    burst_threshold: int = 5
+    burst_window_minutes: float = 10.0
+    # wss when set; /healthz is then served over HTTPS on the same port.
+    tls: ssl.SSLContext | None = None
+    # Web pages (their Origin header) allowed to open a websocket. Requests without an Origin header,
+    # i.e. not from a browser (the board, scripts), are always let through; any other is refused with 403,
+    # so a page a dispatcher happens to visit cannot ride on the server being reachable.
+    allowed_origins: tuple[str, ...] = ()
+    # Frames (commands) per second one connection may sustain, in bursts of twice that; 0 turns the
+    # limit off. Generous for a person and for `dispatch import`, which backs off when told.
+    rate_limit: float = 500.0
+    # Open connections in all (HTTP 503 beyond) and per token (close 4409 beyond, after the hello).
+    max_connections: int = 1000
+    max_connections_per_token: int = 64
