@@ -88,7 +88,7 @@ Version = Annotated[int, Field(ge=1)]
 class Hello(_Frame):
     """First frame of every connection: who I am and the last event I applied."""
 
-    type: Literal["hello"]
+    type: Literal["hello"] = "hello"
     # May be left out when the token came as `Authorization: Bearer` in the upgrade request.
     token: Annotated[str, Field(max_length=256)] | None = None
     last_seq: Annotated[int, Field(ge=0)] | None = None
@@ -101,7 +101,7 @@ class _Command(_Frame):
 class CreateTicket(_Command):
     """Open a ticket; the ack carries its new `ticket_id`."""
 
-    type: Literal["create_ticket"]
+    type: Literal["create_ticket"] = "create_ticket"
     title: Title
     client: Name
     priority: Priority
@@ -117,7 +117,7 @@ class CreateTicket(_Command):
 class Assign(_Command):
     """Give a ticket to a technician (also a reassignment)."""
 
-    type: Literal["assign"]
+    type: Literal["assign"] = "assign"
     ticket_id: Identifier
     tech_id: Identifier
     expected_version: Version | None = None
@@ -126,7 +126,7 @@ class Assign(_Command):
 class Unassign(_Command):
     """Take a ticket back to the queue."""
 
-    type: Literal["unassign"]
+    type: Literal["unassign"] = "unassign"
     ticket_id: Identifier
     expected_version: Version | None = None
 
@@ -134,7 +134,7 @@ class Unassign(_Command):
 class SetPriority(_Command):
     """Move a ticket to another lane; its SLA clock is recomputed from its creation time."""
 
-    type: Literal["set_priority"]
+    type: Literal["set_priority"] = "set_priority"
     ticket_id: Identifier
     priority: Priority
     expected_version: Version | None = None
@@ -143,7 +143,7 @@ class SetPriority(_Command):
 class SetStatus(_Command):
     """Start, hold, resolve, cancel or reopen a ticket."""
 
-    type: Literal["set_status"]
+    type: Literal["set_status"] = "set_status"
     ticket_id: Identifier
     status: TicketStatus
     expected_version: Version | None = None
@@ -152,7 +152,7 @@ class SetStatus(_Command):
 class SetTechStatus(_Command):
     """A technician's availability."""
 
-    type: Literal["set_tech_status"]
+    type: Literal["set_tech_status"] = "set_tech_status"
     tech_id: Identifier
     status: TechStatus
 
@@ -160,7 +160,7 @@ class SetTechStatus(_Command):
 class AddTechnician(_Command):
     """Add a technician to the roster."""
 
-    type: Literal["add_technician"]
+    type: Literal["add_technician"] = "add_technician"
     tech_id: Identifier
     name: Name
     skills: Skills = []
@@ -170,7 +170,7 @@ class AddTechnician(_Command):
 class BulkAssign(_Command):
     """Give many tickets (a whole outage) to one technician: all or nothing."""
 
-    type: Literal["bulk_assign"]
+    type: Literal["bulk_assign"] = "bulk_assign"
     ticket_ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_BULK)]
     tech_id: Identifier
 
@@ -178,14 +178,14 @@ class BulkAssign(_Command):
 class Suggest(_Command):
     """Ask who should take a ticket; answered with `suggestions`."""
 
-    type: Literal["suggest"]
+    type: Literal["suggest"] = "suggest"
     ticket_id: Identifier
 
 
 class AddNote(_Command):
     """Extension: a free-text note on a ticket (a technician on their own tickets, or a dispatcher)."""
 
-    type: Literal["add_note"]
+    type: Literal["add_note"] = "add_note"
     ticket_id: Identifier
     text: NoteText
     expected_version: Version | None = None
@@ -195,7 +195,7 @@ class Rebalance(_Command):
     """Extension: ask for a plan of moves (nobody over capacity, earliest-SLA P1 and P2 placed first);
     answered with `plan`, changes nothing."""
 
-    type: Literal["rebalance"]
+    type: Literal["rebalance"] = "rebalance"
 
 
 class PlanMove(_Frame):
@@ -212,14 +212,14 @@ class ApplyPlan(_Command):
     """Extension: apply a plan's moves as one all-or-nothing change; any moved ticket that changed
     since the plan was made refuses the whole plan with `conflict`."""
 
-    type: Literal["apply_plan"]
+    type: Literal["apply_plan"] = "apply_plan"
     moves: Annotated[list[PlanMove], Field(min_length=1, max_length=MAX_BULK)]
 
 
 class GetHistory(_Command):
     """Extension: every event about one ticket, oldest first; answered with `history`."""
 
-    type: Literal["history"]
+    type: Literal["history"] = "history"
     ticket_id: Identifier
 
 
@@ -229,7 +229,7 @@ TicketIds = Annotated[list[Identifier], Field(max_length=MAX_BULK)]
 class CreateIncident(_Command):
     """Extension: open an incident (an outage) grouping `ticket_ids`; the ack carries its `incident_id`."""
 
-    type: Literal["create_incident"]
+    type: Literal["create_incident"] = "create_incident"
     title: Title
     ticket_ids: TicketIds = []
 
@@ -237,7 +237,7 @@ class CreateIncident(_Command):
 class Link(_Command):
     """Extension: add tickets to an existing incident: all or nothing."""
 
-    type: Literal["link"]
+    type: Literal["link"] = "link"
     incident_id: Identifier
     ticket_ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_BULK)]
 
@@ -245,7 +245,7 @@ class Link(_Command):
 class Merge(_Command):
     """Extension: resolve `duplicate_ids` as duplicates of `primary_id` (all or nothing)."""
 
-    type: Literal["merge"]
+    type: Literal["merge"] = "merge"
     primary_id: Identifier
     duplicate_ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_BULK)]
     reason: ReasonText = ""
