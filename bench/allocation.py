@@ -24,11 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dispatch.core.allocation import AllocationPolicy, Roster, rank  # noqa: E402
+from dispatch.core.commands import execute  # noqa: E402
+from dispatch.core.decide import TICK  # noqa: E402
 from dispatch.core.models import Priority, Role, Technician, TechStatus, Ticket  # noqa: E402
 from dispatch.core.protocol import AddTechnician, BulkAssign, CreateTicket  # noqa: E402
 from dispatch.core.sla import SlaPolicy  # noqa: E402
-from dispatch.core.state import Actor, execute  # noqa: E402
-from server.app import _TICK, DispatchServer  # noqa: E402
+from dispatch.core.state import Actor  # noqa: E402
+from server.app import DispatchServer  # noqa: E402
 from server.settings import ServerSettings  # noqa: E402
 from server.storage import Storage  # noqa: E402
 
@@ -86,7 +88,7 @@ async def seeded(workdir: Path, tickets: int, techs: int) -> Storage:
     ]  # fmt: skip
     events = []
     for command in commands:
-        outcome = execute(server.state, command, actor, NOW, SlaPolicy())
+        outcome = execute(server.state, command, actor, NOW)
         events.extend((e, e.model_dump_json()) for e in outcome.events)  # type: ignore[union-attr]
     await storage.apply_batch(events, server.state.tickets.values(), server.state.technicians.values(), [], [])
     return storage
@@ -100,7 +102,7 @@ async def bench_burst(tickets: int, techs: int) -> tuple[float, int, float]:
             storage, ServerSettings(clock=lambda: NOW, auto_assign=True, decision_log=decisions), io.StringIO()
         )
         started = time.perf_counter()
-        await server._commit([_TICK])  # one writer batch: the auto pass, the commit, the decision log
+        await server.writer.commit([TICK])  # one writer batch: the auto pass, the commit, the decision log
         auto_ms = (time.perf_counter() - started) * 1000
         logged = len(decisions.getvalue().splitlines())
         await storage.close()
@@ -114,7 +116,7 @@ async def bench_burst(tickets: int, techs: int) -> tuple[float, int, float]:
         for n, chunk in enumerate(batches):
             tech = sorted(server.state.technicians)[n]
             bulk = BulkAssign(type="bulk_assign", command_id=f"b{n}", ticket_ids=chunk, tech_id=tech)
-            outcome = execute(server.state, bulk, Actor("ana", Role.DISPATCHER), NOW, SlaPolicy())
+            outcome = execute(server.state, bulk, Actor("ana", Role.DISPATCHER), NOW)
             events = [(e, e.model_dump_json()) for e in outcome.events]  # type: ignore[union-attr]
             await storage.apply_batch(events, [server.state.tickets[i] for i in chunk], [], [], [])
         bulk_ms = (time.perf_counter() - bulk_started) * 1000

@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 
 from dispatch.core.bursts import BurstMemory, detect_bursts
+from dispatch.core.commands import execute
 from dispatch.core.models import Role
 from dispatch.core.protocol import BurstEvent, CreateIncident, CreateTicket, SetStatus
-from dispatch.core.sla import SlaPolicy
-from dispatch.core.state import Actor, DispatchState, Outcome, execute
+from dispatch.core.rules import Outcome
+from dispatch.core.state import Actor, DispatchState
 
 START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 DISPATCHER = Actor("ana", Role.DISPATCHER)
@@ -31,7 +32,7 @@ class Floor:
         self.threshold = threshold
 
     def run(self, command: CreateTicket | CreateIncident | SetStatus) -> None:
-        outcome = execute(self.state, command, DISPATCHER, self.now, SlaPolicy())
+        outcome = execute(self.state, command, DISPATCHER, self.now)
         assert isinstance(outcome, Outcome), outcome
 
     def report(self, client: str = "Acme", site: str = "", category: str = "other", n: int = 1) -> None:

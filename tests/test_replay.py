@@ -8,6 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dispatch.core.commands import execute
 from dispatch.core.models import Priority, Role, TechStatus, TicketStatus
 from dispatch.core.protocol import (
     AddNote,
@@ -26,8 +27,8 @@ from dispatch.core.protocol import (
     Unassign,
     event_adapter,
 )  # fmt: skip
-from dispatch.core.sla import SlaPolicy
-from dispatch.core.state import Actor, DispatchState, Outcome, apply_event, execute
+from dispatch.core.rules import Outcome
+from dispatch.core.state import Actor, DispatchState, apply_event
 
 TECHS = ["alice", "bob", "carol"]
 TICKETS = [f"T-{n:06d}" for n in range(1, 7)]
@@ -76,7 +77,7 @@ def test_replaying_the_log_rebuilds_the_state(steps: list[tuple[Any, Actor]]) ->
     state = DispatchState()
     log: list[Event] = []
     for minute, (command, actor) in enumerate(steps):
-        outcome = execute(state, command, actor, START + timedelta(minutes=minute), SlaPolicy())
+        outcome = execute(state, command, actor, START + timedelta(minutes=minute))
         if isinstance(outcome, Outcome):
             assert outcome.ack.seq == state.seq
             log.extend(outcome.events)
@@ -95,7 +96,7 @@ def test_every_ticket_change_bumps_its_version_by_one(steps: list[tuple[Any, Act
     state = DispatchState()
     versions: dict[str, int] = {}
     for minute, (command, actor) in enumerate(steps):
-        outcome = execute(state, command, actor, START + timedelta(minutes=minute), SlaPolicy())
+        outcome = execute(state, command, actor, START + timedelta(minutes=minute))
         if not isinstance(outcome, Outcome):
             continue
         for event in outcome.events:

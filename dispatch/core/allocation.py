@@ -10,61 +10,55 @@ technician who waited longest since their last assignment). Weights come from a 
 
 from __future__ import annotations
 
-import tomllib
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from dispatch.core.config import load_toml
 from dispatch.core.models import OPEN_STATUSES, Technician, TechStatus, Ticket
+from dispatch.core.protocol import Candidate
 from dispatch.core.sla import SlaPolicy, read_clock
 
 UNAVAILABLE = frozenset({TechStatus.BREAK, TechStatus.OFF_SHIFT})
 _NEVER = datetime.min.replace(tzinfo=None)
 
 
-@dataclass(frozen=True)
-class AllocationPolicy:
-    """Weights of the ranking; `dispatch-server serve --policy FILE` reads them from TOML."""
+class AllocationPolicy(BaseModel):
+    """Weights of the ranking; `dispatch-server serve --policy FILE` reads them from TOML.
 
-    availability: float = 0.35
-    load: float = 0.35
-    affinity: float = 0.20
-    urgency: float = 0.10
-    # How available a technician counts as, by status (1.0 = fully).
-    busy_factor: float = 0.6
-    on_site_factor: float = 0.3
+    Each weight is between 0 and 1 (a factor it multiplies is between 0 and 1 too); the defaults add
+    up to 1, so a score reads as a fraction of a perfect match."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    availability: float = Field(0.35, ge=0, le=1)
+    load: float = Field(0.35, ge=0, le=1)
+    affinity: float = Field(0.20, ge=0, le=1)
+    urgency: float = Field(0.10, ge=0, le=1)
+    # How available a technician counts as, by status (1.0 = fully, as available; 0 = not at all).
+    busy_factor: float = Field(0.6, ge=0, le=1)
+    on_site_factor: float = Field(0.3, ge=0, le=1)
     # An unassigned P1 older than this raises an escalation (and, with auto-assign, a partial match).
-    escalate_after_minutes: float = 10.0
+    # More than 0 (0 would escalate every P1 at birth) and at most a day: a P1's response target is
+    # minutes, so a longer wait escalates nothing that has not long breached.
+    escalate_after_minutes: float = Field(10.0, gt=0, le=1440)
 
     @classmethod
-    def from_toml(cls, path: str | Path) -> AllocationPolicy:
-        """Read `[allocation]` from a TOML file; unknown keys or bad values are a one-line ValueError."""
-        try:
-            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ValueError(f"cannot read policy {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"policy {path} is not valid TOML: {exc}") from None
-        section = data.get("allocation", {})
-        known = {f.name for f in fields(cls)}
-        unknown = set(section) - known
-        if unknown:
-            raise ValueError(
-                f"policy {path}: unknown setting {sorted(unknown)[0]!r} (known: {', '.join(sorted(known))})"
-            )
-        for key, value in section.items():
-            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"policy {path}: {key} must be a number >= 0")
-        return cls(**{key: float(value) for key, value in section.items()})
+    def from_toml(cls, text: str, source: str) -> AllocationPolicy:
+        """The `[allocation]` table of a policy file read as `text`; a mistake is a one-line ConfigError
+        naming `source` (the file), the key and what is allowed. Every key is optional."""
+        return load_toml(PolicyFile, text, source).allocation
 
 
-@dataclass(frozen=True)
-class Candidate:
-    tech_id: str
-    score: float
-    reason: str
+class PolicyFile(BaseModel):
+    """A `--policy` file: an `[allocation]` table and nothing else, so `[alocation]` is refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    allocation: AllocationPolicy = AllocationPolicy()
 
 
 @dataclass
@@ -162,8 +156,10 @@ def rank(
     scored.sort(key=lambda s: (-s[3], -s[0], s[1], s[2]))
     return [
         Candidate(
-            tech_id, score, _reason(roster.technicians[tech_id], ticket, needed, held, coverage, together, urgency)
-        )  # fmt: skip
+            tech_id=tech_id,
+            score=score,
+            reason=_reason(roster.technicians[tech_id], ticket, needed, held, coverage, together, urgency),
+        )
         for score, _, tech_id, coverage, held, together in scored[:limit]
     ]
 

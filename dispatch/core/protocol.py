@@ -272,22 +272,6 @@ _Commands = (
 )
 Command = Annotated[_Commands, Field(discriminator="type")]
 ClientFrame = Annotated[Hello | _Commands, Field(discriminator="type")]
-# Commands that change state and so go through the writer; the others are answered from memory.
-WRITE_COMMANDS = (
-    CreateTicket,
-    Assign,
-    Unassign,
-    SetPriority,
-    SetStatus,
-    SetTechStatus,
-    AddTechnician,
-    BulkAssign,
-    AddNote,
-    ApplyPlan,
-    CreateIncident,
-    Link,
-    Merge,
-)
 
 
 # --- events -------------------------------------------------------------------------------------------
@@ -419,6 +403,9 @@ class Error(_Frame):
 
 
 class Candidate(_Frame):
+    """A technician ranked for a ticket: its score and the reason in words. Ranking, `suggestions` and
+    the decision log all use this one type."""
+
     tech_id: str
     score: float
     reason: str

@@ -1,0 +1,147 @@
+"""Auto-assign and pre-emption: the server placing queued tickets by itself.
+
+Pure. Run by the batch decision (dispatch.core.decide) after the batch's commands, inside the same
+transaction, so an automatic assignment is stored, published and logged exactly like a manual one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from dispatch.core.allocation import AllocationPolicy, Roster, rank
+from dispatch.core.models import Priority, Role, Ticket, TicketStatus
+from dispatch.core.protocol import Candidate
+from dispatch.core.rules import Outcome, Refusal, Rules, assign_with_reason, preempt
+from dispatch.core.sla import current_target
+from dispatch.core.state import Actor, DispatchState
+
+__all__ = ["AUTO", "AutoAssignMemory", "Placement", "auto_assign"]
+
+# The server's own changes (SLA alerts, auto-assignments, bursts) are made by this actor.
+AUTO = Actor("auto", Role.DISPATCHER)
+
+
+@dataclass
+class AutoAssignMemory:
+    """What allocation remembers between batches, beside the state."""
+
+    # Which tickets auto-assign already failed to place, at which roster version; the version moves
+    # whenever room may have appeared, so a queued ticket is looked at again only then.
+    roster_version: int = 0
+    tried: dict[str, int] = field(default_factory=dict)
+    # Fairness: ties go to whoever waited longest since their last assignment.
+    last_assigned: dict[str, datetime] = field(default_factory=dict)
+
+    def roster(self, state: DispatchState) -> Roster:
+        return Roster.build(state.technicians, state.tickets.values(), self.last_assigned)
+
+    def room_may_have_appeared(self) -> None:
+        self.roster_version += 1
+
+
+@dataclass
+class Placement:
+    """An automatic change and the ranking it was chosen from (for the decision log)."""
+
+    outcome: Outcome
+    considered: dict[str, list[Candidate]]
+
+
+def auto_assign(
+    state: DispatchState,
+    memory: AutoAssignMemory,
+    allocation: AllocationPolicy,
+    rules: Rules,
+    now: datetime,
+    *,
+    may_preempt: bool,
+) -> tuple[list[Placement], list[str]]:
+    """Place queued tickets, most urgent first (priority, then SLA due): each with its best candidate
+    that has room, never over capacity. A ticket nobody can take stays queued, and its reason is
+    returned once (as a line for the operator's log, as is a pre-emption); it is looked at again when
+    room may have appeared."""
+    queue = sorted(
+        (
+            t
+            for t in state.tickets.values()
+            if t.assignee is None
+            and t.status is TicketStatus.NEW
+            and memory.tried.get(t.id) != memory.roster_version  # already failed with this roster
+        ),
+        key=lambda t: (t.priority, t.respond_by, t.id),
+    )
+    if not queue:
+        return [], []
+    roster = memory.roster(state)
+    placed: list[Placement] = []
+    queued: list[str] = []
+    for ticket in queue:
+        escalated = (ticket.id, "escalation") in state.alerts
+        candidates = rank(ticket, roster, allocation, rules.policy, now, auto=True, limit=5)
+        if not candidates and escalated:
+            candidates = rank(ticket, roster, allocation, rules.policy, now, auto=True, partial=True, limit=5)
+        if not candidates and may_preempt and ticket.priority is Priority.P1:
+            displaced = _preempt(state, memory, ticket, roster, allocation, rules, now)
+            if displaced is not None:
+                placed.append(displaced[0])
+                queued.append(displaced[1])
+                continue
+        if not candidates:
+            memory.tried[ticket.id] = memory.roster_version
+            queued.append(f"{ticket.id} {ticket.priority} queued: {why_queued(ticket, roster)}")
+            continue
+        best = candidates[0]
+        reason = ("escalated, best partial match: " if best.reason.startswith("partial") else "") + best.reason
+        outcome = assign_with_reason(state, ticket.id, best.tech_id, AUTO, now, reason)
+        if isinstance(outcome, Refusal):  # cannot happen for an open ticket and a known technician
+            queued.append(f"auto-assign of {ticket.id} refused: {outcome.message}")
+            continue
+        roster.took(ticket, best.tech_id, now)
+        memory.tried.pop(ticket.id, None)
+        placed.append(Placement(outcome, {ticket.id: candidates}))
+    return placed, queued
+
+
+def _preempt(
+    state: DispatchState,
+    memory: AutoAssignMemory,
+    ticket: Ticket,
+    roster: Roster,
+    allocation: AllocationPolicy,
+    rules: Rules,
+    now: datetime,
+) -> tuple[Placement, str] | None:
+    """Displace the least urgent not-yet-started P3/P4 ticket of the best technician for `ticket`;
+    the placement and a line saying so."""
+    for candidate in rank(ticket, roster, allocation, rules.policy, now, limit=50):
+        held = [
+            t for t in state.tickets.values()
+            if t.assignee == candidate.tech_id and t.status is TicketStatus.ASSIGNED
+            and t.priority in (Priority.P3, Priority.P4)
+        ]  # fmt: skip
+        if not held:
+            continue
+        victim = max(held, key=lambda t: (t.priority, current_target(t)[1], t.id))
+        reason = f"preempted {victim.id} ({victim.priority}): nobody free could take this P1; {candidate.reason}"
+        outcome = preempt(state, victim.id, ticket.id, candidate.tech_id, AUTO, now, reason)
+        if isinstance(outcome, Refusal):
+            continue
+        roster.released(victim, candidate.tech_id)
+        roster.took(ticket, candidate.tech_id, now)
+        memory.room_may_have_appeared()  # the displaced ticket is queued again and worth a look
+        line = f"{ticket.id} P1 preempted {victim.id} {victim.priority} from {candidate.tech_id}"
+        return Placement(outcome, {ticket.id: [candidate]}), line
+    return None
+
+
+def why_queued(ticket: Ticket, roster: Roster) -> str:
+    """Why nobody can take `ticket`, in words."""
+    needed = set(ticket.skills)
+    skilled = [t for t in roster.technicians.values() if needed <= set(t.skills)]
+    label = f"{', '.join(sorted(needed))} skill" if needed else "any skill"
+    if not skilled:
+        return f"nobody has the {label}" if needed else "no technicians on the roster"
+    if all(t.status.value in ("break", "off_shift") for t in skilled):
+        return f"everyone with the {label} is on a break or off shift"
+    return f"everyone free with the {label} is at capacity"

@@ -1,0 +1,44 @@
+"""Commands answered from memory without changing anything: `suggest` and `rebalance`.
+
+Pure. The writer answers them in order with the batch they came in, so a `suggest` right after a
+`create_ticket` on the same connection finds the new ticket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from dispatch.core.allocation import AllocationPolicy, Roster, rank
+from dispatch.core.protocol import ErrorCode, Plan, Rebalance, Suggest, Suggestions
+from dispatch.core.rebalance import plan_rebalance
+from dispatch.core.rules import Refusal, Rules
+from dispatch.core.state import DispatchState
+
+__all__ = ["Reading", "rebalance", "suggest"]
+
+
+@dataclass
+class Reading:
+    """What a read is answered from: the state as of its place in the batch."""
+
+    state: DispatchState
+    now: datetime
+    rules: Rules
+    allocation: AllocationPolicy
+    # Built on demand: most batches hold no read.
+    roster: Callable[[], Roster]
+
+
+def suggest(r: Reading, command: Suggest) -> Suggestions | Refusal:
+    ticket = r.state.tickets.get(command.ticket_id)
+    if ticket is None:
+        return Refusal(ErrorCode.NOT_FOUND, f"no ticket {command.ticket_id}")
+    ranked = rank(ticket, r.roster(), r.allocation, r.rules.policy, r.now)
+    return Suggestions(command_id=command.command_id, ticket_id=ticket.id, candidates=ranked)
+
+
+def rebalance(r: Reading, command: Rebalance) -> Plan:
+    moves = plan_rebalance(r.state.tickets, r.roster(), r.allocation, r.rules.policy, r.now)
+    return Plan(command_id=command.command_id, moves=moves)

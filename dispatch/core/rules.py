@@ -1,0 +1,493 @@
+"""What each command does to the state, and the changes the server makes by itself.
+
+Pure. One handler per write command (`create_ticket`, `assign`, ...): it checks the command against
+the state and builds its events through a `Change`, which applies each event as it goes so the next
+check sees it. A handler refuses by raising `Refused`; the registry in dispatch.core.commands says
+who may send which command and turns the handler's result into an `Outcome` or a `Refusal`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from dispatch.core.models import HELD_STATUSES, Incident, Priority, Role, Technician, Ticket, TicketStatus
+from dispatch.core.protocol import (
+    Ack,
+    AddNote,
+    AddTechnician,
+    ApplyPlan,
+    Assign,
+    BulkAssign,
+    BurstEvent,
+    CreateIncident,
+    CreateTicket,
+    ErrorCode,
+    Event,
+    IncidentEvent,
+    Link,
+    Merge,
+    SetPriority,
+    SetStatus,
+    SetTechStatus,
+    SlaEvent,
+    TechnicianEvent,
+    TicketEvent,
+    TicketEventKind,
+    Unassign,
+)
+from dispatch.core.sla import SlaPolicy, SlaState, read_clock
+from dispatch.core.state import Actor, DispatchState, apply_event, incident_id_for, ticket_id_for
+
+__all__ = [
+    "Change",
+    "Outcome",
+    "Refusal",
+    "Refused",
+    "Rules",
+    "assign_with_reason",
+    "clock_alerts",
+    "preempt",
+    "visible_to",
+]
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The server's settings that commands are judged by (the same for every command of a batch)."""
+
+    policy: SlaPolicy = field(default_factory=SlaPolicy)
+    # A report with a dedupe key joins an open ticket with the same key created at most this long ago.
+    dedupe_window: timedelta = timedelta(minutes=60)
+
+
+@dataclass
+class Refusal:
+    """Why a command was not applied, in the dispatcher's words."""
+
+    code: ErrorCode
+    message: str
+    current: Ticket | Technician | None = None
+
+
+@dataclass
+class Outcome:
+    """A command that was applied: its events (already applied to the state) and its ack."""
+
+    events: list[Event]
+    ack: Ack
+
+
+class Refused(Exception):
+    """Raised by a handler: the command is refused and nothing it built is kept."""
+
+    def __init__(self, code: ErrorCode, message: str, current: Ticket | Technician | None = None) -> None:
+        super().__init__(message)
+        self.refusal = Refusal(code, message, current)
+
+
+class Change:
+    """The events of one command (or one change the server makes), applied to the state as they are built."""
+
+    def __init__(self, state: DispatchState, actor: Actor, now: datetime, rules: Rules | None = None) -> None:
+        self.state = state
+        self.actor = actor
+        self.now = now
+        self.rules = rules or Rules()
+        self.events: list[Event] = []
+
+    def ticket_event(self, kind: TicketEventKind, before: Ticket | None, after: Ticket, **detail: object) -> None:
+        if before is not None:
+            after = after.model_copy(update={"version": before.version + 1})
+        event = TicketEvent(
+            seq=self.state.seq + 1,
+            ts=self.now,
+            actor=self.actor.user,
+            kind=kind,
+            ticket=after,
+            previous_assignee=before.assignee if before else None,
+            **detail,
+        )
+        self._apply(event)
+
+    def technician_event(self, kind: str, technician: Technician, **detail: object) -> None:
+        self._apply(
+            TechnicianEvent(
+                seq=self.state.seq + 1, ts=self.now, actor=self.actor.user, kind=kind, technician=technician, **detail
+            )
+        )
+
+    def incident_event(self, kind: str, incident: Incident) -> None:
+        self._apply(IncidentEvent(seq=self.state.seq + 1, ts=self.now, actor=self.actor.user, kind=kind,
+                                  incident=incident))  # fmt: skip
+
+    def _apply(self, event: Event) -> None:
+        apply_event(self.state, event)
+        self.events.append(event)
+
+    def ack(self, command_id: str, ticket: Ticket) -> Ack:
+        """The ack of a command about one ticket: its id and new version."""
+        return Ack(command_id=command_id, seq=self.state.seq, ticket_id=ticket.id, version=ticket.version)
+
+
+# --- one handler per write command -------------------------------------------------------------------
+
+# Statuses a technician may put their own ticket in: they do the work, the dispatcher decides
+# whether it is wanted at all.
+_TECHNICIAN_STATUSES = frozenset(
+    {TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS, TicketStatus.ON_HOLD, TicketStatus.RESOLVED}
+)
+
+
+def create_ticket(c: Change, command: CreateTicket) -> Ack:
+    state = c.state
+    if command.dedupe_key is not None:
+        original = _open_duplicate(state, command.dedupe_key, c.now - c.rules.dedupe_window)
+        if original is not None:
+            after = original.model_copy(update={"duplicates": original.duplicates + 1})
+            c.ticket_event("ticket_duplicated", original, after)
+            current = state.tickets[original.id]
+            return Ack(command_id=command.command_id, seq=state.seq, ticket_id=current.id,
+                       version=current.version, deduplicated=True, duplicates=current.duplicates)  # fmt: skip
+    if command.incident_id is not None and command.incident_id not in state.incidents:
+        raise Refused(ErrorCode.NOT_FOUND, f"no incident {command.incident_id}")
+    respond_by, resolve_by = c.rules.policy.due_times(command.priority, c.now)
+    ticket = Ticket(
+        id=ticket_id_for(state.last_ticket_number + 1),
+        title=command.title,
+        client=command.client,
+        site=command.site,
+        category=command.category,
+        priority=command.priority,
+        skills=command.skills,
+        incident_id=command.incident_id,
+        dedupe_key=command.dedupe_key,
+        created_at=c.now,
+        respond_by=respond_by,
+        resolve_by=resolve_by,
+    )
+    c.ticket_event("ticket_created", None, ticket)
+    return c.ack(command.command_id, ticket)
+
+
+def assign(c: Change, command: Assign) -> Ack:
+    ticket = _open_ticket(c.state, command.ticket_id, command.expected_version, "assign")
+    _technician(c.state, command.tech_id)
+    if ticket.assignee == command.tech_id:
+        raise Refused(ErrorCode.CONFLICT, f"{ticket.id} is already assigned to {command.tech_id}", ticket)
+    _assign(c, ticket, command.tech_id, "manual")
+    return c.ack(command.command_id, c.state.tickets[ticket.id])
+
+
+def bulk_assign(c: Change, command: BulkAssign) -> Ack:
+    if len(set(command.ticket_ids)) != len(command.ticket_ids):
+        raise Refused(ErrorCode.INVALID, "ticket_ids lists a ticket more than once")
+    _technician(c.state, command.tech_id)
+    # All or nothing: every ticket is checked before the first event is made.
+    tickets = [_open_ticket(c.state, tid, None, "assign") for tid in command.ticket_ids]
+    for ticket in tickets:
+        if ticket.assignee != command.tech_id:
+            _assign(c, ticket, command.tech_id, "bulk")
+    return Ack(command_id=command.command_id, seq=c.state.seq, ticket_ids=list(command.ticket_ids))
+
+
+def unassign(c: Change, command: Unassign) -> Ack:
+    ticket = _open_ticket(c.state, command.ticket_id, command.expected_version, "unassign")
+    if ticket.assignee is None:
+        raise Refused(ErrorCode.CONFLICT, f"{ticket.id} is not assigned", ticket)
+    after = ticket.model_copy(
+        update={"assignee": None, "status": TicketStatus.NEW, **_hold_clock(ticket, TicketStatus.NEW, c.now)}
+    )
+    c.ticket_event("ticket_unassigned", ticket, after)
+    return c.ack(command.command_id, c.state.tickets[ticket.id])
+
+
+def set_priority(c: Change, command: SetPriority) -> Ack:
+    ticket = _ticket(c.state, command.ticket_id, command.expected_version)
+    if ticket.priority == command.priority:
+        raise Refused(ErrorCode.CONFLICT, f"{ticket.id} is already {command.priority}", ticket)
+    # The clock still starts when the ticket came in: raising it to P1 does not buy time.
+    respond_by, resolve_by = c.rules.policy.due_times(
+        command.priority, ticket.created_at, timedelta(seconds=ticket.paused_seconds)
+    )
+    after = ticket.model_copy(update={"priority": command.priority, "respond_by": respond_by, "resolve_by": resolve_by})
+    c.ticket_event("priority_changed", ticket, after, previous_priority=ticket.priority)
+    return c.ack(command.command_id, c.state.tickets[ticket.id])
+
+
+def set_status(c: Change, command: SetStatus) -> Ack:
+    ticket = _ticket(c.state, command.ticket_id, command.expected_version, c.actor)
+    if c.actor.role is Role.TECHNICIAN and command.status not in _TECHNICIAN_STATUSES:
+        raise Refused(ErrorCode.FORBIDDEN, f"a technician may not set a ticket to {command.status}")
+    after = _with_status(ticket, command.status, c.now)
+    c.ticket_event("status_changed", ticket, after, previous_status=ticket.status)
+    return c.ack(command.command_id, c.state.tickets[ticket.id])
+
+
+def add_note(c: Change, command: AddNote) -> Ack:
+    ticket = _ticket(c.state, command.ticket_id, command.expected_version, c.actor)
+    c.ticket_event("note_added", ticket, ticket, note=command.text)
+    return c.ack(command.command_id, c.state.tickets[ticket.id])
+
+
+def set_tech_status(c: Change, command: SetTechStatus) -> Ack:
+    if c.actor.role is Role.TECHNICIAN and command.tech_id != c.actor.tech_id:
+        raise Refused(ErrorCode.FORBIDDEN, "a technician may set only their own availability")
+    technician = _technician(c.state, command.tech_id)
+    if technician.status == command.status:
+        raise Refused(ErrorCode.CONFLICT, f"{technician.id} is already {command.status}", technician)
+    c.technician_event(
+        "technician_status_changed",
+        technician.model_copy(update={"status": command.status}),
+        previous_status=technician.status,
+    )
+    return Ack(command_id=command.command_id, seq=c.state.seq)
+
+
+def apply_plan(c: Change, command: ApplyPlan) -> Ack:
+    if len({m.ticket_id for m in command.moves}) != len(command.moves):
+        raise Refused(ErrorCode.INVALID, "the plan moves a ticket more than once")
+    # All or nothing: every move is checked against the state before the first event.
+    checked = []
+    for move in command.moves:
+        ticket = _open_ticket(c.state, move.ticket_id, move.expected_version, "move")
+        _technician(c.state, move.tech_id)
+        checked.append((ticket, move))
+    for ticket, move in checked:
+        if ticket.assignee != move.tech_id:
+            _assign(c, ticket, move.tech_id, "rebalance: " + move.reason if move.reason else "rebalance")
+    return Ack(command_id=command.command_id, seq=c.state.seq, ticket_ids=[m.ticket_id for m in command.moves])
+
+
+def add_technician(c: Change, command: AddTechnician) -> Ack:
+    if command.tech_id in c.state.technicians:
+        existing = c.state.technicians[command.tech_id]
+        raise Refused(ErrorCode.CONFLICT, f"technician {command.tech_id} already exists", existing)
+    technician = Technician(id=command.tech_id, name=command.name, skills=command.skills, capacity=command.capacity)
+    c.technician_event("technician_added", technician)
+    return Ack(command_id=command.command_id, seq=c.state.seq)
+
+
+def create_incident(c: Change, command: CreateIncident) -> Ack:
+    tickets = _linkable(c.state, command.ticket_ids)
+    incident = Incident(
+        id=incident_id_for(c.state.last_incident_number + 1),
+        title=command.title,
+        ticket_ids=[t.id for t in tickets],
+        opened_at=c.now,
+    )
+    c.incident_event("incident_created", incident)
+    for ticket in tickets:
+        c.ticket_event("ticket_linked", ticket, ticket.model_copy(update={"incident_id": incident.id}))
+    return Ack(command_id=command.command_id, seq=c.state.seq, incident_id=incident.id,
+               ticket_ids=[t.id for t in tickets])  # fmt: skip
+
+
+def link(c: Change, command: Link) -> Ack:
+    if command.incident_id not in c.state.incidents:
+        raise Refused(ErrorCode.NOT_FOUND, f"no incident {command.incident_id}")
+    for ticket in _linkable(c.state, command.ticket_ids, command.incident_id):
+        if ticket.incident_id != command.incident_id:
+            c.ticket_event("ticket_linked", ticket, ticket.model_copy(update={"incident_id": command.incident_id}))
+    return Ack(command_id=command.command_id, seq=c.state.seq, incident_id=command.incident_id,
+               ticket_ids=list(command.ticket_ids))  # fmt: skip
+
+
+def merge(c: Change, command: Merge) -> Ack:
+    if command.primary_id in command.duplicate_ids:
+        raise Refused(ErrorCode.INVALID, f"cannot merge {command.primary_id} into itself")
+    if len(set(command.duplicate_ids)) != len(command.duplicate_ids):
+        raise Refused(ErrorCode.INVALID, "duplicate_ids lists a ticket more than once")
+    primary = _open_ticket(c.state, command.primary_id, None, "merge into")
+    # All or nothing: every duplicate is checked before the first event.
+    duplicates = [_open_ticket(c.state, tid, None, "merge") for tid in command.duplicate_ids]
+    reason = command.reason or f"duplicate of {primary.id}"
+    for ticket in duplicates:
+        after = _with_status(ticket, TicketStatus.RESOLVED, c.now).model_copy(update={"merged_into": primary.id})
+        c.ticket_event("ticket_merged", ticket, after, previous_status=ticket.status, reason=reason)
+    return Ack(command_id=command.command_id, seq=c.state.seq, ticket_id=primary.id, version=primary.version,
+               ticket_ids=list(command.duplicate_ids))  # fmt: skip
+
+
+# --- checks shared by the handlers -------------------------------------------------------------------
+
+
+def _open_duplicate(state: DispatchState, dedupe_key: str, since: datetime) -> Ticket | None:
+    """The newest open ticket reported with `dedupe_key` at or after `since`, if any."""
+    found = [t for t in state.tickets.values() if t.dedupe_key == dedupe_key and t.is_open and t.created_at >= since]
+    return max(found, key=lambda t: (t.created_at, t.id)) if found else None
+
+
+def _linkable(state: DispatchState, ticket_ids: list[str], incident_id: str | None = None) -> list[Ticket]:
+    """Open tickets that may join an incident: none may already belong to another one (moving a ticket
+    between incidents is not supported: the old incident would keep listing it)."""
+    if len(set(ticket_ids)) != len(ticket_ids):
+        raise Refused(ErrorCode.INVALID, "ticket_ids lists a ticket more than once")
+    tickets = [_open_ticket(state, tid, None, "link") for tid in ticket_ids]
+    for ticket in tickets:
+        if ticket.incident_id is not None and ticket.incident_id != incident_id:
+            raise Refused(ErrorCode.CONFLICT, f"{ticket.id} already belongs to {ticket.incident_id}", ticket)
+    return tickets
+
+
+def _ticket(state: DispatchState, ticket_id: str, expected_version: int | None, actor: Actor | None = None) -> Ticket:
+    ticket = state.tickets.get(ticket_id)
+    if ticket is None:
+        raise Refused(ErrorCode.NOT_FOUND, f"no ticket {ticket_id}")
+    # Ownership before version: a conflict carries the ticket, which a technician may see only if theirs.
+    if actor is not None and actor.role is Role.TECHNICIAN and ticket.assignee != actor.tech_id:
+        raise Refused(ErrorCode.FORBIDDEN, f"{ticket_id} is not assigned to you")
+    if expected_version is not None and expected_version != ticket.version:
+        raise Refused(
+            ErrorCode.CONFLICT,
+            f"{ticket_id} changed: it is at version {ticket.version}, not {expected_version}",
+            ticket,
+        )
+    return ticket
+
+
+def _open_ticket(state: DispatchState, ticket_id: str, expected_version: int | None, verb: str) -> Ticket:
+    ticket = _ticket(state, ticket_id, expected_version)
+    if not ticket.is_open:
+        raise Refused(ErrorCode.CONFLICT, f"cannot {verb} {ticket_id}: it is {ticket.status}", ticket)
+    return ticket
+
+
+def _technician(state: DispatchState, tech_id: str) -> Technician:
+    technician = state.technicians.get(tech_id)
+    if technician is None:
+        raise Refused(ErrorCode.NOT_FOUND, f"no technician {tech_id}")
+    return technician
+
+
+def _assign(c: Change, ticket: Ticket, tech_id: str, reason: str) -> None:
+    after = ticket.model_copy(
+        update={
+            "assignee": tech_id,
+            "status": TicketStatus.ASSIGNED,
+            "responded_at": ticket.responded_at or c.now,
+            **_hold_clock(ticket, TicketStatus.ASSIGNED, c.now),
+        }
+    )
+    c.ticket_event("ticket_assigned", ticket, after, reason=reason)
+
+
+def _with_status(ticket: Ticket, status: TicketStatus, now: datetime) -> Ticket:
+    if status == ticket.status:
+        raise Refused(ErrorCode.CONFLICT, f"{ticket.id} is already {status}", ticket)
+    if status in HELD_STATUSES and ticket.assignee is None:
+        raise Refused(ErrorCode.CONFLICT, f"{ticket.id} has no assignee: assign it before it can be {status}", ticket)
+    if status is TicketStatus.NEW and ticket.assignee is not None:
+        raise Refused(ErrorCode.CONFLICT, f"{ticket.id} is assigned to {ticket.assignee}: unassign it instead", ticket)
+    update: dict[str, object] = {"status": status}
+    if (
+        status in (TicketStatus.IN_PROGRESS, TicketStatus.ON_HOLD, TicketStatus.RESOLVED)
+        and ticket.responded_at is None
+    ):
+        update["responded_at"] = now
+    return ticket.model_copy(update={**update, **_hold_clock(ticket, status, now)})
+
+
+def _hold_clock(ticket: Ticket, status: TicketStatus, now: datetime) -> dict[str, object]:
+    """On hold the SLA clock stops; when the ticket leaves hold its due times move on by the pause."""
+    if status is TicketStatus.ON_HOLD and ticket.paused_at is None:
+        return {"paused_at": now}
+    if status is not TicketStatus.ON_HOLD and ticket.paused_at is not None:
+        pause = max(now - ticket.paused_at, timedelta(0))
+        return {
+            "paused_at": None,
+            "paused_seconds": ticket.paused_seconds + int(pause.total_seconds()),
+            "respond_by": ticket.respond_by + pause,
+            "resolve_by": ticket.resolve_by + pause,
+        }
+    return {}
+
+
+def owns_ticket(actor: Actor, ticket_id: str, state: DispatchState) -> Refusal | None:
+    """For reads about one ticket: not found, or (for a technician) not theirs; None when allowed."""
+    try:
+        _ticket(state, ticket_id, None, actor)
+    except Refused as refused:
+        return refused.refusal
+    return None
+
+
+def visible_to(actor: Actor, event: Event) -> bool:
+    """A technician sees events about their own tickets (also one just taken from them) and technicians."""
+    if actor.role is not Role.TECHNICIAN:
+        return True
+    if isinstance(event, TicketEvent):
+        return actor.tech_id in (event.ticket.assignee, event.previous_assignee)
+    if isinstance(event, SlaEvent):
+        return event.assignee == actor.tech_id
+    # Incidents and bursts are the dispatcher's business; a technician hears of an incident through
+    # the `ticket_linked` events of their own tickets.
+    return not isinstance(event, IncidentEvent | BurstEvent)
+
+
+# --- what the server does by itself ------------------------------------------------------------------
+
+
+def assign_with_reason(
+    state: DispatchState, ticket_id: str, tech_id: str, actor: Actor, now: datetime, reason: str
+) -> Outcome | Refusal:
+    """An assignment the server decides (auto-assign, escalation, a rebalance plan), with its reason."""
+    change = Change(state, actor, now)
+    try:
+        ticket = _open_ticket(state, ticket_id, None, "assign")
+        _technician(state, tech_id)
+        _assign(change, ticket, tech_id, reason)
+    except Refused as refused:
+        return refused.refusal
+    return Outcome(change.events, Ack(command_id="", seq=state.seq, ticket_id=ticket_id))
+
+
+def preempt(
+    state: DispatchState, victim_id: str, ticket_id: str, tech_id: str, actor: Actor, now: datetime, reason: str
+) -> Outcome | Refusal:
+    """A P1 nobody free can take displaces `victim_id` (P3/P4 work) from `tech_id`: the victim goes
+    back to the queue and the P1 is assigned, as one change."""
+    change = Change(state, actor, now)
+    try:
+        victim = _open_ticket(state, victim_id, None, "preempt")
+        ticket = _open_ticket(state, ticket_id, None, "assign")
+        after = victim.model_copy(
+            update={"assignee": None, "status": TicketStatus.NEW, **_hold_clock(victim, TicketStatus.NEW, now)}
+        )
+        change.ticket_event("ticket_unassigned", victim, after, reason=f"preempted by {ticket_id}")
+        _assign(change, ticket, tech_id, reason)
+    except Refused as refused:
+        return refused.refusal
+    return Outcome(change.events, Ack(command_id="", seq=state.seq, ticket_id=ticket_id))
+
+
+def clock_alerts(
+    state: DispatchState, now: datetime, policy: SlaPolicy, escalate_after: timedelta, actor: Actor
+) -> list[Event]:
+    """SLA warnings and breaches due at `now`, and escalations of P1s left unassigned too long; each
+    raised once per ticket and target (a breach found late still gets its warning first)."""
+    events: list[Event] = []
+
+    def raise_alert(ticket: Ticket, kind: str, target: str, due: datetime) -> None:
+        event = SlaEvent(seq=state.seq + 1, ts=now, actor=actor.user, kind=kind, ticket_id=ticket.id,
+                         assignee=ticket.assignee, target=target, due=due)  # fmt: skip
+        apply_event(state, event)
+        events.append(event)
+
+    for ticket in list(state.tickets.values()):
+        if not ticket.is_open or ticket.paused_at is not None:
+            continue
+        reading = read_clock(ticket, now, policy)
+        if reading.state in (SlaState.WARNING, SlaState.BREACHED):
+            if (ticket.id, f"sla_warning:{reading.target}") not in state.alerts:
+                raise_alert(ticket, "sla_warning", reading.target, reading.due)
+            if reading.state is SlaState.BREACHED and (ticket.id, f"sla_breached:{reading.target}") not in state.alerts:
+                raise_alert(ticket, "sla_breached", reading.target, reading.due)
+        if (
+            ticket.priority is Priority.P1
+            and ticket.assignee is None
+            and now - ticket.created_at >= escalate_after
+            and (ticket.id, "escalation") not in state.alerts
+        ):
+            raise_alert(ticket, "escalation", "respond", ticket.respond_by)
+    return events
