@@ -8,30 +8,61 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-__all__ = ["CommandAllowance", "TakeTurns"]
+__all__ = ["RATE_LIMIT_STRIKES", "CommandAllowance", "TakeTurns"]
+
+# Strikes (refusals net of what wore them off) after which a connection is closed with 4429.
+RATE_LIMIT_STRIKES = 100
 
 Owner = TypeVar("Owner", bound=Hashable)
 Item = TypeVar("Item")
 
 
 class CommandAllowance:
-    """A token bucket: `rate` frames per second sustained, up to `burst` at once after a quiet spell."""
+    """A token bucket: `rate` frames per second sustained, up to `burst` at once after a quiet spell;
+    and the strikes of a connection that goes on sending once it is refused.
 
-    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+    Each refused frame is a strike; each frame let through takes a quarter of the strikes off (at least
+    one). At `strikes_limit` the allowance is `exhausted` and the connection should be closed. The strikes
+    decay rather than reset: on a loaded server a token refilled between two frames of a flood used to
+    wipe the count, so a client ignoring its refusals was never closed. A quarter, not one: a client
+    that backs off with many commands in flight (ours resends each after a growing pause) sees a wave of
+    refusals for every frame let through, and must not be taken for one that ignores them."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float,
+        clock: Callable[[], float] = time.monotonic,
+        strikes_limit: int = RATE_LIMIT_STRIKES,
+    ) -> None:
         self.rate = rate
         self.burst = float(burst)
+        self.strikes_limit = strikes_limit
         self._clock = clock
         self._tokens = self.burst
         self._stamp = clock()
+        self._strikes = 0
+
+    @property
+    def strikes(self) -> int:
+        """Refusals not yet worn off by frames let through."""
+        return self._strikes
+
+    @property
+    def exhausted(self) -> bool:
+        """The connection went on sending past its refusals: close it (4429)."""
+        return self._strikes >= self.strikes_limit
 
     def take(self) -> bool:
-        """Spend one frame's allowance; False when there is none left (the frame is refused)."""
+        """Spend one frame's allowance; False when there is none left (the frame is refused, a strike)."""
         now = self._clock()
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
         if self._tokens >= 1.0:
             self._tokens -= 1.0
+            self._strikes -= min(self._strikes, max(1, self._strikes // 4))
             return True
+        self._strikes += 1
         return False
 
 

@@ -25,8 +25,7 @@ from dispatch.app import DispatchApp
 from dispatch.client import CommandSession
 from dispatch.core.models import Role
 from dispatch.core.protocol import CreateTicket, Error
-from server.limits import CommandAllowance, TakeTurns
-from tests.support import ServerProcess, Session, ticket_frame
+from tests.support import ServerProcess, Session, ticket_frame, timeout
 from tests.test_board import SIZE, until
 from tests.test_cli import assert_one_line_failure, run_cli
 from tests.test_operator import run_cli as run_server_cli
@@ -86,7 +85,7 @@ async def test_wss_carries_the_protocol_to_scripts_and_the_board_that_trust_the_
 
     # Health over HTTPS on the same port, also as `stats --server wss://... --ca-file` asks it.
     health_url = tls_server.url.replace("wss://", "https://") + "/healthz"
-    with urllib.request.urlopen(health_url, context=trusting, timeout=10) as response:
+    with urllib.request.urlopen(health_url, context=trusting, timeout=timeout(10)) as response:
         assert response.status == 200 and response.read().startswith(b"ok")
     stats = run_server_cli(tls_server.db, "stats", "--server", tls_server.url, "--ca-file", str(tls_files.ca))
     assert stats.returncode == 0, stats.stderr
@@ -178,12 +177,12 @@ async def test_a_connection_that_never_upgrades_or_never_says_hello_is_closed(se
     host, port = server.url.removeprefix("ws://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     # Silent TCP: closed after the 5 s handshake timeout (bounded here, generously, not timed).
-    assert await asyncio.wait_for(reader.read(), 15) == b""
+    assert await asyncio.wait_for(reader.read(), timeout(15)) == b""
     writer.close()
 
     ws = await connect(server.url)
     with pytest.raises(ConnectionClosed) as closed:
-        await asyncio.wait_for(ws.recv(), 15)
+        await asyncio.wait_for(ws.recv(), timeout(15))
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
@@ -210,8 +209,10 @@ async def test_over_the_rate_commands_are_refused_unapplied_then_the_connection_
     assert fresh.snapshot is not None
     assert len([t for t in fresh.snapshot["tickets"] if t["client"] == "Flood"]) == len(acked)
 
-    # Going on regardless: closed with 4429 after 100 refusals in a row; the others stay connected.
-    for i in range(150):
+    # Going on regardless: closed with 4429 once 100 strikes build up; the others stay connected. A token
+    # refilled now and then (a loaded machine reads slowly) only wears strikes off, so sending until the
+    # close comes is bounded; tests/test_limits.py holds the rule itself.
+    for i in range(20_000):
         try:
             await dispatcher.send({"type": "suggest", "ticket_id": "T-000001", "command_id": f"again-{i}"})
         except ConnectionClosed:
@@ -238,38 +239,6 @@ async def test_our_scripting_client_backs_off_and_gets_everything_applied(server
     fresh = await Session.open(server.url, await server.token(Role.VIEWER, "wall"))
     assert fresh.snapshot is not None and len(fresh.snapshot["tickets"]) == 70
     await fresh.close()
-
-
-def test_the_allowance_refills_at_the_rate_up_to_the_burst() -> None:
-    now = [0.0]
-    allowance = CommandAllowance(rate=10, burst=5, clock=lambda: now[0])
-    assert [allowance.take() for _ in range(6)] == [True] * 5 + [False]
-    now[0] += 0.25  # 2.5 frames' worth
-    assert [allowance.take() for _ in range(3)] == [True, True, False]
-    now[0] += 60  # a long quiet spell refills only up to the burst
-    assert sum(allowance.take() for _ in range(10)) == 5
-
-
-async def test_a_flood_on_one_connection_does_not_delay_a_single_command_on_another() -> None:
-    turns: TakeTurns[str, str] = TakeTurns()
-    for i in range(1_000):
-        turns.put("flood", f"flood-{i}")
-    turns.put("dispatcher", "reassign T-000042")
-    turns.put("flood", "flood-last")
-    # One batch takes at most 8 from the flood, and the dispatcher's command is in the first one.
-    first = await turns.next_batch(limit=2_000, per_owner=8)
-    assert first is not None and "reassign T-000042" in first and len(first) == 9
-    assert [x for x in first if x.startswith("flood")] == [f"flood-{i}" for i in range(8)]  # in order
-    # A small limit is shared in turns too.
-    turns.put("dispatcher", "unassign T-000043")
-    second = await turns.next_batch(limit=2, per_owner=8)
-    assert second == ["flood-8", "unassign T-000043"] or second == ["unassign T-000043", "flood-8"]
-    turns.close()
-    rest: list[str] = []
-    while (batch := await turns.next_batch(limit=300, per_owner=32)) is not None:
-        assert len(batch) <= 32
-        rest += batch
-    assert rest == [f"flood-{i}" for i in range(9, 1_000)] + ["flood-last"] and len(turns) == 0
 
 
 # --- connection caps ---------------------------------------------------------------------------------
@@ -322,7 +291,7 @@ async def test_past_the_total_cap_the_upgrade_gets_503_and_health_still_answers(
         await connect(server.url)
     assert refused.value.response.status_code == 503
     health = server.url.replace("ws://", "http://") + "/healthz"
-    with urllib.request.urlopen(health, timeout=10) as response:
+    with urllib.request.urlopen(health, timeout=timeout(10)) as response:
         assert response.status == 200
     for session in held:
         await session.close()
