@@ -358,11 +358,15 @@ event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 
 
 class Welcome(_Frame):
+    """The server accepted the token: who the client is, and the seq it is being brought up to."""
+
     type: Literal["welcome"] = "welcome"
     role: Role
     user: str
     tech_id: str | None
     seq: int
+    # Extension: the wire protocol version the server speaks (see PROTOCOL_VERSION).
+    protocol: int = PROTOCOL_VERSION
 
 
 class Snapshot(_Frame):
