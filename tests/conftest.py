@@ -6,11 +6,20 @@ from pathlib import Path
 import pytest
 
 from dispatch.core.models import Role
-from tests.support import ServerProcess, Session
+from tests.support import TIMEOUT_FACTOR, ServerProcess, Session
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "serve(*args): extra `dispatch-server serve` options for this test's server")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The whole-test limit (pytest-timeout's `timeout` in pyproject.toml) stretches with the waits inside it.
+    limit = float(config.getini("timeout") or 0)
+    if TIMEOUT_FACTOR != 1 and limit > 0:
+        for item in items:
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(limit * TIMEOUT_FACTOR))
 
 
 @pytest.fixture

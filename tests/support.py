@@ -1,4 +1,9 @@
-"""Test support: start the real `dispatch-server` process, and talk to it with the plain websockets client."""
+"""Test support: start the real `dispatch-server` process, and talk to it with the plain websockets client.
+
+Every wait here is bounded by a timeout scaled by one factor, `DISPATCH_TESTS_TIMEOUT_FACTOR` (default
+1): a slow or loaded machine sets it (say to 3) instead of every test guessing its own margin. Tests use
+`timeout(seconds)` for their own waits.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import select
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,28 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from dispatch.core.models import Role
 from server.storage import Storage
+
+TIMEOUT_FACTOR_VARIABLE = "DISPATCH_TESTS_TIMEOUT_FACTOR"
+
+
+def _timeout_factor() -> float:
+    text = os.environ.get(TIMEOUT_FACTOR_VARIABLE, "1")
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = 0.0
+    if not 0 < factor < float("inf"):
+        raise RuntimeError(f"{TIMEOUT_FACTOR_VARIABLE} must be a number > 0, not {text!r}")
+    return factor
+
+
+TIMEOUT_FACTOR = _timeout_factor()
+
+
+def timeout(seconds: float) -> float:
+    """How long a test waits for something that takes `seconds` at most on an ordinary machine."""
+    return seconds * TIMEOUT_FACTOR
+
 
 SERVER_START_TIMEOUT_S = 15.0
 
@@ -47,7 +74,7 @@ class ServerProcess:
         )  # fmt: skip
         stderr.close()
         assert self.process.stdout is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], SERVER_START_TIMEOUT_S)
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout(SERVER_START_TIMEOUT_S))
         line = self.process.stdout.readline() if ready else ""
         if not line.startswith("listening on "):
             self.process.kill()
@@ -61,17 +88,18 @@ class ServerProcess:
     def kill9(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
+        self.process.wait(timeout(10))
 
     def terminate(self, timeout: float = 10.0) -> int:
+        """SIGTERM, and the exit status once it has stopped."""
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
+        return self.process.wait(TIMEOUT_FACTOR * timeout)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
-            self.process.wait(10)
+            self.process.wait(timeout(10))
 
     async def token(self, role: Role, name: str, tech_id: str | None = None) -> str:
         """A fresh token, stored the way `token create` stores it."""
@@ -106,28 +134,34 @@ class Session:
     async def open(cls, url: str, token: str, last_seq: int | None = None, **options: Any) -> Session:
         # No flow control: a test may leave frames unread, and a paused socket would make close() wait
         # out its 10 s timeout behind them.
-        ws = await connect(url, max_size=None, max_queue=None, open_timeout=10, **options)
+        ws = await connect(url, max_size=None, max_queue=None, open_timeout=timeout(10), **options)
         await ws.send(json.dumps({"type": "hello", "token": token, "last_seq": last_seq}))
         session = cls(ws)
-        session.welcome = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        session.welcome = json.loads(await asyncio.wait_for(ws.recv(), timeout(10)))
         assert session.welcome["type"] == "welcome", session.welcome
         if last_seq is None or last_seq > session.welcome["seq"]:
-            session.snapshot = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            session.snapshot = json.loads(await asyncio.wait_for(ws.recv(), timeout(10)))
             assert session.snapshot["type"] == "snapshot"
         return session
 
     async def close(self) -> None:
         await self.ws.close()
 
+    # Each `timeout` below is in ordinary seconds: the wait scales it by the timeout factor.
+
     async def receive(self, timeout: float = 10.0) -> dict[str, Any]:
-        frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        """The next frame, remembered by kind (event, reply, other)."""
+        frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), TIMEOUT_FACTOR * timeout))
+        self._remember(frame)
+        return frame
+
+    def _remember(self, frame: dict[str, Any]) -> None:
         if frame["type"] == "event":
             self.events.append(frame["event"])
         elif frame.get("command_id") is not None:
             self.replies[frame["command_id"]] = frame
         else:
             self.others.append(frame)
-        return frame
 
     async def send(self, frame: dict[str, Any] | str) -> str | None:
         if isinstance(frame, dict):
@@ -138,6 +172,7 @@ class Session:
         return None
 
     async def reply_to(self, command_id: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The reply to `command_id`, reading on while frames keep coming (each within `timeout`)."""
         while command_id not in self.replies:
             await self.receive(timeout)
         return self.replies.pop(command_id)
@@ -153,16 +188,18 @@ class Session:
         assert reply["type"] in ("ack", "suggestions", "history", "plan"), reply
         return reply
 
-    async def until_event(self, predicate: Any, timeout: float = 10.0) -> dict[str, Any]:
+    async def until_event(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
         """Wait for (or find among those already seen) an event matching `predicate`."""
         for event in self.events:
             if predicate(event):
                 return event
-        deadline = time.monotonic() + timeout
-        while True:
-            frame = await self.receive(max(deadline - time.monotonic(), 0.01))
-            if frame["type"] == "event" and predicate(frame["event"]):
-                return frame["event"]
+        async with asyncio.timeout(TIMEOUT_FACTOR * timeout):
+            while True:
+                frame: dict[str, Any] = json.loads(await self.ws.recv())
+                self._remember(frame)
+                if frame["type"] == "event" and predicate(frame["event"]):
+                    found: dict[str, Any] = frame["event"]
+                    return found
 
     async def until_seq(self, seq: int, timeout: float = 10.0) -> None:
         await self.until_event(lambda e: e["seq"] >= seq, timeout)

@@ -13,14 +13,14 @@ from dispatch.core.models import Role
 from dispatch.screens.board import BoardScreen
 from dispatch.screens.pickers import AssignPicker
 from dispatch.widgets.lane import Lane
-from tests.support import ServerProcess, Session, tech_frame, ticket_frame
+from tests.support import TIMEOUT_FACTOR, ServerProcess, Session, tech_frame, ticket_frame
 
 SIZE = (140, 40)
 
 
 async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Let the app run until `condition` holds (the app applies events at 10 Hz)."""
-    deadline = time.monotonic() + timeout
+    """Let the app run until `condition` holds (the app applies events at 10 Hz); `timeout` is scaled."""
+    deadline = time.monotonic() + TIMEOUT_FACTOR * timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")

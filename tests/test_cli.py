@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from dispatch.core.models import Role
-from tests.support import ServerProcess, Session, tech_frame
+from tests.support import ServerProcess, Session, tech_frame, timeout
 
-CLI_TIMEOUT_S = 30.0
+CLI_TIMEOUT_S = timeout(30.0)
 
 
 @dataclass(frozen=True)

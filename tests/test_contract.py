@@ -11,13 +11,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from dispatch.core.models import Role
-from tests.support import ServerProcess, Session, tech_frame, ticket_frame
+from tests.support import ServerProcess, Session, tech_frame, ticket_frame, timeout
 
 
 async def closed_code(ws) -> int:  # type: ignore[no-untyped-def]
     """Read until the server closes; return its close code, failing if it sent any frame."""
     with pytest.raises(ConnectionClosed) as info:
-        frame = await asyncio.wait_for(ws.recv(), 10)
+        frame = await asyncio.wait_for(ws.recv(), timeout(10))
         pytest.fail(f"server sent {frame!r} before closing")
     assert info.value.rcvd is not None
     return info.value.rcvd.code

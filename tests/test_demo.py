@@ -14,6 +14,7 @@ import time
 from dispatch.app import DispatchApp
 from dispatch.demo import DEMO_USER, EmbeddedServer, run_outage
 from dispatch.screens.board import BoardScreen
+from tests.support import timeout
 from tests.test_board import until
 
 
@@ -47,7 +48,7 @@ def test_dispatch_demo_quits_cleanly_from_a_terminal() -> None:
     )  # fmt: skip
     os.close(child)
     screen = b""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + timeout(30)
     try:
         while b"P1 Critical" not in screen and time.monotonic() < deadline:
             ready, _, _ = select.select([main], [], [], 0.5)
@@ -64,7 +65,7 @@ def test_dispatch_demo_quits_cleanly_from_a_terminal() -> None:
                     break
         # The server and the simulation are threads of this one process (the test above checks they
         # stop), so a clean exit of the process is everything gone.
-        assert process.wait(10) == 0
+        assert process.wait(timeout(10)) == 0
     finally:
         if process.poll() is None:
             process.kill()

@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from dispatch.core.models import Role
 from dispatch.core.state import DispatchState, apply_event
 from server.storage import Storage
-from tests.support import ServerProcess, Session, ticket_frame
+from tests.support import ServerProcess, Session, ticket_frame, timeout
 
 CLIENTS = 4
 TICKETS_PER_CLIENT = 250
@@ -76,7 +76,7 @@ async def test_kill_9_during_a_burst_loses_no_acked_ticket_and_retries_make_no_d
     senders = [asyncio.create_task(send_all(s, burst_frames(n), acks, progress)) for n, s in enumerate(sessions)]
 
     # Kill once a good part of the burst is acknowledged, while the rest is still in flight.
-    await asyncio.wait_for(progress.wait(), 60)
+    await asyncio.wait_for(progress.wait(), timeout(60))
     server.kill9()
     await asyncio.gather(*senders, return_exceptions=True)
     acked_before = dict(acks)

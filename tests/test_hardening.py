@@ -42,7 +42,7 @@ from websockets.sync.client import connect as sync_connect
 
 from dispatch.core.models import Role
 from dispatch.core.protocol import MAX_FRAME_BYTES
-from tests.support import ServerProcess, Session, tech_frame, ticket_frame
+from tests.support import TIMEOUT_FACTOR, ServerProcess, Session, tech_frame, ticket_frame, timeout
 
 # These proofs drive the server as fast as it goes, which is what the per-connection rate limit exists to
 # stop (its own proof is in test_exposure.py); here it is off, so they measure what they are about.
@@ -189,10 +189,10 @@ async def test_kill_9_at_random_moments_loses_no_acked_command_and_duplicates_no
             asyncio.create_task(pipeline(s, f, acks, window=KILL_WINDOW, on_ack=trigger.count))
             for s, f in zip(sessions, frames, strict=True)
         ]
-        await asyncio.wait_for(trigger.reached.wait(), 60)
+        await asyncio.wait_for(trigger.reached.wait(), timeout(60))
         await asyncio.sleep(extra_delay)
         server.kill9()
-        await asyncio.wait_for(asyncio.gather(*senders), 60)
+        await asyncio.wait_for(asyncio.gather(*senders), timeout(60))
         context = f"round {round_} (seed {KILL_SEED}, kill after {trigger.threshold} acks + {extra_delay:.3f} s)"
         assert trigger.acked < total, f"{context}: the burst was over before the kill"
         assert integrity(server.db) == [("ok",)], context
@@ -205,7 +205,7 @@ async def test_kill_9_at_random_moments_loses_no_acked_command_and_duplicates_no
     sessions = [await Session.open(server.url, token) for token in tokens]
     await asyncio.wait_for(
         asyncio.gather(*(pipeline(s, f, acks, window=KILL_WINDOW) for s, f in zip(sessions, leftovers, strict=True))),
-        60,
+        timeout(60),
     )
     assert set(acks) == set(title_of)
     await check_after_restart("after re-sending everything")
@@ -243,7 +243,7 @@ async def round_trip(ws: ClientConnection, frame: dict[str, Any]) -> float:
     started = time.perf_counter()
     await ws.send(json.dumps({**frame, "command_id": command_id}))
     while True:
-        raw = await asyncio.wait_for(ws.recv(), 30)
+        raw = await asyncio.wait_for(ws.recv(), timeout(30))
         assert isinstance(raw, str)
         if raw.startswith(('{"type":"ack"', '{"type":"error"')) and json.loads(raw)["command_id"] == command_id:
             assert raw.startswith('{"type":"ack"'), raw
@@ -273,7 +273,7 @@ class NoteStream:
 
         async def read() -> None:
             while self.acked < sent or not (self.stop.is_set() or sent >= limit):
-                raw = await asyncio.wait_for(self.ws.recv(), 30)
+                raw = await asyncio.wait_for(self.ws.recv(), timeout(30))
                 assert isinstance(raw, str)
                 if raw.startswith('{"type":"ack"'):
                     self.acked += 1
@@ -293,7 +293,7 @@ class NoteStream:
 
 
 async def wait_for_log(server: ServerProcess, text: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + TIMEOUT_FACTOR * timeout
     while time.monotonic() < deadline:
         if text in server.stderr():
             return True
@@ -327,7 +327,7 @@ async def test_a_client_that_stops_reading_is_closed_1013_and_costs_the_others_l
     probing = asyncio.create_task(probe_while_streaming())
     closed_slow = await wait_for_log(server, "closing slow: it is not keeping up", timeout=60)
     stream.stop.set()
-    await asyncio.wait_for(asyncio.gather(streaming, probing), 30)
+    await asyncio.wait_for(asyncio.gather(streaming, probing), timeout(30))
     rss_after = rss_mib(server)  # the slow client's backlog (or what is left of it) still counts here
     assert closed_slow, f"the server never closed the slow client after {stream.acked} notes"
 
@@ -337,7 +337,7 @@ async def test_a_client_that_stops_reading_is_closed_1013_and_costs_the_others_l
     frames = 0
     last_seq = 0
     with pytest.raises(ConnectionClosed) as closed:
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(timeout(30)):
             while True:
                 last_seq = json.loads(await slow.recv())["event"]["seq"]
                 frames += 1
@@ -392,9 +392,9 @@ async def test_a_client_that_never_reads_again_is_disconnected_soon_after_1013(s
     streaming = asyncio.create_task(stream.run(SLOW_STREAM_LIMIT))
     assert await wait_for_log(server, "closing slow: it is not keeping up", timeout=60)
     stream.stop.set()
-    await asyncio.wait_for(streaming, 30)
+    await asyncio.wait_for(streaming, timeout(30))
     # The server closes with close_timeout=3 "so a client that stopped reading cannot hold a close long".
-    deadline = time.monotonic() + 8
+    deadline = time.monotonic() + timeout(8)
     while server_holds_connection(server, client_port) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
     assert not server_holds_connection(server, client_port), "the server still holds the slow client 8 s later"
@@ -569,10 +569,10 @@ class FuzzClient:
 
     def _open(self) -> SyncConnection:
         self._connection = contextlib.ExitStack()
-        ws = self._connection.enter_context(sync_connect(self.url, max_size=None, open_timeout=10))
+        ws = self._connection.enter_context(sync_connect(self.url, max_size=None, open_timeout=timeout(10)))
         ws.send(json.dumps({"type": "hello", "token": self.token, "last_seq": None}))
-        assert json.loads(ws.recv(timeout=10))["type"] == "welcome"
-        assert json.loads(ws.recv(timeout=10))["type"] == "snapshot"
+        assert json.loads(ws.recv(timeout=timeout(10)))["type"] == "welcome"
+        assert json.loads(ws.recv(timeout=timeout(10)))["type"] == "snapshot"
         return ws
 
     def close(self) -> None:
@@ -586,7 +586,7 @@ class FuzzClient:
     def reply(self, timeout: float = 10.0) -> dict[str, Any]:
         """The next frame that is not an event."""
         while True:
-            frame = json.loads(self.ws.recv(timeout=timeout))
+            frame = json.loads(self.ws.recv(timeout=TIMEOUT_FACTOR * timeout))
             if frame["type"] != "event":
                 return dict(frame)
 
@@ -795,7 +795,7 @@ async def test_two_dispatchers_fighting_lose_no_update(server: ServerProcess, di
                 {k: dict(v) for k, v in start.items()})
         for name, seed in (("dan", 1), ("eve", 2))
     ]  # fmt: skip
-    await asyncio.wait_for(asyncio.gather(*(f.fight() for f in fighters)), 60)
+    await asyncio.wait_for(asyncio.gather(*(f.fight() for f in fighters)), timeout(60))
     print(f"{FIGHT_ATTEMPTS * 2} changes won, after {sum(f.conflicts for f in fighters)} conflicts")
 
     won = [w for f in fighters for w in f.won]
@@ -839,13 +839,13 @@ async def test_sigterm_under_load_acks_everything_queued_and_exits_0_within_5_s(
         asyncio.create_task(pipeline(s, f, acks, window=TERM_WINDOW, on_ack=count))
         for s, f in zip(sessions, frames, strict=True)
     ]
-    await asyncio.wait_for(busy.wait(), 30)
+    await asyncio.wait_for(busy.wait(), timeout(30))
     assert server.process is not None
     signalled = time.monotonic()
     server.process.terminate()
-    exit_code = await asyncio.to_thread(server.process.wait, 10)
+    exit_code = await asyncio.to_thread(server.process.wait, timeout(10))
     took = time.monotonic() - signalled
-    await asyncio.wait_for(asyncio.gather(*senders), 30)
+    await asyncio.wait_for(asyncio.gather(*senders), timeout(30))
 
     print(f"SIGTERM after {len(acks)} acks; exit {exit_code} after {took:.2f} s")
     assert exit_code == 0
@@ -869,7 +869,7 @@ async def test_sigterm_exits_within_5_s_even_with_a_client_that_stopped_reading(
     await round_trip(writer, ticket_frame("Noisy ticket", client="Noisy"))
     await open_paused_client(server.url, await server.token(Role.VIEWER, "stuck"))
     # About 5 MB of events: far over the high-water mark, under the 8 MiB that would close it with 1013.
-    await asyncio.wait_for(NoteStream(writer, "T-000001").run(2_000), 60)
+    await asyncio.wait_for(NoteStream(writer, "T-000001").run(2_000), timeout(60))
     assert "not keeping up" not in server.stderr()
     assert server.process is not None
     server.process.terminate()
@@ -955,13 +955,13 @@ async def test_soak_memory_and_open_files_stay_flat(server: ServerProcess, dispa
         i += 1
         await asyncio.sleep(max(started + i / SOAK_RATE - time.monotonic(), 0))
     samples.append((time.monotonic() - started, rss_mib(server), open_fds(server)))
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(timeout(30)):
         while len(replies) < i:
             assert not reader.done(), reader
             await asyncio.sleep(0.02)
     reader.cancel()
     final_seq = max(frame["seq"] for _, frame in replies.values())
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(timeout(30)):
         while min(last_seen) < final_seq:
             await asyncio.sleep(0.02)
     for watcher in watchers:

@@ -21,7 +21,7 @@ from dispatch.core.models import Role
 from server.decisions import default_decision_log
 from server.operations import add_operations_parsers, run_operation
 from server.storage import SCHEMA_VERSION, Storage
-from tests.support import ServerProcess, Session, tech_frame, ticket_frame
+from tests.support import TIMEOUT_FACTOR, ServerProcess, Session, tech_frame, ticket_frame, timeout
 
 Capture = pytest.CaptureFixture[str]
 
@@ -64,7 +64,7 @@ def integrity(db: Path) -> list[tuple[str]]:
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(TIMEOUT_FACTOR * timeout):
         while not condition():
             await asyncio.sleep(0.01)
 
@@ -88,7 +88,7 @@ def test_the_command_line_runs_them(tmp_path: Path) -> None:
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-m", "server", "--db", str(db), *args]
-        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout(60))
 
     stats = cli("stats")
     if "invalid choice: 'stats'" in stats.stderr:

@@ -15,12 +15,12 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from dispatch.core.models import Role
-from tests.support import ServerProcess, Session, ticket_frame
+from tests.support import ServerProcess, Session, ticket_frame, timeout
 
 
 def run_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "server", "--db", str(db), *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "server", "--db", str(db), *args], capture_output=True, text=True, timeout=timeout(60)
     )
 
 
@@ -97,7 +97,7 @@ async def test_health_check(server: ServerProcess) -> None:
     host, port = server.url.removeprefix("ws://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-    status = await asyncio.wait_for(reader.readline(), 5)
+    status = await asyncio.wait_for(reader.readline(), timeout(5))
     writer.close()
     assert status.startswith(b"HTTP/1.1 200")
 
@@ -117,7 +117,7 @@ async def test_sigterm_drains_queued_commands_then_exits_0(server: ServerProcess
                 acked.add(frame["ticket_id"])
     except ConnectionClosed as closed:
         assert closed.rcvd is not None and closed.rcvd.code == 1001
-    assert server.process.wait(10) == 0  # type: ignore[union-attr]
+    assert server.process.wait(timeout(10)) == 0  # type: ignore[union-attr]
     # Every ack the client saw is on disk.
     with sqlite3.connect(server.db) as connection:
         stored = {row[0] for row in connection.execute("SELECT id FROM tickets")}
@@ -140,5 +140,5 @@ async def test_events_are_logged_as_json_lines_and_allocations_readably(server: 
 async def test_hello_must_come_within_five_seconds(server: ServerProcess) -> None:
     async with connect(server.url) as ws:
         with pytest.raises(ConnectionClosed) as info:
-            await asyncio.wait_for(ws.recv(), 10)
+            await asyncio.wait_for(ws.recv(), timeout(10))
     assert info.value.rcvd is not None and info.value.rcvd.code == 4401

@@ -19,7 +19,7 @@ from dispatch.core.protocol import Event, SlaEvent, TechnicianEvent, TicketEvent
 from dispatch.core.sla import SlaPolicy
 from dispatch.core.state import ticket_id_for
 from server.report import ReportError, build_report, format_text, parse_since, run_report
-from tests.support import ServerProcess, Session, tech_frame, ticket_frame
+from tests.support import ServerProcess, Session, tech_frame, ticket_frame, timeout
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 AS_OF = T0 + timedelta(hours=5)
@@ -201,7 +201,7 @@ def _cli_has_report(tmp_path: Path) -> bool:
         [sys.executable, "-m", "server", "--db", str(tmp_path / "probe.db"), "report", "--help"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout(60),
     )
     return probe.returncode == 0
 
@@ -214,7 +214,7 @@ def test_cli_report_subcommand(db: Path, tmp_path: Path) -> None:
         [sys.executable, "-m", "server", "--db", str(db), "report", "--as-of", AS_OF.isoformat(), "--out", str(out)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout(60),
     )
     assert done.returncode == 0, done.stderr
     assert line(done.stdout, "p50").split() == ["p50", "10m", "00s"]
@@ -223,7 +223,7 @@ def test_cli_report_subcommand(db: Path, tmp_path: Path) -> None:
         [sys.executable, "-m", "server", "--db", str(db), "report", "--incident", "INC-7"],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout(60),
     )
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines()[-1].endswith("no tickets belong to incident INC-7")
