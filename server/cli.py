@@ -99,11 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     token_commands.add_parser("list", help="list tokens (never their secrets)")
     revoke = token_commands.add_parser("revoke", help="revoke a token and close its open connections")
     revoke.add_argument("name")
-    decisions = commands.add_parser("decisions", help="read the decision log back: who got what, when and why")
+    decisions = commands.add_parser(
+        "decisions", help="the allocation decisions stored in the database: who got what, when and why"
+    )
     decisions.add_argument("--since", metavar="DURATION", help="only the last 30m, 2h, 1d ...")
     decisions.add_argument("--ticket", metavar="T", help="only decisions about this ticket")
+    decisions.add_argument("--technician", metavar="TECH", help="only work given to or taken from this technician")
     decisions.add_argument("--format", choices=("table", "json"), default="table")
-    decisions.add_argument("--file", metavar="FILE", help="the decision log (default: beside the database)")
     add_report_parser(commands)
     add_operations_parsers(commands)
     return parser

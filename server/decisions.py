@@ -1,65 +1,59 @@
-"""The decision log read back: `dispatch-server --db PATH decisions [--since 2h] [--ticket T]`.
+"""Allocation decisions read back: `dispatch-server --db PATH decisions [--since 2h] [--ticket T]
+[--technician TECH] [--format table|json]`.
 
-The server appends one JSON line per allocation (manual, bulk, auto, escalation) after the change is
-committed: when, which ticket at which priority, from whom to whom, by whom and why, the SLA time
-left, and the candidates that were considered with their scores. This answers "why did alice get
-this one?" the morning after.
+The server stores one record per allocation (manual, bulk, rebalance, auto, preemption) in the
+database, in the same transaction as the event it explains: when, which ticket at which priority, from
+whom to whom, by whom and why, the SLA time left, and the candidates that were considered with their
+scores. This command reads them from there, so it answers "why did alice get this one?" the morning
+after wherever the decision-log file went. That file (`serve --decision-log FILE`, by default beside the
+database) is the same records as JSON lines, an export stream for log shippers.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
-import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dispatch.core.sla import format_left
+from dispatch.core.durations import DurationError, format_left, parse_duration
+from server.storage import Storage, StorageError
 
-_DURATION = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+__all__ = ["DecisionsError", "default_decision_log", "format_table", "read_decisions", "show_decisions"]
 
 
-class DecisionLogError(Exception):
-    """A one-line reason the log cannot be shown."""
+class DecisionsError(Exception):
+    """A one-line reason the decisions cannot be shown."""
 
 
 def default_decision_log(db: str | Path) -> Path:
-    """`dispatch.db` keeps its decisions in `dispatch.decisions.jsonl` beside it."""
+    """Where `serve` writes the decision-log file unless told: `dispatch.db` -> `dispatch.decisions.jsonl`."""
     db = Path(db)
     return db.with_name(f"{db.stem}.decisions.jsonl")
 
 
-def parse_since(text: str) -> timedelta:
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise DecisionLogError(f"--since takes a number and s, m, h or d (like 30m or 2h), not {text!r}")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
-
-
-def read_decisions(path: Path, since: timedelta | None = None, ticket: str | None = None,
-                   now: datetime | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """Records from the log, oldest first; a damaged line is skipped with a note on stderr."""
-    if not path.exists():
-        raise DecisionLogError(f"no decision log at {path}")
+async def read_decisions(
+    db: str | Path,
+    since: timedelta | None = None,
+    ticket: str | None = None,
+    technician: str | None = None,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The decisions stored in `db`, oldest first: made within `since` of `now`, about `ticket`, giving
+    work to or taking it from `technician` (each filter only when given)."""
+    if not Path(db).exists():
+        # Storage.open would create an empty database: a typo in the path must not look like a quiet night.
+        raise DecisionsError(f"no database at {db}")
     start = (now or datetime.now(UTC)) - since if since is not None else None
-    records = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            try:
-                record = json.loads(line)
-                ts = datetime.fromisoformat(record["ts"])
-            except (ValueError, KeyError, TypeError):
-                print(f"{path}:{number}: not a decision record, skipped", file=sys.stderr)
-                continue
-            if start is not None and ts < start:
-                continue
-            if ticket is not None and record.get("ticket") != ticket:
-                continue
-            records.append(record)
-    return records
+    # No full integrity check: that is the server's job at start, and it reads every page of the file.
+    storage = await Storage.open(db, check_integrity=False)
+    try:
+        return await storage.find_decisions(since=start, ticket=ticket, technician=technician)
+    finally:
+        await storage.close()
 
 
 def format_table(records: list[dict[str, Any]]) -> str:
@@ -81,11 +75,15 @@ def format_table(records: list[dict[str, Any]]) -> str:
 
 
 def show_decisions(args: argparse.Namespace) -> int:
+    """Print the decisions `args` asks for; exit status 2 with one line on stderr when it cannot."""
     try:
-        since = parse_since(args.since) if args.since else None
-        path = Path(args.file) if args.file else default_decision_log(args.db)
-        records = read_decisions(path, since, args.ticket)
-    except DecisionLogError as exc:
+        since = parse_duration(args.since) if args.since else None
+    except DurationError as exc:
+        print(f"dispatch-server: --since: {exc}", file=sys.stderr)
+        return 2
+    try:
+        records = asyncio.run(read_decisions(args.db, since, args.ticket, args.technician))
+    except (DecisionsError, StorageError) as exc:
         print(f"dispatch-server: {exc}", file=sys.stderr)
         return 2
     if args.format == "json":

@@ -116,6 +116,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO decision_log_through (id, seq) VALUES (1, 0);
     """,
+    # 5: decisions are read back from here (`dispatch-server decisions`), by time, ticket and technician.
+    # The columns are computed from the stored record (SQLite's JSON functions), so they cannot disagree
+    # with it and the writer stores each record once, as before. `at` is Unix seconds.
+    """
+    ALTER TABLE decisions ADD COLUMN at REAL
+        GENERATED ALWAYS AS ((julianday(json_extract(record, '$.ts')) - 2440587.5) * 86400.0) VIRTUAL;
+    ALTER TABLE decisions ADD COLUMN ticket_id TEXT GENERATED ALWAYS AS (json_extract(record, '$.ticket')) VIRTUAL;
+    ALTER TABLE decisions ADD COLUMN from_tech TEXT GENERATED ALWAYS AS (json_extract(record, '$.from')) VIRTUAL;
+    ALTER TABLE decisions ADD COLUMN to_tech TEXT GENERATED ALWAYS AS (json_extract(record, '$.to')) VIRTUAL;
+    CREATE INDEX decisions_at ON decisions(at);
+    CREATE INDEX decisions_ticket ON decisions(ticket_id, seq);
+    CREATE INDEX decisions_from ON decisions(from_tech, seq) WHERE from_tech IS NOT NULL;
+    CREATE INDEX decisions_to ON decisions(to_tech, seq) WHERE to_tech IS NOT NULL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -335,6 +349,26 @@ class Storage:
         after = last_in_file if last_in_file > 0 else through
         async with self._db.execute("SELECT record FROM decisions WHERE seq > ? ORDER BY seq", (after,)) as cursor:
             return [row[0] for row in await cursor.fetchall()]
+
+    async def find_decisions(
+        self, *, since: datetime | None = None, ticket: str | None = None, technician: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Decision records, oldest first: those made at or after `since`, about `ticket`, and moving work
+        to or from `technician` (each filter only when given)."""
+        conditions: list[str] = []
+        params: list[object] = []
+        if since is not None:
+            conditions.append("at >= ?")
+            params.append(since.timestamp())
+        if ticket is not None:
+            conditions.append("ticket_id = ?")
+            params.append(ticket)
+        if technician is not None:
+            conditions.append("(from_tech = ? OR to_tech = ?)")
+            params += [technician, technician]
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        async with self._db.execute(f"SELECT record FROM decisions{where} ORDER BY seq", params) as cursor:
+            return [json.loads(row[0]) for row in await cursor.fetchall()]
 
     async def events_after(self, after_seq: int, up_to: int) -> list[str]:
         """Serialised events with after_seq < seq <= up_to, in order."""
