@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Label
+from textual.widgets import Label, OptionList
 
 from dispatch.app import DispatchApp
 from dispatch.core.models import Role
@@ -201,6 +202,11 @@ async def test_burst_banner_then_g_opens_the_incident(server: ServerProcess, dis
         assert len(app.model.state.incidents) == 1
 
 
+def about(kind: str, ticket_id: str) -> Callable[[dict[str, Any]], bool]:
+    """An event of this kind about this ticket (for `Session.until_event`)."""
+    return lambda event: event["kind"] == kind and event["ticket"]["id"] == ticket_id
+
+
 @pytest.fixture
 async def isp_incident(dispatcher: Session) -> Session:
     """INC-1 holds the two P1 internet tickets T-000001 and T-000002; T-000003, a P1 printer jam, is not in it."""
@@ -217,19 +223,22 @@ async def test_I_assigns_the_whole_incident(server: ServerProcess, isp_incident:
     app = DispatchApp(server.url, await server.token(Role.DISPATCHER, "dan"))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, board_loaded(app, 3))
-        assert lane(app, "P1").current is not None and lane(app, "P1").current.incident_id == "INC-1"
+        current = lane(app, "P1").current
+        assert current is not None and current.incident_id == "INC-1"
         # The incident keys stay out of the footer but are listed in the help screen.
         assert isinstance(app.screen, BoardScreen)
         assert {"g", "I", "P", "R"} <= {b.key for b in app.screen._bindings_for_role()}
         await pilot.press("I")
         await until(
-            pilot, lambda: isinstance(app.screen, AssignPicker) and app.screen.query_one("#candidates").option_count > 0
+            pilot,
+            lambda: (
+                isinstance(app.screen, AssignPicker)
+                and app.screen.query_one("#candidates", OptionList).option_count > 0
+            ),
         )
         await pilot.press("enter")
         for ticket_id in ("T-000001", "T-000002"):
-            event = await dispatcher.until_event(
-                lambda e, t=ticket_id: e["kind"] == "ticket_assigned" and e["ticket"]["id"] == t
-            )
+            event = await dispatcher.until_event(about("ticket_assigned", ticket_id))
             assert event["ticket"]["assignee"] == "alice" and event["reason"] == "bulk"
         await until(pilot, lambda: app.model.state.tickets["T-000002"].assignee == "alice")
         assert app.model.state.tickets["T-000003"].assignee is None
@@ -240,34 +249,30 @@ async def test_P_and_R_act_on_every_open_ticket_of_the_incident(server: ServerPr
     app = DispatchApp(server.url, await server.token(Role.DISPATCHER, "dan"))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, board_loaded(app, 3))
-        assert lane(app, "P1").current is not None and lane(app, "P1").current.incident_id == "INC-1"
+        current = lane(app, "P1").current
+        assert current is not None and current.incident_id == "INC-1"
 
         await pilot.press("P")
         await until(pilot, lambda: isinstance(app.screen, ChoicePicker))
         await pilot.press("down", "enter")  # from P1 (now) to P2
         for ticket_id in ("T-000001", "T-000002"):
-            event = await dispatcher.until_event(
-                lambda e, t=ticket_id: e["kind"] == "priority_changed" and e["ticket"]["id"] == t
-            )
+            event = await dispatcher.until_event(about("priority_changed", ticket_id))
             assert event["ticket"]["priority"] == "P2" and event["actor"] == "dan"
         tickets = app.model.state.tickets
         await until(pilot, lambda: tickets["T-000001"].priority == tickets["T-000002"].priority == "P2")
         assert tickets["T-000003"].priority == "P1"
 
         await pilot.press("right")  # to the P2 lane, where the incident now is
-        assert lane(app, "P2").current is not None and lane(app, "P2").current.incident_id == "INC-1"
+        current = lane(app, "P2").current
+        assert current is not None and current.incident_id == "INC-1"
         await pilot.press("R")
         await until(pilot, lambda: isinstance(app.screen, NoteEditor))
         assert "Resolve INC-1: 2 open tickets" in str(app.screen.query_one(".dialog-title", Label).render())
         await pilot.press(*"ISP restored the line", "enter")
         for ticket_id in ("T-000001", "T-000002"):
-            note = await dispatcher.until_event(
-                lambda e, t=ticket_id: e["kind"] == "note_added" and e["ticket"]["id"] == t
-            )
+            note = await dispatcher.until_event(about("note_added", ticket_id))
             assert note["note"] == "ISP restored the line"
-            resolved = await dispatcher.until_event(
-                lambda e, t=ticket_id: e["kind"] == "status_changed" and e["ticket"]["id"] == t
-            )
+            resolved = await dispatcher.until_event(about("status_changed", ticket_id))
             assert resolved["ticket"]["status"] == "resolved"
         await until(pilot, lambda: not tickets["T-000001"].is_open and not tickets["T-000002"].is_open)
         assert tickets["T-000003"].is_open

@@ -27,11 +27,12 @@ Capture = pytest.CaptureFixture[str]
 
 
 def operation(db: Path, command: str, **options: object) -> argparse.Namespace:
-    defaults: dict[str, object] = {
+    by_command: dict[str, dict[str, object]] = {
         "backup": {"force": False},
         "restore": {"force": False},
         "stats": {"server": None, "decision_log": None, "ca_file": None},
-    }[command]
+    }
+    defaults = by_command[command]
     return argparse.Namespace(db=str(db), command=command, **{**defaults, **options})
 
 

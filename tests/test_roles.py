@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from dispatch.core.models import Role
@@ -50,7 +52,7 @@ async def test_technician_may_work_own_tickets_only(server: ServerProcess, floor
     for status in ("in_progress", "on_hold", "resolved"):
         await alice.ok({"type": "set_status", "ticket_id": "T-000001", "status": status})
     await alice.ok({"type": "set_tech_status", "tech_id": "alice", "status": "break"})
-    refusals = [
+    refusals: list[dict[str, Any]] = [
         {"type": "set_status", "ticket_id": "T-000002", "status": "in_progress"},
         {"type": "add_note", "ticket_id": "T-000002", "text": "peeking"},
         # A stale version must not turn into a conflict that carries bob's ticket to her.

@@ -40,8 +40,8 @@ async def seeded_world(workdir: Path) -> World:
                 await session.ok(command.model_dump(exclude={"command_id"}))
             for tech_id, status in (("judy", "off_shift"), ("oscar", "break"), ("heidi", "on_site")):
                 await session.ok({"type": "set_tech_status", "tech_id": tech_id, "status": status})
-        for command in outage[ticket_number : ticket_number + count]:
-            await session.ok(command.model_dump(mode="json", exclude={"command_id"}))
+        for report in outage[ticket_number : ticket_number + count]:
+            await session.ok(report.model_dump(mode="json", exclude={"command_id"}))
         ticket_number += count
         if wave == 0:
             for n, tech in ((1, "alice"), (2, "bob"), (3, "ivan"), (4, "alice")):
