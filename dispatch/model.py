@@ -1,6 +1,7 @@
 """What a board knows: its copy of the dispatch state, and what it derives from it for the screen.
 
-No Textual here. The app feeds it frames in batches; widgets read lanes, counts and technicians.
+No Textual here. The app feeds it frames in batches (`apply_batch`); widgets read lanes, counts and
+technicians; the session keeps its pending commands.
 """
 
 from __future__ import annotations
@@ -12,21 +13,69 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Literal
 
 from sortedcontainers import SortedList
 
 from dispatch.core.models import OPEN_STATUSES, Priority, Role, Technician, Ticket
-from dispatch.core.protocol import Error, Event, Snapshot, TechnicianEvent, TicketEvent, Welcome
+from dispatch.core.protocol import (
+    BurstEvent,
+    Error,
+    Event,
+    SlaEvent,
+    Snapshot,
+    TechnicianEvent,
+    TicketEvent,
+    Welcome,
+)
 from dispatch.core.sla import SlaPolicy, SlaReading, current_target, format_left, read_clock
 from dispatch.core.state import DispatchState, apply_event
 
 ARRIVAL_WINDOW = timedelta(minutes=30)
+Severity = Literal["information", "warning", "error"]
+# The SLA events the board says in words, most serious first: kind, title, severity.
+ALERT_KINDS: tuple[tuple[str, str, Severity], ...] = (
+    ("sla_breached", "SLA breached", "error"),
+    ("escalation", "Escalation", "warning"),
+)
 
 
 class Applied(Enum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"  # already had it (a resume overlapping what we held)
     GAP = "gap"  # an event is missing before this one: resync
+
+
+@dataclass
+class Batch:
+    """What applying one flush of frames changed, for the screen to redraw just that."""
+
+    changed: set[str] | None = field(default_factory=set)  # ticket ids; None: everything (a snapshot)
+    events: list[Event] = field(default_factory=list)  # applied, in order
+    gap: bool = False  # an event was missing: the rest was dropped and the link must resync
+
+    @property
+    def redraw(self) -> bool:
+        return self.changed is None or bool(self.events)
+
+    @property
+    def technicians_changed(self) -> bool:
+        return self.changed is None or changed_technicians(self.events)
+
+    @property
+    def burst(self) -> BurstEvent | None:
+        """The latest burst reported in the batch: the banner shows one at a time."""
+        bursts = [e for e in self.events if isinstance(e, BurstEvent)]
+        return bursts[-1] if bursts else None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A notification the board raises by itself: breaches and escalations in words."""
+
+    title: str
+    message: str
+    severity: Severity
 
 
 @dataclass
@@ -112,6 +161,45 @@ class BoardModel:
             else:
                 self._index(event.ticket, +1)
         return Applied.APPLIED
+
+    def apply_batch(self, frames: Iterable[Snapshot | Event]) -> Batch:
+        """Apply frames in order. A snapshot replaces everything before it; at a gap the rest is
+        dropped, since the server resends everything after the last seq applied once we reconnect."""
+        batch = Batch()
+        for frame in frames:
+            if isinstance(frame, Snapshot):
+                self.load_snapshot(frame)
+                batch.changed = None
+                batch.events.clear()
+                continue
+            outcome = self.apply(frame)
+            if outcome is Applied.GAP:
+                batch.gap = True
+                break
+            if outcome is Applied.APPLIED:
+                batch.events.append(frame)
+        if batch.changed is not None:
+            batch.changed |= changed_tickets(batch.events)
+        return batch
+
+    def alerts(self, events: Iterable[Event]) -> list[Alert]:
+        """Breaches and escalations in words, one per kind per batch (a burst of forty breaches is one
+        message, not forty). A wallboard raises none: nobody there acts on them."""
+        if self.role is Role.VIEWER:
+            return []
+        sla_events = [e for e in events if isinstance(e, SlaEvent)]
+        alerts = []
+        for kind, title, severity in ALERT_KINDS:
+            hits = [e for e in sla_events if e.kind == kind]
+            if not hits:
+                continue
+            names = ", ".join(
+                f"{e.ticket_id} ({e.target})" if kind == "sla_breached" else e.ticket_id for e in hits[:4]
+            )
+            more = f" and {len(hits) - 4} more" if len(hits) > 4 else ""
+            what = "breached" if kind == "sla_breached" else "P1 still unassigned"
+            alerts.append(Alert(title, f"{what}: {names}{more}", severity))
+        return alerts
 
     # --- reading -------------------------------------------------------------------------------------
 

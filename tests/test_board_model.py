@@ -1,0 +1,354 @@
+"""`BoardModel`, the board's copy of the state, without a socket or a screen: rules table-driven."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from dispatch.core.models import Priority, Role, Technician, TechStatus, Ticket, TicketStatus
+from dispatch.core.protocol import (
+    BurstEvent,
+    Error,
+    ErrorCode,
+    Event,
+    SlaEvent,
+    Snapshot,
+    TechnicianEvent,
+    TicketEvent,
+    Welcome,
+)
+from dispatch.core.sla import SlaPolicy, SlaState
+from dispatch.model import Alert, Applied, BoardModel, PendingCommand, format_ago, matcher
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+SNAPSHOT_SEQ = 10
+
+
+def ticket(
+    number: int,
+    priority: Priority = Priority.P3,
+    *,
+    created: datetime = T0,
+    version: int = 1,
+    **fields: Any,
+) -> Ticket:
+    respond_by, resolve_by = SlaPolicy().due_times(priority, created)
+    values: dict[str, Any] = {
+        "id": f"T-{number:06d}",
+        "title": f"ticket {number}",
+        "client": "Acme",
+        "priority": priority,
+        "created_at": created,
+        "respond_by": respond_by,
+        "resolve_by": resolve_by,
+        "version": version,
+    }
+    return Ticket(**(values | fields))
+
+
+def tech(tech_id: str, **fields: Any) -> Technician:
+    return Technician(**({"id": tech_id, "name": tech_id.title(), "skills": ["network"]} | fields))
+
+
+def ticket_event(seq: int, after: Ticket, kind: str = "ticket_assigned", **fields: Any) -> TicketEvent:
+    return TicketEvent(seq=seq, ts=T0 + timedelta(minutes=seq), actor="ana", kind=kind, ticket=after, **fields)
+
+
+def sla_event(seq: int, kind: str, ticket_id: str, target: str = "respond") -> SlaEvent:
+    return SlaEvent(seq=seq, ts=T0, actor="auto", kind=kind, ticket_id=ticket_id, target=target, due=T0)
+
+
+def snapshot(tickets: list[Ticket], technicians: Sequence[Technician] = (), seq: int = SNAPSHOT_SEQ) -> Snapshot:
+    return Snapshot(seq=seq, tickets=tickets, technicians=list(technicians), incidents=[])
+
+
+def loaded(role: Role = Role.DISPATCHER, tech_id: str | None = None, tickets: list[Ticket] | None = None) -> BoardModel:
+    """A model welcomed as `role` holding a snapshot at seq 10 of three P3 tickets (or `tickets`)."""
+    model = BoardModel()
+    model.welcome(Welcome(role=role, user="someone", tech_id=tech_id, seq=SNAPSHOT_SEQ))
+    model.load_snapshot(snapshot([ticket(1), ticket(2), ticket(3)] if tickets is None else tickets, [tech("alice")]))
+    return model
+
+
+# --- the snapshot --------------------------------------------------------------------------------------
+
+
+def test_a_snapshot_replaces_the_state_and_fills_the_lanes_most_urgent_first() -> None:
+    model = BoardModel()
+    assert not model.has_snapshot
+    tickets = [
+        ticket(1, Priority.P2, created=T0),
+        ticket(2, Priority.P2, created=T0 - timedelta(minutes=30)),  # older: due sooner
+        ticket(3, Priority.P1, assignee="alice", status=TicketStatus.ASSIGNED),
+        ticket(4, Priority.P4, status=TicketStatus.RESOLVED),  # closed: in the state, in no lane
+    ]
+    model.load_snapshot(snapshot(tickets, [tech("bob"), tech("alice")], seq=42))
+
+    assert model.has_snapshot and model.state.seq == 42
+    assert set(model.state.tickets) == {"T-000001", "T-000002", "T-000003", "T-000004"}
+    assert [t.id for t in model.lane(Priority.P2)] == ["T-000002", "T-000001"]
+    # All lanes at once (a technician's own lane) by due time: the assigned P1 counts to resolve (4 h).
+    assert [t.id for t in model.lane(None)] == ["T-000002", "T-000001", "T-000003"]
+    assert model.lane_counts() == {Priority.P1: 1, Priority.P2: 2, Priority.P3: 0, Priority.P4: 0}
+    assert model.loads() == {"alice": 1}
+    assert [t.id for t in model.technicians()] == ["alice", "bob"]
+    assert model.touched == set(Priority)
+
+
+def test_a_second_snapshot_forgets_the_first() -> None:
+    model = loaded()
+    model.load_snapshot(snapshot([ticket(9, Priority.P1)], seq=50))
+    assert list(model.state.tickets) == ["T-000009"]
+    assert model.lane_counts()[Priority.P3] == 0 and model.state.seq == 50
+
+
+# --- events in order -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "seqs", "outcomes"),
+    [
+        (Role.DISPATCHER, [11, 12, 13], [Applied.APPLIED] * 3),
+        (Role.DISPATCHER, [10], [Applied.DUPLICATE]),  # the last one we hold: a resume overlapping
+        (Role.DISPATCHER, [11, 11], [Applied.APPLIED, Applied.DUPLICATE]),
+        (Role.DISPATCHER, [12], [Applied.GAP]),  # 11 is missing
+        (Role.DISPATCHER, [11, 13], [Applied.APPLIED, Applied.GAP]),
+        (Role.VIEWER, [12], [Applied.GAP]),
+        # A technician's stream is filtered by the server: holes in it are normal.
+        (Role.TECHNICIAN, [15, 40], [Applied.APPLIED, Applied.APPLIED]),
+        (Role.TECHNICIAN, [9], [Applied.DUPLICATE]),
+    ],
+)
+def test_events_apply_once_in_seq_order_and_a_gap_is_noticed(
+    role: Role, seqs: list[int], outcomes: list[Applied]
+) -> None:
+    model = loaded(role, "alice" if role is Role.TECHNICIAN else None)
+    mine = ticket(1, assignee="alice", status=TicketStatus.ASSIGNED)
+    results = [model.apply(ticket_event(seq, mine.model_copy(update={"version": seq}))) for seq in seqs]
+    assert results == outcomes
+    applied = [seq for seq, outcome in zip(seqs, outcomes, strict=True) if outcome is Applied.APPLIED]
+    assert model.state.seq == (applied[-1] if applied else SNAPSHOT_SEQ)
+
+
+def test_lanes_and_loads_follow_assign_priority_and_resolve() -> None:
+    model = loaded()
+    first = model.state.tickets["T-000001"]
+    assigned = first.model_copy(update={"assignee": "alice", "status": TicketStatus.ASSIGNED, "version": 2})
+    model.touched.clear()
+    model.apply(ticket_event(11, assigned))
+    assert model.loads() == {"alice": 1}
+    assert model.touched == {Priority.P3}
+
+    moved = assigned.model_copy(update={"priority": Priority.P1, "version": 3})
+    model.apply(ticket_event(12, moved, "priority_changed", previous_priority=Priority.P3))
+    assert [t.id for t in model.lane(Priority.P1)] == ["T-000001"]
+    assert "T-000001" not in [t.id for t in model.lane(Priority.P3)]
+    assert model.touched == {Priority.P1, Priority.P3}
+
+    resolved = moved.model_copy(update={"status": TicketStatus.RESOLVED, "version": 4})
+    model.apply(ticket_event(13, resolved, "status_changed"))
+    assert model.lane_size(Priority.P1) == 0 and model.loads() == {"alice": 0}
+    assert model.state.tickets["T-000001"].status is TicketStatus.RESOLVED  # still known, no longer shown
+
+
+def test_a_new_ticket_counts_as_an_arrival() -> None:
+    model = loaded(tickets=[])
+    model.apply(ticket_event(11, ticket(7, created=T0 + timedelta(minutes=5)), "ticket_created"))
+    per_minute = model.arrivals_per_minute(T0 + timedelta(minutes=10), minutes=10)
+    assert sum(per_minute) == 1 and per_minute[5] == 1
+
+
+def test_a_ticket_taken_from_a_technician_leaves_their_lane() -> None:
+    model = loaded(Role.TECHNICIAN, "alice", tickets=[ticket(1, assignee="alice", status=TicketStatus.ASSIGNED)])
+    taken = model.state.tickets["T-000001"].model_copy(update={"assignee": "bob", "version": 2})
+    model.apply(ticket_event(14, taken, previous_assignee="alice"))
+    assert model.lane(None) == [] and "T-000001" not in model.state.tickets
+    assert model.loads() == {"alice": 0}
+
+
+# --- a flush: a batch of frames ------------------------------------------------------------------------
+
+
+def test_a_batch_reports_the_tickets_it_changed() -> None:
+    model = loaded()
+    one, two = model.state.tickets["T-000001"], model.state.tickets["T-000002"]
+    batch = model.apply_batch(
+        [ticket_event(10, one), ticket_event(11, one.model_copy(update={"version": 2})), ticket_event(12, two)]
+    )
+    assert batch.changed == {"T-000001", "T-000002"}
+    assert [e.seq for e in batch.events] == [11, 12]  # 10 was already held
+    assert not batch.gap and batch.redraw and not batch.technicians_changed
+
+
+def test_a_batch_stops_at_a_gap_and_keeps_what_came_before() -> None:
+    model = loaded()
+    one = model.state.tickets["T-000001"]
+    batch = model.apply_batch([ticket_event(11, one), ticket_event(13, one), ticket_event(14, one)])
+    assert batch.gap and [e.seq for e in batch.events] == [11] and model.state.seq == 11
+
+
+def test_a_snapshot_in_a_batch_means_redraw_everything_after_it() -> None:
+    model = loaded()
+    fresh = ticket(8, Priority.P2)
+    batch = model.apply_batch(
+        [ticket_event(11, ticket(1)), snapshot([fresh], seq=20), ticket_event(21, fresh, "note_added")]
+    )
+    assert batch.changed is None and [e.seq for e in batch.events] == [21]
+    assert batch.redraw and batch.technicians_changed and set(model.state.tickets) == {"T-000008"}
+
+
+def test_a_batch_of_technician_changes_and_bursts() -> None:
+    model = loaded()
+    burst = {"ts": T0, "actor": "auto", "kind": "burst_detected", "group": "client", "window_minutes": 10}
+    batch = model.apply_batch(
+        [
+            TechnicianEvent(seq=11, ts=T0, actor="ana", kind="technician_status_changed",
+                            technician=tech("alice", status=TechStatus.BREAK)),
+            BurstEvent(seq=12, value="Acme", ticket_ids=["T-000001"], **burst),
+            BurstEvent(seq=13, value="Globex", ticket_ids=["T-000002"], **burst),
+        ]
+    )  # fmt: skip
+    assert batch.changed == set() and batch.technicians_changed and batch.redraw
+    assert batch.burst is not None and batch.burst.value == "Globex"  # the banner shows the latest
+    assert model.state.technicians["alice"].status is TechStatus.BREAK
+
+
+def test_an_empty_batch_redraws_nothing() -> None:
+    batch = loaded().apply_batch([ticket_event(10, ticket(1))])
+    assert batch.changed == set() and batch.events == [] and not batch.redraw and batch.burst is None
+
+
+# --- what the screen reads -----------------------------------------------------------------------------
+
+
+def test_pending_commands_mark_their_tickets() -> None:
+    model = loaded()
+    model.pending["c1"] = PendingCommand("assign 2 tickets", ("T-000001", "T-000002"))
+    model.pending["c2"] = PendingCommand("set alice on break")
+    assert [model.is_pending(t) for t in ("T-000001", "T-000002", "T-000003")] == [True, True, False]
+    del model.pending["c1"]
+    assert not model.is_pending("T-000001")
+
+
+@pytest.mark.parametrize(
+    ("minutes_old", "expected"),
+    [
+        (0, (0, 0)),
+        (179, (0, 0)),  # a P3 is to be responded to in 4 h: at risk once 75 % of that is used
+        (180, (1, 0)),
+        (239, (1, 0)),
+        (240, (0, 1)),
+        (300, (0, 1)),
+    ],
+)
+def test_sla_counts_at_risk_and_breached_as_the_rows_read_them(minutes_old: int, expected: tuple[int, int]) -> None:
+    model = loaded(tickets=[ticket(1, created=T0)])
+    now = T0 + timedelta(minutes=minutes_old)
+    assert model.sla_counts(now) == expected
+    # The header's counts (two bisections) and the row's colour (read_clock) must never disagree.
+    state = model.clock(model.state.tickets["T-000001"], now).state
+    assert expected == ((state is SlaState.WARNING) * 1, (state is SlaState.BREACHED) * 1)
+
+
+@pytest.mark.parametrize(
+    ("query", "ids"),
+    [
+        ("", ["T-000001", "T-000002", "T-000003"]),
+        ("globex", ["T-000002"]),
+        ("GLOBEX vpn", ["T-000002"]),
+        ("alice", ["T-000003"]),
+        ("unassigned", ["T-000001", "T-000002"]),
+        ("security", ["T-000001"]),
+        ("T-000003", ["T-000003"]),
+        ("nothing-like-this", []),
+    ],
+)
+def test_the_filter_wants_every_word_somewhere_in_the_ticket(query: str, ids: list[str]) -> None:
+    tickets = [
+        ticket(1, skills=["security"]),
+        ticket(2, client="Globex", title="VPN down"),
+        ticket(3, assignee="alice", status=TicketStatus.ASSIGNED),
+    ]
+    model = loaded(tickets=tickets)
+    assert [t.id for t in model.lane(Priority.P3, query)] == ids
+    assert [t.id for t in tickets if matcher(query)(t)] == ids
+
+
+# --- a refusal in words --------------------------------------------------------------------------------
+
+
+def conflict(ticket_id: str = "T-000001") -> Error:
+    return Error(command_id="c1", code=ErrorCode.CONFLICT, message="version mismatch", current={"id": ticket_id})
+
+
+@pytest.mark.parametrize(
+    ("kind", "update", "extra", "sentence"),
+    [
+        ("ticket_assigned", {"assignee": "bob"}, {}, "T-000001 was assigned to bob by ana 3 min ago"),
+        ("ticket_assigned", {"assignee": "bob"}, {"previous_assignee": "alice"},
+         "T-000001 was reassigned to bob by ana 3 min ago"),
+        ("ticket_unassigned", {}, {"previous_assignee": "alice"}, "T-000001 was unassigned by ana 3 min ago"),
+        ("priority_changed", {"priority": Priority.P1}, {}, "T-000001 was moved to P1 by ana 3 min ago"),
+        ("status_changed", {"status": TicketStatus.ON_HOLD}, {}, "T-000001 was set to on hold by ana 3 min ago"),
+        ("note_added", {}, {"note": "called"}, "T-000001 was changed by ana 3 min ago"),
+    ],
+)  # fmt: skip
+def test_a_lost_race_says_who_changed_the_ticket_and_when(
+    kind: str, update: dict[str, Any], extra: dict[str, Any], sentence: str
+) -> None:
+    model = loaded()
+    changed = model.state.tickets["T-000001"].model_copy(update=update | {"version": 2})
+    model.apply(ticket_event(11, changed, kind, **extra))  # at T0 + 11 min
+    assert model.explain_refusal(conflict(), T0 + timedelta(minutes=14)) == sentence
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        conflict("T-000002"),  # no change seen here for that ticket
+        Error(command_id="c1", code=ErrorCode.CONFLICT, message="version mismatch"),  # no current state
+        Error(command_id="c1", code=ErrorCode.FORBIDDEN, message="dispatchers only", current={"id": "T-000001"}),
+    ],
+)
+def test_other_refusals_are_the_servers_own_sentence(error: Error) -> None:
+    model = loaded()
+    model.apply(ticket_event(11, model.state.tickets["T-000001"].model_copy(update={"version": 2})))
+    assert model.explain_refusal(error, T0 + timedelta(minutes=14)) == error.message
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(-5, "0 s"), (0, "0 s"), (59, "59 s"), (60, "1 min"), (3599, "59 min"), (7200, "2 h")]
+)
+def test_format_ago(seconds: int, text: str) -> None:
+    assert format_ago(timedelta(seconds=seconds)) == text
+
+
+# --- alerts --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "events", "alerts"),
+    [
+        (Role.DISPATCHER, [], []),
+        (Role.DISPATCHER, [sla_event(11, "sla_warning", "T-000001")], []),  # the lane shows warnings
+        (Role.DISPATCHER, [sla_event(11, "sla_breached", "T-000001")],
+         [Alert("SLA breached", "breached: T-000001 (respond)", "error")]),
+        (Role.TECHNICIAN, [sla_event(11, "sla_breached", "T-000001", "resolve")],
+         [Alert("SLA breached", "breached: T-000001 (resolve)", "error")]),
+        (Role.DISPATCHER, [sla_event(11 + n, "sla_breached", f"T-00000{n}") for n in range(1, 7)],
+         [Alert("SLA breached", "breached: T-000001 (respond), T-000002 (respond), T-000003 (respond), "
+                "T-000004 (respond) and 2 more", "error")]),
+        (Role.DISPATCHER, [sla_event(11, "escalation", "T-000002"), sla_event(12, "sla_breached", "T-000001")],
+         [Alert("SLA breached", "breached: T-000001 (respond)", "error"),
+          Alert("Escalation", "P1 still unassigned: T-000002", "warning")]),
+        (Role.VIEWER, [sla_event(11, "sla_breached", "T-000001")], []),  # a wallboard raises none
+    ],
+)  # fmt: skip
+def test_breaches_and_escalations_are_one_alert_per_kind_per_batch(
+    role: Role, events: list[Event], alerts: list[Alert]
+) -> None:
+    model = loaded(role, "alice" if role is Role.TECHNICIAN else None)
+    assert model.alerts(events) == alerts
