@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from dispatch.client import LinkState
 from dispatch.core.models import Priority, Role, TechStatus, Ticket, TicketStatus
 from dispatch.core.protocol import (
     AddNote,
@@ -19,6 +22,7 @@ from dispatch.core.protocol import (
     Assign,
     BulkAssign,
     BurstEvent,
+    Command,
     CreateIncident,
     SetPriority,
     SetStatus,
@@ -29,12 +33,10 @@ from dispatch.screens.detail import TicketDetail
 from dispatch.screens.help import HelpScreen
 from dispatch.screens.pickers import AssignPicker, ChoicePicker, NoteEditor
 from dispatch.screens.plan import PlanPreview
+from dispatch.session import BoardSession
 from dispatch.widgets.board_header import BoardHeader
 from dispatch.widgets.lane import Lane
 from dispatch.widgets.technician_panel import TechnicianPanel
-
-if TYPE_CHECKING:
-    from dispatch.app import DispatchApp
 
 NAVIGATION = {"lane", "filter", "clear", "detail", "help"}
 # Kept out of the footer (it would no longer fit), listed in the help screen and the command palette.
@@ -80,8 +82,15 @@ class BoardScreen(Screen[None]):
         Binding("question_mark", "help", "Help"),
     ]
 
-    def __init__(self, role: Role) -> None:
+    @dataclass
+    class Ready(Message):
+        """The board is mounted and drawn from the model: from now on it takes batches and ticks."""
+
+        board: BoardScreen
+
+    def __init__(self, session: BoardSession, role: Role) -> None:
         super().__init__()
+        self.session = session
         self.role = role
         self.query_text = ""
         self._last_lane: Lane | None = None  # where the keys act while the panel or the filter has focus
@@ -90,39 +99,30 @@ class BoardScreen(Screen[None]):
         self.acted_on: set[str] = set()
         self.burst: BurstEvent | None = None  # the burst the banner shows, until grouped or dismissed
 
-    @property
-    def dispatch_app(self) -> DispatchApp:
-        from dispatch.app import DispatchApp
-
-        assert isinstance(self.app, DispatchApp)
-        return self.app
-
     def compose(self) -> ComposeResult:
-        app = self.dispatch_app
-        header = BoardHeader(app.server_url)
+        session = self.session
+        header = BoardHeader(session.server_url)
         header.set_class(self.role is Role.TECHNICIAN, "-own-lane")
         yield header
         yield Static("", id="burst-banner")
         with Horizontal(id="body"):
             with Vertical(id="lanes"):
                 if self.role is Role.TECHNICIAN:
-                    yield Lane(app.model, None, app.now, id="lane-mine")
+                    yield Lane(session.model, None, session.now, id="lane-mine")
                 else:
                     for priority in Priority:
-                        yield Lane(app.model, priority, app.now, id=f"lane-{priority.value.lower()}")
+                        yield Lane(session.model, priority, session.now, id=f"lane-{priority.value.lower()}")
             if self.role is not Role.TECHNICIAN:
-                yield TechnicianPanel(app.model, id="technicians")
+                yield TechnicianPanel(session.model, id="technicians")
         yield Input(placeholder="filter: text, client, skill or technician (Esc clears)", id="filter")
         yield Footer()
 
     def on_mount(self) -> None:
-        app = self.dispatch_app
-        self.query_one(BoardHeader).show_link(app.link_state, app.now())
         self.query_one("#filter", Input).display = False
         self.lanes[0].focus()
         self.refresh_board(None)
-        self.refresh_header()
-        app.board_mounted(self)
+        self.show_link(self.session.link_state)
+        self.post_message(self.Ready(self))
 
     @property
     def lanes(self) -> list[Lane]:
@@ -133,7 +133,7 @@ class BoardScreen(Screen[None]):
     def refresh_board(self, changed: set[str] | None, technicians_changed: bool = True) -> None:
         """Redraw after a batch of events; `changed` ticket ids (None: everything, e.g. a snapshot or
         a new filter). Only the lanes the batch touched are rebuilt."""
-        model = self.dispatch_app.model
+        model = self.session.model
         touched, model.touched = model.touched, set()
         for lane in self.lanes:
             if changed is not None and lane.priority is not None and lane.priority not in touched:
@@ -166,8 +166,26 @@ class BoardScreen(Screen[None]):
         self.refresh_header()
 
     def refresh_header(self) -> None:
-        app = self.dispatch_app
-        self.query_one(BoardHeader).refresh_from(app.model, app.now())
+        self.query_one(BoardHeader).refresh_from(self.session.model, self.session.now())
+
+    def show_link(self, link: LinkState) -> None:
+        """Connected, or lost: the header says which and since when, and a stale board is dimmed."""
+        self.query_one(BoardHeader).show_link(link, self.session.now())
+        self.set_class(not link.connected, "-stale")
+        self.refresh_header()
+
+    def _send(self, command: Command, label: str, ticket_ids: Iterable[str] = ()) -> None:
+        """Send a change in the background: its rows show it pending, a refusal is said in words."""
+        ids = tuple(ticket_ids)
+        self.acted_on.update(ids)
+        self.run_worker(self.session.send_command(command, label, ids), group="commands")
+
+    def refresh_rows(self, ticket_ids: Iterable[str]) -> None:
+        """Redraw these tickets' rows (a pending mark came or went)."""
+        ids = set(ticket_ids)
+        for lane in self.lanes:
+            lane.forget(ids)
+            lane.refresh()
 
     # --- what the keys act on ------------------------------------------------------------------------
 
@@ -198,7 +216,7 @@ class BoardScreen(Screen[None]):
         return ticket
 
     def _marked(self) -> list[Ticket]:
-        model = self.dispatch_app.model
+        model = self.session.model
         ids = [tid for lane in self.lanes for tid in sorted(lane.marked)]
         return [model.state.tickets[tid] for tid in ids if tid in model.state.tickets]
 
@@ -279,7 +297,7 @@ class BoardScreen(Screen[None]):
     def action_detail(self) -> None:
         ticket = self._ticket()
         if ticket is not None:
-            self.app.push_screen(TicketDetail(ticket))
+            self.app.push_screen(TicketDetail(self.session, ticket))
 
     # --- dispatcher ----------------------------------------------------------------------------------
 
@@ -302,38 +320,36 @@ class BoardScreen(Screen[None]):
         def assign(tech_id: str | None) -> None:
             if tech_id is None:
                 return
-            app = self.dispatch_app
             if len(tickets) == 1:
                 ticket = tickets[0]
-                app.send_command(
-                    Assign(type="assign", command_id=app.new_id(), ticket_id=ticket.id, tech_id=tech_id,
+                self._send(
+                    Assign(command_id=self.session.new_id(), ticket_id=ticket.id, tech_id=tech_id,
                            expected_version=ticket.version),
                     f"assign {ticket.id} to {tech_id}", (ticket.id,),
                 )  # fmt: skip
             else:
                 ids = [t.id for t in tickets]
-                app.send_command(
-                    BulkAssign(type="bulk_assign", command_id=app.new_id(), ticket_ids=ids, tech_id=tech_id),
+                self._send(
+                    BulkAssign(command_id=self.session.new_id(), ticket_ids=ids, tech_id=tech_id),
                     f"assign {len(ids)} tickets to {tech_id}",
                     tuple(ids),
                 )
                 for lane in self.lanes:
                     lane.marked.clear()
 
-        self.app.push_screen(AssignPicker(tickets), assign)
+        self.app.push_screen(AssignPicker(self.session, tickets), assign)
 
     async def action_assign_best(self) -> None:
         ticket = self._ticket()
         if ticket is None:
             return
-        app = self.dispatch_app
-        candidates = [c for c in await app.rank_candidates(ticket) if c.ranked]
+        candidates = [c for c in await self.session.rank_candidates(ticket) if c.ranked]
         if not candidates:
             self.notify(f"Nobody available has the skills for {ticket.id}; use a to choose.", severity="warning")
             return
         best = candidates[0].tech_id
-        app.send_command(
-            Assign(type="assign", command_id=app.new_id(), ticket_id=ticket.id, tech_id=best,
+        self._send(
+            Assign(command_id=self.session.new_id(), ticket_id=ticket.id, tech_id=best,
                    expected_version=ticket.version),
             f"assign {ticket.id} to {best}", (ticket.id,),
         )  # fmt: skip
@@ -342,9 +358,8 @@ class BoardScreen(Screen[None]):
         ticket = self._ticket()
         if ticket is None:
             return
-        app = self.dispatch_app
-        app.send_command(
-            Unassign(type="unassign", command_id=app.new_id(), ticket_id=ticket.id, expected_version=ticket.version),
+        self._send(
+            Unassign(command_id=self.session.new_id(), ticket_id=ticket.id, expected_version=ticket.version),
             f"unassign {ticket.id}",
             (ticket.id,),
         )
@@ -357,9 +372,8 @@ class BoardScreen(Screen[None]):
 
         def chosen(value: str | None) -> None:
             if value is not None and value != ticket.priority.value:
-                app = self.dispatch_app
-                app.send_command(
-                    SetPriority(type="set_priority", command_id=app.new_id(), ticket_id=ticket.id,
+                self._send(
+                    SetPriority(command_id=self.session.new_id(), ticket_id=ticket.id,
                                 priority=Priority(value), expected_version=ticket.version),
                     f"move {ticket.id} to {value}", (ticket.id,),
                 )  # fmt: skip
@@ -382,9 +396,8 @@ class BoardScreen(Screen[None]):
         self.app.push_screen(ChoicePicker(f"Status of {ticket.id}", choices, ticket.status.value), chosen)
 
     def _set_status(self, ticket: Ticket, status: TicketStatus) -> None:
-        app = self.dispatch_app
-        app.send_command(
-            SetStatus(type="set_status", command_id=app.new_id(), ticket_id=ticket.id, status=status,
+        self._send(
+            SetStatus(command_id=self.session.new_id(), ticket_id=ticket.id, status=status,
                       expected_version=ticket.version),
             f"set {ticket.id} {status.value.replace('_', ' ')}", (ticket.id,),
         )  # fmt: skip
@@ -402,9 +415,8 @@ class BoardScreen(Screen[None]):
 
         def chosen(value: str | None) -> None:
             if value is not None and value != current.value:
-                app = self.dispatch_app
-                app.send_command(
-                    SetTechStatus(type="set_tech_status", command_id=app.new_id(), tech_id=tech_id,
+                self._send(
+                    SetTechStatus(command_id=self.session.new_id(), tech_id=tech_id,
                                   status=TechStatus(value)),
                     f"set {tech_id} {value.replace('_', ' ')}",
                 )  # fmt: skip
@@ -412,8 +424,7 @@ class BoardScreen(Screen[None]):
         self.app.push_screen(ChoicePicker(f"Availability of {tech_id}", choices, current.value), chosen)
 
     async def action_rebalance(self) -> None:
-        app = self.dispatch_app
-        moves = await app.rebalance_plan()
+        moves = await self.session.rebalance_plan()
         if moves is None:
             return
         if not moves:
@@ -422,8 +433,8 @@ class BoardScreen(Screen[None]):
 
         def apply(confirmed: bool | None) -> None:
             if confirmed:
-                app.send_command(
-                    ApplyPlan(type="apply_plan", command_id=app.new_id(), moves=moves),
+                self._send(
+                    ApplyPlan(command_id=self.session.new_id(), moves=moves),
                     f"rebalance ({len(moves)} moves)",
                     tuple(m.ticket_id for m in moves),
                 )
@@ -437,15 +448,14 @@ class BoardScreen(Screen[None]):
         if burst is None:
             self.notify("No burst to group: the banner shows one when it is detected.", severity="warning")
             return
-        app = self.dispatch_app
-        tickets = app.model.state.tickets
+        tickets = self.session.model.state.tickets
         # Tickets closed or grouped since the burst was reported cannot join the incident.
         ids = [
             tid for tid in burst.ticket_ids if tid in tickets and tickets[tid].is_open and not tickets[tid].incident_id
         ]
         title = f"{burst.value} outage"
-        app.send_command(
-            CreateIncident(type="create_incident", command_id=app.new_id(), title=title, ticket_ids=ids),
+        self._send(
+            CreateIncident(command_id=self.session.new_id(), title=title, ticket_ids=ids),
             f"open incident {title!r} ({len(ids)} tickets)",
             tuple(ids),
         )
@@ -459,7 +469,7 @@ class BoardScreen(Screen[None]):
         if ticket.incident_id is None:
             self.notify(f"{ticket.id} is not part of an incident.", severity="warning")
             return None
-        tickets = self.dispatch_app.model.state.tickets.values()
+        tickets = self.session.model.state.tickets.values()
         members = sorted((t for t in tickets if t.incident_id == ticket.incident_id and t.is_open), key=lambda t: t.id)
         if not members:
             self.notify(f"{ticket.incident_id} has no open tickets.", severity="warning")
@@ -475,15 +485,14 @@ class BoardScreen(Screen[None]):
         def assign(tech_id: str | None) -> None:
             if tech_id is None:
                 return
-            app = self.dispatch_app
             ids = [t.id for t in tickets]
-            app.send_command(
-                BulkAssign(type="bulk_assign", command_id=app.new_id(), ticket_ids=ids, tech_id=tech_id),
+            self._send(
+                BulkAssign(command_id=self.session.new_id(), ticket_ids=ids, tech_id=tech_id),
                 f"assign {incident_id} ({len(ids)} tickets) to {tech_id}",
                 tuple(ids),
             )
 
-        self.app.push_screen(AssignPicker(tickets), assign)
+        self.app.push_screen(AssignPicker(self.session, tickets), assign)
 
     def action_incident_priority(self) -> None:
         found = self._incident_tickets()
@@ -495,11 +504,10 @@ class BoardScreen(Screen[None]):
         def chosen(value: str | None) -> None:
             if value is None:
                 return
-            app = self.dispatch_app
             for ticket in tickets:
                 if ticket.priority.value != value:
-                    app.send_command(
-                        SetPriority(type="set_priority", command_id=app.new_id(), ticket_id=ticket.id,
+                    self._send(
+                        SetPriority(command_id=self.session.new_id(), ticket_id=ticket.id,
                                     priority=Priority(value)),
                         f"move {ticket.id} to {value}", (ticket.id,),
                     )  # fmt: skip
@@ -515,14 +523,13 @@ class BoardScreen(Screen[None]):
         def resolve(text: str | None) -> None:
             if not text:
                 return
-            app = self.dispatch_app
             for ticket in tickets:
-                app.send_command(
-                    AddNote(type="add_note", command_id=app.new_id(), ticket_id=ticket.id, text=text),
+                self._send(
+                    AddNote(command_id=self.session.new_id(), ticket_id=ticket.id, text=text),
                     f"note on {ticket.id}", (ticket.id,),
                 )  # fmt: skip
-                app.send_command(
-                    SetStatus(type="set_status", command_id=app.new_id(), ticket_id=ticket.id,
+                self._send(
+                    SetStatus(command_id=self.session.new_id(), ticket_id=ticket.id,
                               status=TicketStatus.RESOLVED),
                     f"resolve {ticket.id}", (ticket.id,),
                 )  # fmt: skip
@@ -551,9 +558,8 @@ class BoardScreen(Screen[None]):
 
         def save(text: str | None) -> None:
             if text:
-                app = self.dispatch_app
-                app.send_command(
-                    AddNote(type="add_note", command_id=app.new_id(), ticket_id=ticket.id, text=text),
+                self._send(
+                    AddNote(command_id=self.session.new_id(), ticket_id=ticket.id, text=text),
                     f"note on {ticket.id}",
                     (ticket.id,),
                 )
@@ -561,9 +567,8 @@ class BoardScreen(Screen[None]):
         self.app.push_screen(NoteEditor(ticket), save)
 
     def action_availability(self) -> None:
-        app = self.dispatch_app
-        me = app.model.tech_id
-        technician = app.model.state.technicians.get(me or "")
+        me = self.session.model.tech_id
+        technician = self.session.model.state.technicians.get(me or "")
         if me is None or technician is None:
             self.notify("You are not on the technician roster yet; ask the dispatcher.", severity="warning")
             return

@@ -16,15 +16,19 @@ from textual.widgets import Label, Static
 from dispatch.core.models import Ticket
 from dispatch.core.protocol import Event, TicketEvent
 from dispatch.core.sla import SlaReading, SlaState, format_left
+from dispatch.session import BoardSession
 
 
 class TicketDetail(ModalScreen[None]):
+    """Every field of one ticket, then its history as the server tells it."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,enter,q", "dismiss(None)", "Close"),
     ]
 
-    def __init__(self, ticket: Ticket) -> None:
+    def __init__(self, session: BoardSession, ticket: Ticket) -> None:
         super().__init__(classes="picker")
+        self.session = session
         self.ticket = ticket
 
     def compose(self) -> ComposeResult:
@@ -36,13 +40,8 @@ class TicketDetail(ModalScreen[None]):
             yield Label("Esc close", classes="dim")
 
     def _fields(self) -> Table:
-        from dispatch.app import DispatchApp
-
-        app = self.app
-        assert isinstance(app, DispatchApp)
-        now = app.now()
         t = self.ticket
-        reading = app.model.clock(t, now)
+        reading = self.session.model.clock(t, self.session.now())
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column()
@@ -70,11 +69,7 @@ class TicketDetail(ModalScreen[None]):
 
     @work(exclusive=True, group="history", exit_on_error=False)
     async def load_history(self) -> None:
-        from dispatch.app import DispatchApp
-
-        app = self.app
-        assert isinstance(app, DispatchApp)
-        events = await app.ticket_history(self.ticket.id)
+        events = await self.session.ticket_history(self.ticket.id)
         widget = self.query_one("#history", Static)
         if events is None:
             widget.update("history unavailable (not connected)")

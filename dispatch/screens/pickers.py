@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.text import Text
@@ -15,13 +14,7 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from dispatch.core.models import Ticket
-
-
-@dataclass(frozen=True)
-class Candidate:
-    tech_id: str
-    label: str
-    ranked: bool
+from dispatch.session import BoardSession, TechnicianChoice
 
 
 class AssignPicker(ModalScreen[str | None]):
@@ -29,8 +22,9 @@ class AssignPicker(ModalScreen[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, tickets: list[Ticket]) -> None:
+    def __init__(self, session: BoardSession, tickets: list[Ticket]) -> None:
         super().__init__(classes="picker")
+        self.session = session
         self.tickets = tickets
 
     def compose(self) -> ComposeResult:
@@ -52,20 +46,16 @@ class AssignPicker(ModalScreen[str | None]):
 
     @work(exclusive=True, group="suggest", exit_on_error=False)
     async def load_candidates(self) -> None:
-        from dispatch.app import DispatchApp  # the app module imports this one
-
-        app = self.app
-        assert isinstance(app, DispatchApp)
-        candidates = await app.rank_candidates(self.tickets[0])
+        choices: list[TechnicianChoice] = await self.session.rank_candidates(self.tickets[0])
         options = self.query_one("#candidates", OptionList)
-        ranked = [c for c in candidates if c.ranked]
-        others = [c for c in candidates if not c.ranked]
-        for candidate in ranked:
-            options.add_option(Option(Text(candidate.label), id=candidate.tech_id))
+        ranked = [c for c in choices if c.ranked]
+        others = [c for c in choices if not c.ranked]
+        for choice in ranked:
+            options.add_option(Option(Text(choice.label), id=choice.tech_id))
         if others:
             options.add_option(None)  # a separator: below it, people the ranking left out
-            for candidate in others:
-                options.add_option(Option(Text(candidate.label, style="dim"), id=candidate.tech_id))
+            for choice in others:
+                options.add_option(Option(Text(choice.label, style="dim"), id=choice.tech_id))
         status = self.query_one("#picker-status", Label)
         if ranked:
             status.update(f"{len(ranked)} suited, best first")

@@ -9,7 +9,7 @@ the row count really changed.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
@@ -114,7 +114,7 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
         self.refresh()
         self.post_message(self.Highlighted(self))  # type: ignore[arg-type]
 
-    def forget(self, keys: set[Hashable]) -> None:
+    def forget(self, keys: Iterable[Hashable]) -> None:
         """Drop cached strips of changed rows."""
         for key in keys:
             self._strips.pop(key, None)

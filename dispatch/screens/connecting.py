@@ -1,0 +1,26 @@
+"""What the board shows until the server says who we are."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Static
+
+from dispatch.client import LinkState
+
+
+class ConnectingScreen(Screen[None]):
+    """Shown until the server says who we are; says why it cannot connect while it retries."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        self.url = url
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"Connecting to {self.url} …", id="connecting")
+
+    def show(self, link: LinkState) -> None:
+        text = f"Connecting to {self.url} …"
+        if not link.connected and link.attempt:
+            text = f"Cannot reach {self.url}: {link.detail}\nretrying, attempt {link.attempt} (Ctrl+Q quits)"
+        self.query_one("#connecting", Static).update(text)

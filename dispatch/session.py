@@ -1,0 +1,195 @@
+"""The board's session: what the screens work with, apart from their own widgets.
+
+It owns the board's copy of the state (`BoardModel`), the link to the server, the replies awaited per
+command, and the questions the screens put to the server (a ranking, a rebalance plan, a ticket's
+history). The App creates one and hands it to each screen it opens; screens call it and never reach
+into the App.
+
+No Textual here, on purpose: the session is plain asyncio, so it can be tested without a terminal and
+the import arrows stay one way (app -> screens -> widgets -> session -> model). It tells the UI the two
+things it has to say through callables its owner passes in, `notify` (a sentence for the user) and
+`rows_changed` (these tickets' pending marks changed): that is the whole surface, so a callback per
+need is simpler than posting Textual messages, which would tie this module to a message pump.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from dispatch.client import LinkState, ServerLink, new_command_id
+from dispatch.core.models import Ticket
+from dispatch.core.protocol import (
+    Ack,
+    Command,
+    Error,
+    Event,
+    GetHistory,
+    History,
+    Plan,
+    PlanMove,
+    Rebalance,
+    ServerFrame,
+    Suggest,
+    Suggestions,
+)
+from dispatch.model import BoardModel, PendingCommand, Severity
+
+__all__ = ["BoardSession", "Clock", "Notify", "TechnicianChoice", "utc_now"]
+
+REPLY_TIMEOUT_S = 15.0
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Notify(Protocol):
+    """Say something to the user (Textual's `App.notify` fits)."""
+
+    def __call__(self, message: str, *, title: str = "", severity: Severity = "information") -> None: ...
+
+
+@dataclass(frozen=True)
+class TechnicianChoice:
+    """One row of the assign picker: a technician, as the server ranked them or as a manual override."""
+
+    tech_id: str
+    label: str
+    ranked: bool  # in the server's ranking; False: left out of it (busy, lacks skills), offered anyway
+
+
+class BoardSession:
+    """One board's connection to the server and its copy of the state, shared by its screens."""
+
+    def __init__(
+        self,
+        server_url: str,
+        token: str,
+        *,
+        notify: Notify,
+        rows_changed: Callable[[tuple[str, ...]], None],
+        clock: Clock = utc_now,
+        tls: ssl.SSLContext | None = None,
+        link: ServerLink | None = None,
+    ) -> None:
+        self.server_url = server_url
+        self.model = BoardModel()
+        self.link = link or ServerLink(server_url, token, ssl_context=tls)
+        self.now = clock
+        self.link_state = LinkState(connected=False, detail="connecting")
+        self._notify = notify
+        self._rows_changed = rows_changed
+        self._replies: dict[str, asyncio.Future[ServerFrame]] = {}
+
+    # --- the link ------------------------------------------------------------------------------------
+
+    def last_seq(self) -> int | None:
+        """Where to resume: the last event the model applied (frames not yet applied do not count)."""
+        return self.model.state.seq if self.model.has_snapshot else None
+
+    def take_reply(self, frame: ServerFrame) -> bool:
+        """True when `frame` answers a command awaited here (and hands it to its sender)."""
+        if not isinstance(frame, Ack | Error | Suggestions | History | Plan) or frame.command_id is None:
+            return False
+        future = self._replies.pop(frame.command_id, None)
+        if future is None:
+            return False
+        if not future.done():
+            future.set_result(frame)
+        return True
+
+    def link_changed(self, link: LinkState) -> None:
+        self.link_state = link
+        if not link.connected:
+            # Commands that were in flight will never be answered on this connection.
+            for future in self._replies.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("connection lost"))
+            self._replies.clear()
+
+    # --- talking to the server -----------------------------------------------------------------------
+
+    def new_id(self) -> str:
+        return new_command_id()
+
+    async def request(self, frame: Command) -> ServerFrame | None:
+        """Send a command and wait for its answer; None if we are not connected."""
+        command_id = frame.command_id
+        future: asyncio.Future[ServerFrame] = asyncio.get_running_loop().create_future()
+        self._replies[command_id] = future
+        if not await self.link.send(frame):
+            self._replies.pop(command_id, None)
+            return None
+        try:
+            return await asyncio.wait_for(future, REPLY_TIMEOUT_S)
+        except (TimeoutError, ConnectionError):
+            self._replies.pop(command_id, None)
+            return None
+
+    async def send_command(self, frame: Command, label: str, ticket_ids: Iterable[str] = ()) -> ServerFrame | None:
+        """Send a change: its rows show it pending until the answer, and a refusal is said in words.
+
+        Returns the answer (None when it could not be sent or was lost with the connection)."""
+        ids = tuple(ticket_ids)
+        command_id = frame.command_id
+        self.model.pending[command_id] = PendingCommand(label, ids)
+        self._pending_changed(ids)
+        try:
+            reply = await self.request(frame)
+        finally:
+            self.model.pending.pop(command_id, None)
+            self._pending_changed(ids)
+        if reply is None:
+            self._notify(f"Not sent: {label} (not connected). Try again once reconnected.", severity="warning")
+        elif isinstance(reply, Error):
+            title = {"conflict": "Conflict", "forbidden": "Not allowed"}.get(reply.code, "Refused")
+            self._notify(self.model.explain_refusal(reply, self.now()), title=title, severity="warning")
+        return reply
+
+    def _pending_changed(self, ticket_ids: tuple[str, ...]) -> None:
+        if ticket_ids:
+            self._rows_changed(ticket_ids)
+
+    async def rank_candidates(self, ticket: Ticket) -> list[TechnicianChoice]:
+        """The server's ranking for `ticket`, then everyone else it left out (for a manual override)."""
+        reply = await self.request(Suggest(command_id=self.new_id(), ticket_id=ticket.id))
+        ranked: list[TechnicianChoice] = []
+        if isinstance(reply, Suggestions):
+            ranked = [
+                TechnicianChoice(c.tech_id, f"{c.tech_id:<12} {c.score:>5.2f}  {c.reason}", True)
+                for c in reply.candidates
+            ]
+        elif isinstance(reply, Error):
+            self._notify(reply.message, severity="warning")
+        named = {c.tech_id for c in ranked}
+        loads = self.model.loads()
+        others = []
+        for tech in self.model.technicians():
+            if tech.id in named or tech.id == ticket.assignee:
+                continue
+            missing = sorted(set(ticket.skills) - set(tech.skills))
+            status = tech.status.value.replace("_", " ")
+            label = f"{tech.id:<12}        {status}, load {loads.get(tech.id, 0)}/{tech.capacity}"
+            lacks = f", lacks {', '.join(missing)}" if missing else ""
+            others.append(TechnicianChoice(tech.id, label + lacks, False))
+        return ranked + others
+
+    async def rebalance_plan(self) -> list[PlanMove] | None:
+        """The server's rebalance plan; None (and a notification) when it cannot be had."""
+        reply = await self.request(Rebalance(command_id=self.new_id()))
+        if isinstance(reply, Plan):
+            return reply.moves
+        self._notify(reply.message if isinstance(reply, Error) else "Not connected.", severity="warning")
+        return None
+
+    async def ticket_history(self, ticket_id: str) -> list[Event] | None:
+        """Every event about the ticket, oldest first; None when not connected."""
+        reply = await self.request(GetHistory(command_id=self.new_id(), ticket_id=ticket_id))
+        return reply.events if isinstance(reply, History) else None
