@@ -18,10 +18,21 @@ from pydantic import BaseModel, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from dispatch.core.protocol import CLOSE_BAD_TOKEN, Command, Error, ErrorCode, ServerFrame, decode_server_frame
+from dispatch.core.protocol import (
+    CLOSE_BAD_TOKEN,
+    Command,
+    Error,
+    ErrorCode,
+    Hello,
+    ServerFrame,
+    Welcome,
+    decode_server_frame,
+)
 
 __all__ = [
     "ServerLink",
+    "Backoff",
+    "backoff_delay",
     "CommandSession",
     "LinkState",
     "AccessRefused",
@@ -67,14 +78,30 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext | None:
         raise ValueError(f"cannot use {ca_file} as a CA file: {reason}") from None
 
 
-class ServerLink:
-    """Owns the websocket: connects, says hello with the last applied seq, reads frames, reconnects."""
+Backoff = Callable[[int], float]
+"""Seconds to wait before reconnect attempt number `attempt` (1, 2, ...)."""
 
-    def __init__(self, url: str, token: str, *, ssl_context: ssl.SSLContext | None = None) -> None:
+
+def backoff_delay(attempt: int, draw: Callable[[float, float], float] = random.uniform) -> float:
+    """Exponential backoff with full jitter, so a hundred boards do not return in lockstep."""
+    return draw(0, min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (attempt - 1)))
+
+
+class ServerLink:
+    """Owns the websocket: connects, says hello with the last applied seq, reads frames, reconnects.
+
+    A connection counts as up only once the server's `welcome` arrives: a server that accepts the
+    socket and then closes (a refused hello, a full server, a proxy in front of a dead one) is a
+    failed attempt, so the backoff keeps growing and the board never flashes "connected"."""
+
+    def __init__(
+        self, url: str, token: str, *, ssl_context: ssl.SSLContext | None = None, backoff: Backoff = backoff_delay
+    ) -> None:
         self.url = url
         self.token = token
         self.ssl_context = ssl_context
-        self._ws: ClientConnection | None = None
+        self.backoff = backoff
+        self._ws: ClientConnection | None = None  # set once welcomed: commands go out only then
 
     async def run(
         self,
@@ -93,15 +120,16 @@ class ServerLink:
                     compression=None,
                     **_tls_option(self.url, self.ssl_context),
                 ) as ws:
-                    self._ws = ws
-                    await ws.send(json.dumps({"type": "hello", "token": self.token, "last_seq": last_seq()}))
-                    attempt = 0
-                    on_state(LinkState(connected=True))
+                    await ws.send(Hello(token=self.token, last_seq=last_seq()).model_dump_json())
                     async for raw in ws:
                         try:
                             frame = decode_server_frame(raw)
                         except ValidationError:
                             continue  # a newer server's extra frame: ignore rather than crash the board
+                        if isinstance(frame, Welcome) and self._ws is None:
+                            self._ws = ws
+                            attempt = 0
+                            on_state(LinkState(connected=True))
                         result = on_frame(frame)
                         if result is not None:
                             await result
@@ -121,8 +149,7 @@ class ServerLink:
                 self._ws = None
             attempt += 1
             on_state(LinkState(connected=False, attempt=attempt, detail=detail))
-            # Exponential backoff with full jitter, so a hundred boards do not return in lockstep.
-            await asyncio.sleep(random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (attempt - 1))))
+            await asyncio.sleep(self.backoff(attempt))
 
     async def send(self, frame: BaseModel | dict[str, Any]) -> bool:
         """Send one frame; False when not connected (the caller keeps it pending and says so)."""
@@ -190,7 +217,7 @@ class CommandSession:
             raise AccessRefused(f"not a websocket address: {url}") from None
         except InvalidHandshake as exc:
             raise OSError(f"{url} did not accept a websocket connection: {exc}") from None
-        await ws.send(json.dumps({"type": "hello", "token": token, "last_seq": None}))
+        await ws.send(Hello(token=token).model_dump_json())
         try:
             welcome = decode_server_frame(await asyncio.wait_for(ws.recv(), timeout))
             snapshot = decode_server_frame(await asyncio.wait_for(ws.recv(), timeout))

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from textual.pilot import Pilot
+from textual.widgets import OptionList
+from websockets.asyncio.server import ServerConnection, serve
 
 from dispatch.app import DispatchApp
+from dispatch.client import LinkState, ServerLink, backoff_delay
 from dispatch.core.models import Role
+from dispatch.core.protocol import Ack, Assign, Command, Error, ErrorCode, Hello, Rebalance, ServerFrame, Welcome
+from dispatch.model import Severity
 from dispatch.screens.board import BoardScreen
 from dispatch.screens.pickers import AssignPicker
+from dispatch.session import BoardSession
 from dispatch.widgets.lane import Lane
 from tests.support import TIMEOUT_FACTOR, ServerProcess, Session, tech_frame, ticket_frame
 
@@ -29,6 +39,19 @@ async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: floa
 
 def lane(app: DispatchApp, priority: str) -> Lane:
     return app.screen.query_one(f"#lane-{priority.lower()}", Lane)
+
+
+def current_id(app: DispatchApp, priority: str) -> str | None:
+    """The id of the ticket under the lane's cursor."""
+    current = lane(app, priority).current
+    return current.id if current is not None else None
+
+
+def picker_ready(app: DispatchApp) -> Callable[[], bool]:
+    """The assign picker is open and the ranking has arrived."""
+    return lambda: (
+        isinstance(app.screen, AssignPicker) and app.screen.query_one("#candidates", OptionList).option_count > 0
+    )
 
 
 def board_loaded(app: DispatchApp, tickets: int) -> Callable[[], bool]:
@@ -53,11 +76,9 @@ async def test_a_then_enter_assigns_the_best_candidate(server: ServerProcess, fl
     app = DispatchApp(server.url, await server.token(Role.DISPATCHER, "dan"))
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, board_loaded(app, 4))
-        assert lane(app, "P1").current is not None and lane(app, "P1").current.id == "T-000001"
+        assert current_id(app, "P1") == "T-000001"
         await pilot.press("a")
-        await until(
-            pilot, lambda: isinstance(app.screen, AssignPicker) and app.screen.query_one("#candidates").option_count > 0
-        )
+        await until(pilot, picker_ready(app))
         await pilot.press("enter")
         event = await floor.until_event(lambda e: e["kind"] == "ticket_assigned")
         # bob and alice both fit; alice (0/3) and bob (0/5) tie on score, the lighter load then id wins.
@@ -65,7 +86,7 @@ async def test_a_then_enter_assigns_the_best_candidate(server: ServerProcess, fl
         assert event["actor"] == "dan"
         await until(pilot, lambda: app.model.state.tickets["T-000001"].assignee == "alice")
         # The cursor stayed in place, on the next ticket of the queue.
-        assert lane(app, "P1").current is not None and lane(app, "P1").current.id == "T-000002"
+        assert current_id(app, "P1") == "T-000002"
 
         await pilot.press("A")  # straight to the best candidate
         event = await floor.until_event(lambda e: e["kind"] == "ticket_assigned" and e["ticket"]["id"] == "T-000002")
@@ -79,9 +100,7 @@ async def test_marked_tickets_go_in_one_bulk_assign(server: ServerProcess, floor
         await pilot.press("space", "space", "space")
         assert lane(app, "P1").marked == {"T-000001", "T-000002", "T-000003"}
         await pilot.press("a")
-        await until(
-            pilot, lambda: isinstance(app.screen, AssignPicker) and app.screen.query_one("#candidates").option_count > 0
-        )
+        await until(pilot, picker_ready(app))
         await pilot.press("down", "enter")  # the second candidate: bob
         await floor.until_event(lambda e: e["kind"] == "ticket_assigned" and e["ticket"]["id"] == "T-000003")
         history = await floor.ok({"type": "history", "ticket_id": "T-000002"})
@@ -113,9 +132,7 @@ async def test_losing_a_race_is_told_in_words_and_shows_the_current_state(
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, board_loaded(app, 4))
         await pilot.press("a")  # dan looks at the candidates for T-000001 ...
-        await until(
-            pilot, lambda: isinstance(app.screen, AssignPicker) and app.screen.query_one("#candidates").option_count > 0
-        )
+        await until(pilot, picker_ready(app))
         # ... while ana gives it to bob first.
         await floor.ok({"type": "assign", "ticket_id": "T-000001", "tech_id": "bob"})
         await until(pilot, lambda: app.model.state.tickets["T-000001"].assignee == "bob")
@@ -135,6 +152,7 @@ async def test_technician_sees_only_their_lane_and_works_it(server: ServerProces
         await until(pilot, board_loaded(app, 1))
         screen = app.screen
         assert isinstance(screen, BoardScreen)
+        board: BoardScreen = screen
         assert [x.id for x in screen.lanes] == ["lane-mine"] and not screen.query("TechnicianPanel")
         assert [t.id for t in screen.lanes[0].rows] == ["T-000002"]
         assert screen.check_action("assign", ()) is False and screen.check_action("start", ()) is True
@@ -145,9 +163,10 @@ async def test_technician_sees_only_their_lane_and_works_it(server: ServerProces
         assert event["ticket"]["status"] == "in_progress" and event["actor"] == "alice-phone"
         # A ticket given to her appears; one taken away disappears.
         await floor.ok({"type": "assign", "ticket_id": "T-000001", "tech_id": "alice"})
-        await until(pilot, lambda: [t.id for t in screen.lanes[0].rows] == ["T-000001", "T-000002"])
+        mine = board.lanes[0]  # (the `is` check above widened `screen` back to Screen)
+        await until(pilot, lambda: [t.id for t in mine.rows] == ["T-000001", "T-000002"])
         await floor.ok({"type": "assign", "ticket_id": "T-000002", "tech_id": "bob"})
-        await until(pilot, lambda: [t.id for t in screen.lanes[0].rows] == ["T-000001"])
+        await until(pilot, lambda: [t.id for t in mine.rows] == ["T-000001"])
 
 
 async def test_viewer_gets_a_read_only_wallboard(server: ServerProcess, floor: Session) -> None:
@@ -192,3 +211,165 @@ async def test_bad_token_exits_with_a_clear_message(server: ServerProcess) -> No
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.return_code is not None)
     assert app.return_code == 3
+
+
+# --- the link: reconnecting ----------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def scripted_server(handler: Callable[[ServerConnection], Awaitable[None]]) -> AsyncIterator[str]:
+    """A bare websockets server on a free loopback port that runs `handler` per connection."""
+    async with serve(handler, "127.0.0.1", 0) as listener:
+        port = next(iter(listener.sockets)).getsockname()[1]
+        yield f"ws://127.0.0.1:{port}"
+
+
+async def run_link_until(link: ServerLink, enough: Callable[[list[LinkState]], bool]) -> list[LinkState]:
+    """Run `link` until the states it reported are `enough`; returns them."""
+    states: list[LinkState] = []
+    done = asyncio.Event()
+
+    def on_state(state: LinkState) -> None:
+        states.append(state)
+        if enough(states):
+            done.set()
+
+    task = asyncio.create_task(link.run(lambda: 7, lambda frame: None, on_state))
+    try:
+        await asyncio.wait_for(done.wait(), 10 * TIMEOUT_FACTOR)
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+    return states
+
+
+async def test_a_server_that_closes_after_hello_never_counts_as_connected_and_the_backoff_grows() -> None:
+    hellos: list[Hello] = []
+    first_hello = asyncio.Event()
+    release = asyncio.Event()
+
+    async def close_after_hello(ws: ServerConnection) -> None:
+        hellos.append(Hello.model_validate_json(await ws.recv()))
+        if len(hellos) == 1:
+            first_hello.set()
+            await release.wait()
+        await ws.close(1011, "not ready")
+
+    delays_asked: list[int] = []
+
+    def no_wait(attempt: int) -> float:
+        delays_asked.append(attempt)
+        return 0.0  # the rule under test is the attempt count, not the clock
+
+    async with scripted_server(close_after_hello) as url:
+        link = ServerLink(url, "secret", backoff=no_wait)
+        running = asyncio.create_task(run_link_until(link, lambda states: len(states) >= 5))
+        try:
+            await asyncio.wait_for(first_hello.wait(), 10 * TIMEOUT_FACTOR)
+            # Socket open and hello sent, but no welcome yet: nothing may be sent as if connected.
+            assert not await link.send(Rebalance(command_id="too-early"))
+        finally:
+            release.set()  # else a failure here would leave the server waiting on this handler
+        states = await running
+
+    assert not any(state.connected for state in states)
+    assert [state.attempt for state in states[:5]] == [1, 2, 3, 4, 5]
+    assert delays_asked[:4] == [1, 2, 3, 4]
+    assert "not ready (1011)" in states[0].detail
+    # The hello is the protocol's model, resuming from what the board holds.
+    assert hellos[0] == Hello(token="secret", last_seq=7)
+
+
+async def test_the_attempt_count_starts_again_only_once_welcome_arrives() -> None:
+    welcome = Welcome(role=Role.VIEWER, user="wall", tech_id=None, seq=0).model_dump_json()
+
+    async def welcome_then_close(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.send(welcome)
+        await ws.close(1001, "restarting")
+
+    async with scripted_server(welcome_then_close) as url:
+        link = ServerLink(url, "secret", backoff=lambda attempt: 0.0)
+        states = await run_link_until(link, lambda states: len(states) >= 6)
+
+    assert [(state.connected, state.attempt) for state in states[:6]] == [(True, 0), (False, 1)] * 3
+
+
+@pytest.mark.parametrize(
+    ("attempt", "ceiling"), [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 8.0), (6, 15.0), (20, 15.0)]
+)
+def test_backoff_doubles_up_to_its_cap_with_full_jitter(attempt: int, ceiling: float) -> None:
+    assert backoff_delay(attempt, draw=lambda low, high: high) == ceiling
+    assert backoff_delay(attempt, draw=lambda low, high: low) == 0.0
+
+
+# --- the session, without a screen ---------------------------------------------------------------------
+
+
+class AnsweringLink(ServerLink):
+    """A link whose server answers each command at once with `answer(command)` (None: not connected)."""
+
+    def __init__(self, answer: Callable[[Command], ServerFrame] | None) -> None:
+        super().__init__("ws://unused", "token")
+        self.answer = answer
+        self.session: BoardSession | None = None
+        self.sent = asyncio.Event()
+
+    async def send(self, frame: BaseModel | dict[str, Any]) -> bool:
+        if self.answer is None or self.session is None:
+            return False
+        self.sent.set()
+        assert isinstance(frame, Assign)
+        reply = self.answer(frame)
+        # As the connection worker does: the reply arrives while the sender awaits it.
+        asyncio.get_running_loop().call_soon(self.session.take_reply, reply)
+        return True
+
+
+def answering_session(answer: Callable[[Command], ServerFrame] | None) -> tuple[BoardSession, list[tuple[Any, ...]]]:
+    """A session over an `AnsweringLink`; the list collects what it told the UI, in order."""
+    told: list[tuple[Any, ...]] = []
+    link = AnsweringLink(answer)
+
+    def notify(message: str, *, title: str = "", severity: Severity = "information") -> None:
+        told.append(("notify", message, title, severity))
+
+    def rows_changed(ticket_ids: tuple[str, ...]) -> None:
+        told.append(("rows", ticket_ids, {t for t in ticket_ids if session.model.is_pending(t)}))
+
+    session = BoardSession("ws://unused", "token", notify=notify, rows_changed=rows_changed, link=link)
+    link.session = session
+    return session, told
+
+
+async def test_a_command_shows_pending_until_answered_and_a_lost_race_is_said_in_words() -> None:
+    def refuse(command: Command) -> ServerFrame:
+        return Error(command_id=command.command_id, code=ErrorCode.CONFLICT, message="stale", current={"id": "T-1"})
+
+    session, told = answering_session(refuse)
+    reply = await session.send_command(
+        Assign(command_id="c1", ticket_id="T-1", tech_id="bob"), "assign T-1 to bob", ["T-1"]
+    )
+    assert isinstance(reply, Error) and not session.model.pending
+    assert told == [
+        ("rows", ("T-1",), {"T-1"}),  # pending mark on
+        ("rows", ("T-1",), set()),  # and off again once answered
+        ("notify", "stale", "Conflict", "warning"),  # no change seen here: the server's own words
+    ]
+
+
+async def test_a_command_that_cannot_be_sent_says_so() -> None:
+    session, told = answering_session(None)
+    assert await session.send_command(Assign(command_id="c1", ticket_id="T-1", tech_id="bob"), "assign T-1") is None
+    assert told == [("notify", "Not sent: assign T-1 (not connected). Try again once reconnected.", "", "warning")]
+
+
+async def test_losing_the_link_fails_the_commands_in_flight() -> None:
+    session, _ = answering_session(lambda command: Ack(command_id="other", seq=1))  # never its own answer
+    sending = asyncio.create_task(session.request(Assign(command_id="c1", ticket_id="T-1", tech_id="bob")))
+    assert isinstance(session.link, AnsweringLink)
+    await asyncio.wait_for(session.link.sent.wait(), 10 * TIMEOUT_FACTOR)
+    session.link_changed(LinkState(connected=False, attempt=1, detail="gone"))
+    assert await asyncio.wait_for(sending, 10 * TIMEOUT_FACTOR) is None  # not the 15 s reply timeout
+    assert session.link_state.detail == "gone"

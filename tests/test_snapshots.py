@@ -17,8 +17,7 @@ from textual.pilot import Pilot
 from dispatch.app import DispatchApp
 from dispatch.screens.board import BoardScreen
 from dispatch.screens.detail import TicketDetail
-from dispatch.screens.pickers import AssignPicker
-from tests.test_board import until
+from tests.test_board import picker_ready, until
 from tests.world import NOW, World, seeded_world
 
 SIZE = (140, 40)
@@ -52,8 +51,7 @@ def test_assign_picker(world: World, snap_compare: Any) -> None:
     async def open_picker(pilot: Pilot[None]) -> None:
         await loaded(38)(pilot)
         await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, AssignPicker)
-                    and app.screen.query_one("#candidates").option_count > 0)  # fmt: skip
+        await until(pilot, picker_ready(app))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=open_picker)
 
