@@ -47,6 +47,7 @@ from websockets.exceptions import ConnectionClosed, InvalidURI
 from websockets.uri import parse_uri
 
 from dispatch.client import DEFAULT_SERVER, AccessRefused, CommandSession, new_command_id, tls_context
+from dispatch.core.durations import DurationError, format_left, parse_duration
 from dispatch.core.models import OPEN_STATUSES, Category, Priority, TechStatus, Ticket
 from dispatch.core.protocol import (
     Ack,
@@ -61,8 +62,8 @@ from dispatch.core.protocol import (
     Snapshot,
     Welcome,
 )
-from dispatch.core.sla import current_target, format_left
-from dispatch.simulator import SCENARIOS, Outage, parse_duration, parse_rate, play, roster
+from dispatch.core.sla import current_target
+from dispatch.simulator import SCENARIOS, Outage, parse_rate, play, roster
 
 __all__ = [
     "ExitCode",
@@ -197,13 +198,11 @@ def _rate(text: str) -> float:
 
 
 def _duration(text: str) -> float:
+    """Seconds of simulated time, read by the one duration parser (dispatch.core.durations)."""
     try:
-        seconds = parse_duration(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 90s, 10m, 1h)") from None
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise argparse.ArgumentTypeError("must be more than zero and finite")
-    return seconds
+        return parse_duration(text).total_seconds()
+    except DurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _speed(text: str) -> float:

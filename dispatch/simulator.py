@@ -81,14 +81,6 @@ def parse_rate(text: str) -> float:
     return value / seconds
 
 
-def parse_duration(text: str) -> float:
-    """`10m`, `90s`, `1h` -> seconds."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    if text and text[-1] in units:
-        return float(text[:-1]) * units[text[-1]]
-    return float(text)
-
-
 async def play(
     session: CommandSession,
     outage: Outage,

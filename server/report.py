@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import html
 import math
-import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any, Literal
 import pygal  # type: ignore[import-untyped]  # pygal ships no type information
 from pygal.style import Style  # type: ignore[import-untyped]
 
+from dispatch.core.durations import DurationError, format_duration, format_span, parse_duration
 from dispatch.core.models import Priority, Technician, Ticket, TicketStatus
 from dispatch.core.protocol import Event, SlaEvent, TechnicianEvent, TicketEvent
 from server.storage import Storage
@@ -43,12 +43,9 @@ __all__ = [
     "build_report",
     "format_text",
     "render_html",
-    "parse_since",
 ]
 
 REPORT_FILE = "report.html"
-_SINCE = re.compile(r"(\d+)([smhd])")
-_SINCE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 # Interval sizes the charts may use; the first that gives at most MAX_INTERVALS bars wins.
 _INTERVALS = tuple(timedelta(minutes=m) for m in (1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080))
 MAX_INTERVALS = 48
@@ -155,14 +152,6 @@ def percentile(values: Sequence[timedelta], fraction: float) -> timedelta | None
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def parse_since(text: str) -> timedelta:
-    """`90m`, `6h`, `2d` -> a timedelta; anything else is a ReportError."""
-    match = _SINCE.fullmatch(text.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise ReportError(f"--since wants a positive whole number with s, m, h or d, e.g. 6h or 90m (got {text!r})")
-    return timedelta(**{_SINCE_UNITS[match.group(2)]: int(match.group(1))})
-
-
 @dataclass
 class _TicketLife:
     """What the log says about one ticket up to the end of the window."""
@@ -206,7 +195,8 @@ def build_report(
 
     if since is not None:
         start = now - since
-        scope = f"the last {_since_label(since)}" if incident is None else f"{scope}, the last {_since_label(since)}"
+        window = f"the last {format_duration(since)}"
+        scope = window if incident is None else f"{scope}, {window}"
     elif incident is not None:
         start = min(lives[tid].ticket.created_at for tid in in_scope)
     else:
@@ -385,32 +375,9 @@ def _queue_depth(
     return points
 
 
-def _since_label(since: timedelta) -> str:
-    seconds = int(since.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-# --- text -----------------------------------------------------------------------------------------------
-
-
-def format_duration(value: timedelta | None) -> str:
-    """`45s`, `4m 05s`, `1h 05m`, `2d 03h`; `n/a` for no data."""
-    if value is None:
-        return "n/a"
-    seconds = round(value.total_seconds())
-    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
-    if seconds < 60:
-        text = f"{seconds}s"
-    elif seconds < 3600:
-        text = f"{seconds // 60}m {seconds % 60:02d}s"
-    elif seconds < 86400:
-        text = f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-    else:
-        text = f"{seconds // 86400}d {seconds % 86400 // 3600:02d}h"
-    return sign + text
+def _span(value: timedelta | None) -> str:
+    """`4m 05s` (dispatch.core.durations.format_span), `n/a` for no data."""
+    return "n/a" if value is None else format_span(value)
 
 
 def _moment(value: datetime) -> str:
@@ -420,7 +387,7 @@ def _moment(value: datetime) -> str:
 def _window_text(report: Report) -> str:
     start, end = report.start.astimezone(UTC), report.end.astimezone(UTC)
     until = end.strftime("%H:%M") if start.date() == end.date() else end.strftime("%Y-%m-%d %H:%M")
-    return f"{start:%Y-%m-%d %H:%M} → {until} UTC ({format_duration(end - start)})"
+    return f"{start:%Y-%m-%d %H:%M} → {until} UTC ({_span(end - start)})"
 
 
 def _clock(moment: datetime, report: Report) -> str:
@@ -459,8 +426,8 @@ def format_text(report: Report) -> str:
         _row("queue at the end", r.queue_depth[-1][1], "open unassigned tickets"),
         "",
         "TIME TO FIRST ASSIGNMENT",
-        _row("p50", format_duration(r.first_assignment_percentile(0.5))),
-        _row("p90", format_duration(r.first_assignment_percentile(0.9))),
+        _row("p50", _span(r.first_assignment_percentile(0.5))),
+        _row("p90", _span(r.first_assignment_percentile(0.9))),
         _row("assigned", len(r.first_assignment), f"of {r.ticket_count} created; {r.never_assigned} never assigned"),
         "",
         "SLA BREACHES",
@@ -546,7 +513,7 @@ def _interval_label(size: timedelta) -> str:
         if size.total_seconds() % seconds == 0:
             count = int(size.total_seconds() // seconds)
             return unit if count == 1 else f"{count} {unit}s"
-    return format_duration(size)
+    return _span(size)
 
 
 def _label_moments(report: Report) -> list[datetime]:
@@ -697,8 +664,8 @@ _BREACH_WORDS: dict[BreachKind, str] = {
 def render_html(report: Report) -> str:
     """One self-contained page: the figures, and the charts as inline SVG; nothing is loaded from elsewhere."""
     r = report
-    p50 = format_duration(r.first_assignment_percentile(0.5))
-    p90 = format_duration(r.first_assignment_percentile(0.9))
+    p50 = _span(r.first_assignment_percentile(0.5))
+    p90 = _span(r.first_assignment_percentile(0.9))
     derived = len(r.breaches)
     cards = [
         (r.ticket_count, "tickets created"),
@@ -829,7 +796,7 @@ def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     scope = report.add_mutually_exclusive_group()
     scope.add_argument("--incident", metavar="INC-ID", help="only the tickets of this incident")
-    scope.add_argument("--since", metavar="DURATION", help="only the last DURATION: a number with s, m, h or d (6h)")
+    scope.add_argument("--since", metavar="DURATION", help="only the last DURATION: 30m, 6h, 2d, 1w ...")
     report.add_argument("--out", metavar="DIR", help="also write DIR/report.html with charts (works offline)")
     # For tests and reruns that must read the same: the report's "now".
     report.add_argument("--as-of", metavar="ISO8601", help=argparse.SUPPRESS)
@@ -837,7 +804,10 @@ def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 async def run_report(args: argparse.Namespace) -> int:
     """Print the report for `args.db`, and write DIR/report.html with `--out DIR`; ReportError for bad input."""
-    since = parse_since(args.since) if args.since is not None else None
+    try:
+        since = parse_duration(args.since) if args.since is not None else None
+    except DurationError as exc:
+        raise ReportError(f"--since: {exc}") from None
     now = _as_of(getattr(args, "as_of", None))
     if not Path(args.db).exists():
         # Storage.open would create an empty database: a typo in the path should not look like a quiet night.
