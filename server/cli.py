@@ -11,8 +11,8 @@
     dispatch-server --db PATH backup FILE [--force] | restore FILE [--force]
     dispatch-server --db PATH stats [--server URL] [--decision-log FILE]
 
-Every failure a user can cause (corrupt or newer database, port in use, duplicate token name) is one
-line on stderr and exit status 2, never a traceback.
+Every failure a user can cause (corrupt or newer database, port in use, duplicate token name, a policy
+file with a typo) is one line on stderr and exit status 2, never a traceback.
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from datetime import UTC, datetime
 from typing import IO
 
 from dispatch.core.allocation import AllocationPolicy
+from dispatch.core.config import ConfigError
 from dispatch.core.models import Role
 from server.app import DispatchServer, install_stop_signals
 from server.decisions import default_decision_log, show_decisions
 from server.operations import add_operations_parsers, run_operation
 from server.report import ReportError, add_report_parser, run_report
-from server.settings import ServerSettings
+from server.settings import ServerSettings, read_config_file
 from server.storage import Storage, StorageError
 
 EXIT_USAGE = 2
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("backup", "restore", "stats"):
             return run_operation(args)
         return asyncio.run(_token(args))
-    except (StorageError, _Refused, ReportError) as exc:
+    except (StorageError, _Refused, ReportError, ConfigError) as exc:
         print(f"dispatch-server: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -172,10 +173,9 @@ def main(argv: list[str] | None = None) -> int:
 async def _serve(args: argparse.Namespace) -> int:
     # Options that can be wrong are read before the database opens: a refusal then leaves nothing
     # running (an open aiosqlite connection's thread would keep the process alive).
-    try:
-        allocation = AllocationPolicy.from_toml(args.policy) if args.policy else AllocationPolicy()
-    except ValueError as exc:
-        raise _Refused(str(exc)) from None
+    allocation = (
+        AllocationPolicy.from_toml(read_config_file(args.policy), args.policy) if args.policy else AllocationPolicy()
+    )
     tls = _tls_context(args.tls_cert, args.tls_key)
     storage = await Storage.open(args.db)
     try:

@@ -1,4 +1,8 @@
-"""How a server is set up: every option of `dispatch-server serve`, with its default, in one place."""
+"""How a server is set up: every option of `dispatch-server serve`, with its default, in one place.
+
+Configuration files named by options (`--policy`, and the SLA and roster files to come) are read with
+`read_config_file`, and validated in dispatch.core.config.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,14 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO
 
 from dispatch.core.allocation import AllocationPolicy
+from dispatch.core.config import ConfigError, unreadable
 from dispatch.core.sla import SlaPolicy
 
-__all__ = ["Clock", "ServerSettings", "utc_now"]
+__all__ = ["Clock", "ServerSettings", "read_config_file", "utc_now"]
 
 Clock = Callable[[], datetime]
 
@@ -52,3 +58,13 @@ class ServerSettings:
     # Open connections in all (HTTP 503 beyond) and per token (close 4409 beyond, after the hello).
     max_connections: int = 1000
     max_connections_per_token: int = 64
+
+
+def read_config_file(path: str) -> str:
+    """The text of a configuration file an option names; a one-line ConfigError if it cannot be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise unreadable(path, exc) from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (UTF-8)") from None

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -106,19 +104,3 @@ def test_on_site_is_penalised_and_the_reason_says_why() -> None:
     assert [c.tech_id for c in ranked] == ["bob", "alice"]
     assert ranked[0].reason == "network skill, load 0/3, available"
     assert "on site" in ranked[1].reason
-
-
-def test_policy_from_toml(tmp_path: Path) -> None:
-    path = tmp_path / "policy.toml"
-    path.write_text("[allocation]\nload = 0.8\nescalate_after_minutes = 5\n")
-    policy = AllocationPolicy.from_toml(path)
-    assert policy.load == 0.8 and policy.escalate_after_minutes == 5 and policy.availability == 0.35
-    path.write_text("[allocation]\nlaod = 0.8\n")
-    with pytest.raises(ValueError, match="unknown setting 'laod'"):
-        AllocationPolicy.from_toml(path)
-    path.write_text("[allocation]\nload = -1\n")
-    with pytest.raises(ValueError, match="load must be a number >= 0"):
-        AllocationPolicy.from_toml(path)
-    path.write_text("[allocation\n")
-    with pytest.raises(ValueError, match="not valid TOML"):
-        AllocationPolicy.from_toml(path)
