@@ -51,6 +51,15 @@ OPEN_STATUSES = frozenset({TicketStatus.NEW, TicketStatus.ASSIGNED, TicketStatus
 HELD_STATUSES = frozenset({TicketStatus.ASSIGNED, TicketStatus.IN_PROGRESS, TicketStatus.ON_HOLD})
 
 
+class HoldReason(StrEnum):
+    """Why a ticket is on hold; the client's contract says which reasons stop its SLA clock."""
+
+    AWAITING_CLIENT = "awaiting_client"
+    AWAITING_PARTS = "awaiting_parts"
+    AWAITING_THIRD_PARTY = "awaiting_third_party"
+    OTHER = "other"
+
+
 class TechStatus(StrEnum):
     AVAILABLE = "available"
     BUSY = "busy"
