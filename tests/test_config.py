@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dispatch.core.allocation import AllocationPolicy
 from dispatch.core.config import ConfigError, load_toml
+from dispatch.core.durations import Duration
 from server.settings import read_config_file
 from tests.support import timeout
 
@@ -86,7 +88,7 @@ def test_policy_file_mistakes_are_one_line(toml: str, line: str) -> None:
 # tables, lists, text) shows how their mistakes read.
 class _Tier(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    respond: str
+    respond: Duration
     calendar: str = "24x7"
 
 
@@ -106,7 +108,14 @@ class _File(BaseModel):
 @pytest.mark.parametrize(
     ("toml", "line"),
     [
-        ("[tiers.gold]\nrespond = 15\n", "[tiers.gold] respond = 15: must be text in quotes"),
+        (
+            "[tiers.gold]\nrespond = 15\n",
+            '[tiers.gold] respond = 15: must be a duration in quotes, e.g. "30m", "2h", "1d"',
+        ),
+        (
+            '[tiers.gold]\nrespond = "5x"\n',
+            "[tiers.gold] respond = \"5x\": '5x' is not a duration: use e.g. 30m, 2h, 1d",
+        ),
         ('[tiers.gold]\ncalendar = "x"\n', "[tiers.gold] respond: required, missing"),
         (
             '[tiers.gold]\nrespond = "1h"\nresolve = "4h"\n',
@@ -130,6 +139,11 @@ def test_the_helper_names_the_key_in_any_file(toml: str, line: str) -> None:
     with pytest.raises(ConfigError) as refused:
         load_toml(_File, toml, "sla.toml")
     assert str(refused.value) == f"sla.toml: {line}"
+
+
+def test_a_duration_in_a_file_is_read_by_the_one_parser() -> None:
+    read = load_toml(_File, '[tiers.gold]\nrespond = "1h30m"\n', "sla.toml")
+    assert read.tiers["gold"].respond == timedelta(hours=1, minutes=30)
 
 
 def test_a_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
