@@ -8,6 +8,8 @@
     dispatch-server --db PATH token revoke NAME
     dispatch-server --db PATH report [--incident INC-7 | --since 6h] [--out DIR]
     dispatch-server --db PATH decisions [--since 2h] [--ticket T] [--format table|json]
+
+Every default of `serve` comes from server.settings.DEFAULTS, which its --help shows.
     dispatch-server --db PATH backup FILE [--force] | restore FILE [--force]
     dispatch-server --db PATH stats [--server URL] [--decision-log FILE]
 
@@ -36,7 +38,7 @@ from server.app import DispatchServer, install_stop_signals
 from server.decisions import default_decision_log, show_decisions
 from server.operations import add_operations_parsers, run_operation
 from server.report import ReportError, add_report_parser, run_report
-from server.settings import ServerSettings, read_config_file
+from server.settings import DEFAULTS, ServerSettings, read_config_file
 from server.storage import Storage, StorageError
 
 EXIT_USAGE = 2
@@ -53,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the websocket server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    # Every default below is DEFAULTS' (server/settings.py), shown by --help as "(default ...)".
+    serve.add_argument("--host", default=DEFAULTS.host, help="address to listen on (default %(default)s)")
+    serve.add_argument("--port", type=int, default=DEFAULTS.port, help="0 picks a free port (default %(default)s)")
     serve.add_argument("--log", metavar="FILE", help="write every event as a JSON line here (default: stdout)")
     serve.add_argument("--auto-assign", action="store_true", help="assign new and returned tickets by itself")
     serve.add_argument(
@@ -65,14 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--policy", metavar="FILE", help="allocation weights, TOML ([allocation] table)")
     serve.add_argument(
-        "--dedupe-window", metavar="MIN", type=float, default=60.0,
-        help="a report with a dedupe key joins an open ticket with that key this many minutes old (default 60)",
+        "--dedupe-window", metavar="MIN", type=float, default=DEFAULTS.dedupe_window_minutes,
+        help="a report with a dedupe key joins an open ticket with that key this many minutes old "
+        "(default %(default)g)",
     )  # fmt: skip
     serve.add_argument(
-        "--burst-threshold", metavar="N", type=int, default=5,
-        help="this many incident-less tickets from one client, site or category is a burst (default 5; 0: off)",
+        "--burst-threshold", metavar="N", type=int, default=DEFAULTS.burst_threshold,
+        help="this many incident-less tickets from one client, site or category is a burst "
+        "(default %(default)s; 0: off)",
     )  # fmt: skip
-    serve.add_argument("--burst-window", metavar="MIN", type=float, default=10.0, help="... within MIN minutes")
+    serve.add_argument(
+        "--burst-window", metavar="MIN", type=float, default=DEFAULTS.burst_window_minutes,
+        help="... within MIN minutes (default %(default)g)",
+    )  # fmt: skip
     security = serve.add_argument_group("exposure beyond loopback")
     security.add_argument("--tls-cert", metavar="FILE", help="PEM certificate (chain): serve wss:// instead of ws://")
     security.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
@@ -81,13 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="a web page origin allowed to connect (repeatable); other browser origins get 403",
     )  # fmt: skip
     security.add_argument(
-        "--rate-limit", metavar="N", type=_non_negative, default=500.0,
-        help="commands per second one connection may sustain, bursts of 2N (default 500; 0: no limit)",
+        "--rate-limit", metavar="N", type=_non_negative, default=DEFAULTS.rate_limit,
+        help="commands per second one connection may sustain, bursts of 2N (default %(default)g; 0: no limit)",
     )  # fmt: skip
-    security.add_argument("--max-connections", metavar="N", type=_positive, default=1000, help="in all (default 1000)")
     security.add_argument(
-        "--max-connections-per-token", metavar="N", type=_positive, default=64, help="per token (default 64)"
-    )
+        "--max-connections", metavar="N", type=_positive, default=DEFAULTS.max_connections,
+        help="in all (default %(default)s)",
+    )  # fmt: skip
+    security.add_argument(
+        "--max-connections-per-token", metavar="N", type=_positive, default=DEFAULTS.max_connections_per_token,
+        help="per token (default %(default)s)",
+    )  # fmt: skip
     # For tests, screenshots and demos that must look the same every time: the clock stands still.
     serve.add_argument("--fixed-clock", metavar="ISO8601", type=_utc_datetime, help=argparse.SUPPRESS)
 

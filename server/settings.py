@@ -1,7 +1,8 @@
 """How a server is set up: every option of `dispatch-server serve`, with its default, in one place.
 
-Configuration files named by options (`--policy`, and the SLA and roster files to come) are read with
-`read_config_file`, and validated in dispatch.core.config.
+`DEFAULTS` is what `dispatch-server serve --help` shows and what its options default to, so a default
+is written once, here. Configuration files named by options (`--policy`, and the SLA and roster files
+to come) are read with `read_config_file`, and validated in dispatch.core.config.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Final
 
 from dispatch.core.allocation import AllocationPolicy
 from dispatch.core.config import ConfigError, unreadable
 from dispatch.core.sla import SlaPolicy
 
-__all__ = ["Clock", "ServerSettings", "read_config_file", "utc_now"]
+__all__ = ["DEFAULTS", "Clock", "ServerSettings", "read_config_file", "utc_now"]
 
 Clock = Callable[[], datetime]
 
@@ -28,6 +29,8 @@ def utc_now() -> datetime:
 
 @dataclass
 class ServerSettings:
+    """Everything a running server is told; every field has the default `serve` uses."""
+
     host: str = "127.0.0.1"
     port: int = 8765
     policy: SlaPolicy = field(default_factory=SlaPolicy)
@@ -58,6 +61,10 @@ class ServerSettings:
     # Open connections in all (HTTP 503 beyond) and per token (close 4409 beyond, after the hello).
     max_connections: int = 1000
     max_connections_per_token: int = 64
+
+
+# The defaults, for `serve`'s options and help. Read it, never change it: it is shared.
+DEFAULTS: Final = ServerSettings()
 
 
 def read_config_file(path: str) -> str:

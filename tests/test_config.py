@@ -1,4 +1,5 @@
-"""Configuration: the policy file validated in one line (dispatch/core/config.py, AllocationPolicy)."""
+"""Configuration: the policy file validated in one line (dispatch/core/config.py, AllocationPolicy), and
+`serve`'s defaults read from one place (server/settings.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from dispatch.core.allocation import AllocationPolicy
 from dispatch.core.config import ConfigError, load_toml
 from dispatch.core.durations import Duration
-from server.settings import read_config_file
+from server.cli import build_parser
+from server.settings import DEFAULTS, read_config_file
 from tests.support import timeout
 
 DISPATCH_SERVER = str(Path(sys.executable).with_name("dispatch-server"))
@@ -187,3 +189,32 @@ def test_serve_refuses_a_bad_policy_file_in_one_line(tmp_path: Path, file: str, 
     assert done.stdout == ""
     # Refused before the database is opened: nothing was created.
     assert not (tmp_path / "d.db").exists()
+
+
+def test_serve_options_default_to_the_settings_defaults() -> None:
+    args = build_parser().parse_args(["--db", "d.db", "serve"])
+    assert (args.host, args.port) == (DEFAULTS.host, DEFAULTS.port)
+    assert args.dedupe_window == DEFAULTS.dedupe_window_minutes
+    assert (args.burst_threshold, args.burst_window) == (DEFAULTS.burst_threshold, DEFAULTS.burst_window_minutes)
+    assert args.rate_limit == DEFAULTS.rate_limit
+    assert (args.max_connections, args.max_connections_per_token) == (
+        DEFAULTS.max_connections,
+        DEFAULTS.max_connections_per_token,
+    )
+
+
+def test_serve_help_shows_the_settings_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--db", "d.db", "serve", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines where it likes
+    for default in (
+        f"(default {DEFAULTS.host})",
+        f"(default {DEFAULTS.port})",
+        f"(default {DEFAULTS.dedupe_window_minutes:g})",
+        f"(default {DEFAULTS.burst_threshold}; 0: off)",
+        f"(default {DEFAULTS.burst_window_minutes:g})",
+        f"(default {DEFAULTS.rate_limit:g}; 0: no limit)",
+        f"(default {DEFAULTS.max_connections})",
+        f"(default {DEFAULTS.max_connections_per_token})",
+    ):
+        assert default in shown
