@@ -129,6 +129,8 @@ class Session:
     events: list[dict[str, Any]] = field(default_factory=list)
     replies: dict[str, dict[str, Any]] = field(default_factory=dict)
     others: list[dict[str, Any]] = field(default_factory=list)
+    # Every frame after the handshake, in order, when asked for (tests of the frames' shapes).
+    frames: list[dict[str, Any]] | None = None
 
     @classmethod
     async def open(cls, url: str, token: str, last_seq: int | None = None, **options: Any) -> Session:
@@ -156,6 +158,8 @@ class Session:
         return frame
 
     def _remember(self, frame: dict[str, Any]) -> None:
+        if self.frames is not None:
+            self.frames.append(frame)
         if frame["type"] == "event":
             self.events.append(frame["event"])
         elif frame.get("command_id") is not None:
