@@ -60,25 +60,26 @@ class EmbeddedServer:
 
     async def _serve(self) -> None:
         # Imported here: the board's process only needs the server when it runs the demo.
-        from server.app import DispatchServer
+        from server.embedded import running
         from server.settings import ServerSettings
         from server.storage import Storage
 
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         storage = await Storage.open(self.workdir / "demo.db")
-        for name, role in ((DEMO_USER, Role.DISPATCHER), ("simulator", Role.DISPATCHER), ("monitoring", Role.INTAKE)):
-            self.tokens[name] = secrets.token_urlsafe(32)
-            await storage.create_token(name, role, None, self.tokens[name])
-        logging.getLogger("dispatch.server").setLevel(logging.WARNING)
-        server = await DispatchServer.start(storage, ServerSettings(port=0), io.StringIO())
-
-        def ready(url: str) -> None:
-            self.url = url
-            self._ready.set()
-
         try:
-            await server.run(ready, self._stop)
+            for name, role in (
+                (DEMO_USER, Role.DISPATCHER),
+                ("simulator", Role.DISPATCHER),
+                ("monitoring", Role.INTAKE),
+            ):
+                self.tokens[name] = secrets.token_urlsafe(32)
+                await storage.create_token(name, role, None, self.tokens[name])
+            logging.getLogger("dispatch.server").setLevel(logging.WARNING)
+            async with running(storage, ServerSettings(port=0), io.StringIO(), stop=self._stop) as server:
+                self.url = server.url
+                self._ready.set()
+                await server.wait()
         finally:
             await storage.close()
 

@@ -7,11 +7,12 @@
     dispatch-server --db PATH token list
     dispatch-server --db PATH token revoke NAME
     dispatch-server --db PATH report [--incident INC-7 | --since 6h] [--out DIR]
-    dispatch-server --db PATH decisions [--since 2h] [--ticket T] [--format table|json]
-
-Every default of `serve` comes from server.settings.DEFAULTS, which its --help shows.
+    dispatch-server --db PATH decisions [--since 2h] [--ticket T] [--technician TECH] [--format table|json]
     dispatch-server --db PATH backup FILE [--force] | restore FILE [--force]
     dispatch-server --db PATH stats [--server URL] [--decision-log FILE]
+
+Every default of `serve` comes from server.settings.DEFAULTS, which its --help shows; durations
+(`--since`) are read by dispatch.core.durations (30m, 2h, 1d, 1w, 1h30m; more than zero).
 
 Every failure a user can cause (corrupt or newer database, port in use, duplicate token name, a policy
 file with a typo) is one line on stderr and exit status 2, never a traceback.
@@ -34,8 +35,9 @@ from typing import IO
 from dispatch.core.allocation import AllocationPolicy
 from dispatch.core.config import ConfigError
 from dispatch.core.models import Role
-from server.app import DispatchServer, install_stop_signals
+from server.app import install_stop_signals
 from server.decisions import default_decision_log, show_decisions
+from server.embedded import running
 from server.operations import add_operations_parsers, run_operation
 from server.report import ReportError, add_report_parser, run_report
 from server.settings import DEFAULTS, ServerSettings, read_config_file
@@ -207,20 +209,25 @@ async def _serve(args: argparse.Namespace) -> int:
             if args.fixed_clock is not None:
                 fixed: datetime = args.fixed_clock
                 settings.clock = lambda: fixed
-            server = await DispatchServer.start(storage, settings, event_log)
             stop = asyncio.Event()
             install_stop_signals(stop)
-
-            def ready(url: str) -> None:
-                # Printed on stdout once the socket is bound: scripts and tests wait for this line.
-                print(f"listening on {url}", flush=True)
-
+            listening = False
             try:
-                await server.run(ready, stop)
+                async with running(storage, settings, event_log, stop=stop) as server:
+                    listening = True
+                    # Printed on stdout once the socket is bound: scripts and tests wait for this line.
+                    print(f"listening on {server.url}", flush=True)
+                    await server.wait()
             except OSError as exc:
+                if listening:
+                    raise _Refused(f"stopped: {exc}") from None
                 if exc.errno == errno.EADDRINUSE:
                     raise _Refused(f"port {args.port} on {args.host} is already in use") from None
                 raise _Refused(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+            except StorageError as exc:
+                if not listening:
+                    raise  # the database could not be loaded: its own one-line reason
+                raise _Refused(f"stopped: {exc}") from None
             except Exception as exc:
                 raise _Refused(f"stopped: {exc}") from None
     finally:

@@ -1,12 +1,11 @@
 """The real server in this test's process, for tests that need to move its clock.
 
-Same DispatchServer, SQLite file and loopback websocket as `dispatch-server serve`; only the clock is
-a `ManualClock` the test advances.
+Same DispatchServer, SQLite file and loopback websocket as `dispatch-server serve`, started the same way
+(server.embedded.running); only the clock is a `ManualClock` the test advances.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +16,7 @@ from typing import Any
 
 from dispatch.core.models import Role
 from server.app import DispatchServer
+from server.embedded import running
 from server.settings import ServerSettings
 from server.storage import Storage
 
@@ -41,7 +41,9 @@ class Running:
 
 
 @asynccontextmanager
-async def running_server(workdir: Path, clock: ManualClock, **settings: Any) -> AsyncIterator[Running]:
+async def running_server(workdir: Path, clock: ManualClock, **options: Any) -> AsyncIterator[Running]:
+    """The server on `workdir`'s database (tokens `token-ana`, dispatcher, and `token-alice`, technician),
+    with `options` as ServerSettings fields."""
     storage = await Storage.open(workdir / "dispatch.db")
     tokens = {"ana": "token-ana", "alice": "token-alice"}
     decision_path = workdir / "dispatch.decisions.jsonl"
@@ -49,21 +51,9 @@ async def running_server(workdir: Path, clock: ManualClock, **settings: Any) -> 
         if not await storage.list_tokens():  # a restart of the same database keeps its tokens
             await storage.create_token("ana", Role.DISPATCHER, None, tokens["ana"])
             await storage.create_token("alice", Role.TECHNICIAN, "alice", tokens["alice"])
-    except BaseException:
+        with decision_path.open("a", encoding="utf-8") as decisions:
+            settings = ServerSettings(port=0, clock=clock, clock_interval_s=0.02, decision_log=decisions, **options)
+            async with running(storage, settings, io.StringIO()) as server:
+                yield Running(server.url, server.server, tokens, decision_path)
+    finally:
         await storage.close()
-        raise
-    with decision_path.open("a", encoding="utf-8") as decisions:
-        server = await DispatchServer.start(
-            storage,
-            ServerSettings(port=0, clock=clock, clock_interval_s=0.02, decision_log=decisions, **settings),
-            io.StringIO(),
-        )
-        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        stop = asyncio.Event()
-        task = asyncio.create_task(server.run(ready.set_result, stop))
-        try:
-            yield Running(await asyncio.wait_for(ready, 10), server, tokens, decision_path)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
-            await storage.close()
