@@ -1,5 +1,6 @@
 """`dispatch`: the board and the scriptable commands around it.
 
+    dispatch --version                                          (also the wire protocol version)
     dispatch board [--server URL] [--token T] [--ca-file PEM]   (also DISPATCH_SERVER, DISPATCH_TOKEN,
                                                                  DISPATCH_CA_FILE)
     dispatch demo
@@ -20,6 +21,7 @@ import sys
 
 from dispatch import importer, scripting
 from dispatch.client import DEFAULT_SERVER, tls_context
+from dispatch.core.version import version_line
 
 EXIT_USAGE = 2
 
@@ -31,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=scripting.EXIT_STATUS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=version_line("dispatch"))
     commands = parser.add_subparsers(dest="command", required=True)
     board = commands.add_parser("board", help="open the board (dispatcher, technician or wallboard by token)")
     board.add_argument("--server", default=os.environ.get("DISPATCH_SERVER", DEFAULT_SERVER), metavar="URL")

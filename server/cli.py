@@ -1,5 +1,6 @@
 """`dispatch-server`: the headless server and its operator commands.
 
+    dispatch-server --version
     dispatch-server --db PATH serve [--host H] [--port P] [--log FILE] [--auto-assign] [--decision-log FILE]
                                     [--policy FILE] [--tls-cert FILE --tls-key FILE] [--allowed-origin URL ...]
                                     [--rate-limit N] [--max-connections N] [--max-connections-per-token N]
@@ -35,6 +36,7 @@ from typing import IO
 from dispatch.core.allocation import AllocationPolicy
 from dispatch.core.config import ConfigError
 from dispatch.core.models import Role
+from dispatch.core.version import version_line
 from server.app import install_stop_signals
 from server.decisions import default_decision_log, show_decisions
 from server.embedded import running
@@ -53,6 +55,7 @@ class _Refused(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dispatch-server", description="Dispatch board server (headless).")
+    parser.add_argument("--version", action="version", version=version_line("dispatch-server"))
     parser.add_argument("--db", required=True, metavar="PATH", help="SQLite database file (created if missing)")
     commands = parser.add_subparsers(dest="command", required=True)
 
