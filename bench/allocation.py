@@ -25,10 +25,11 @@ sys.path.insert(0, str(ROOT))
 
 from dispatch.core.allocation import AllocationPolicy, Roster, rank  # noqa: E402
 from dispatch.core.commands import execute  # noqa: E402
+from dispatch.core.contracts import Contracts  # noqa: E402
 from dispatch.core.decide import TICK  # noqa: E402
 from dispatch.core.models import Priority, Role, Technician, TechStatus, Ticket  # noqa: E402
 from dispatch.core.protocol import AddTechnician, BulkAssign, CreateTicket  # noqa: E402
-from dispatch.core.sla import SlaPolicy  # noqa: E402
+from dispatch.core.sla import clock_fields  # noqa: E402
 from dispatch.core.state import Actor  # noqa: E402
 from server.app import DispatchServer  # noqa: E402
 from server.settings import ServerSettings  # noqa: E402
@@ -52,10 +53,10 @@ def bench_rank(repeats: int) -> tuple[float, float]:
     roster = Roster({t.id: t for t in techs})
     for n, tech in enumerate(techs):
         roster.load[tech.id] = n % 4
-    respond, resolve = SlaPolicy().due_times(Priority.P1, NOW - timedelta(minutes=5))
+    clock = clock_fields(Contracts().terms("c", Priority.P1), NOW - timedelta(minutes=5))
     ticket = Ticket(id="T-000001", title="x", client="c", priority=Priority.P1, skills=["network"],
-                    created_at=NOW - timedelta(minutes=5), respond_by=respond, resolve_by=resolve)  # fmt: skip
-    policy, sla = AllocationPolicy(), SlaPolicy()
+                    created_at=NOW - timedelta(minutes=5), **clock)  # fmt: skip
+    policy, sla = AllocationPolicy(), Contracts()
     ours, floor = [], []
     for _ in range(repeats):
         started = time.perf_counter()

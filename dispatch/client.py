@@ -20,6 +20,8 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from dispatch.core.protocol import (
     CLOSE_BAD_TOKEN,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
     Command,
     Error,
     ErrorCode,
@@ -41,7 +43,7 @@ __all__ = [
     "DEFAULT_SERVER",
 ]
 
-DEFAULT_SERVER = "ws://127.0.0.1:8765"
+DEFAULT_SERVER = f"ws://{DEFAULT_HOST}:{DEFAULT_PORT}"
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 15.0
 # A command refused as `rate_limited` was not applied: it is sent again, with the same id, this many times.

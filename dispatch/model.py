@@ -17,6 +17,8 @@ from typing import Literal
 
 from sortedcontainers import SortedList
 
+from dispatch.core.calendars import ALWAYS_OPEN, Calendar
+from dispatch.core.durations import format_ago
 from dispatch.core.models import OPEN_STATUSES, Priority, Role, Technician, Ticket
 from dispatch.core.protocol import (
     BurstEvent,
@@ -28,7 +30,7 @@ from dispatch.core.protocol import (
     TicketEvent,
     Welcome,
 )
-from dispatch.core.sla import SlaPolicy, SlaReading, current_target, format_left, read_clock
+from dispatch.core.sla import SlaReading, read_clock, warning_at
 from dispatch.core.state import DispatchState, apply_event
 
 ARRIVAL_WINDOW = timedelta(minutes=30)
@@ -90,7 +92,8 @@ class PendingCommand:
 class BoardModel:
     """The board's copy of the truth, fed only by the server's frames."""
 
-    policy: SlaPolicy = field(default_factory=SlaPolicy)
+    # The calendars tickets' clocks run on, by name (from the snapshot); any other is 24x7.
+    calendars: dict[str, Calendar] = field(default_factory=dict)
     state: DispatchState = field(default_factory=DispatchState)
     role: Role | None = None
     user: str = ""
@@ -104,6 +107,8 @@ class BoardModel:
     # never re-sorts thousands of tickets ten times a second, and counting the tickets at risk or
     # breached is two bisections per list rather than a scan. Also open tickets held per technician.
     _lanes: dict[tuple[Priority, str], SortedList] = field(default_factory=dict)
+    # The same open tickets by the instant their current target's warning falls (75 % used).
+    _warnings: SortedList = field(default_factory=SortedList)
     _load: Counter[str] = field(default_factory=Counter)
     touched: set[Priority] = field(default_factory=set)  # lanes changed since the screen last looked
 
@@ -120,7 +125,9 @@ class BoardModel:
             seq=snapshot.seq,
         )
         self.arrivals = sorted(t.created_at for t in snapshot.tickets)
+        self.calendars = {c.name: Calendar.from_hours(c) for c in snapshot.calendars}
         self._lanes = {(p, target): SortedList() for p in Priority for target in ("respond", "resolve")}
+        self._warnings = SortedList()
         self._load = Counter()
         for ticket in snapshot.tickets:
             self._index(ticket, +1)
@@ -131,12 +138,14 @@ class BoardModel:
         """Add (+1) or remove (-1) a ticket from the lane index and the load counts."""
         if ticket.status not in OPEN_STATUSES:
             return
-        target, due = current_target(ticket)
+        target, due, warn = warning_at(ticket)
         entries = self._lanes[(ticket.priority, target)]
         if sign > 0:
             entries.add((due, ticket.id))
+            self._warnings.add((warn, ticket.id))
         else:
             entries.discard((due, ticket.id))
+            self._warnings.discard((warn, ticket.id))
         if ticket.assignee is not None:
             self._load[ticket.assignee] += sign
         self.touched.add(ticket.priority)
@@ -204,7 +213,7 @@ class BoardModel:
     # --- reading -------------------------------------------------------------------------------------
 
     def clock(self, ticket: Ticket, now: datetime) -> SlaReading:
-        return read_clock(ticket, now, self.policy)
+        return read_clock(ticket, now, self.calendars.get(ticket.calendar, ALWAYS_OPEN))
 
     def lane(self, priority: Priority | None, query: str = "") -> list[Ticket]:
         """Open tickets of one priority (None: all, for a technician's own lane), most urgent first.
@@ -233,14 +242,10 @@ class BoardModel:
 
     def sla_counts(self, now: datetime) -> tuple[int, int]:
         """(at risk, breached) among open tickets: the same thresholds as `read_clock`."""
-        at_risk = breached = 0
-        for (priority, target), entries in self._lanes.items():
-            targets = self.policy.targets[priority]
-            span = targets.respond if target == "respond" else targets.resolve
-            over = entries.bisect_right((now, "\uffff"))
-            warn = entries.bisect_right((now + span * (1 - self.policy.warning_fraction), "\uffff"))
-            breached += over
-            at_risk += warn - over
+        # The server set each ticket's warning and due instants in its calendar's open time, so
+        # counting is bisection: warned minus breached is at risk.
+        breached = sum(entries.bisect_right((now, "\uffff")) for entries in self._lanes.values())
+        at_risk = self._warnings.bisect_right((now, "\uffff")) - breached
         return at_risk, breached
 
     def arrivals_per_minute(self, now: datetime, minutes: int = 30) -> list[int]:
@@ -277,19 +282,6 @@ class BoardModel:
                     what = "was changed"
             return f"{ticket_id} {what} by {change.actor} {ago} ago"
         return error.message
-
-
-def format_ago(delta: timedelta) -> str:
-    seconds = max(int(delta.total_seconds()), 0)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h"
-
-
-def format_age(created: datetime, now: datetime) -> str:
-    return format_left(now - created).lstrip("-")
 
 
 def matcher(query: str) -> Callable[[Ticket], bool]:

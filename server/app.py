@@ -16,6 +16,7 @@ from typing import IO
 from websockets.asyncio.server import serve
 from websockets.typing import Origin
 
+from dispatch.core.contracts import Contracts
 from dispatch.core.protocol import MAX_FRAME_BYTES
 from dispatch.core.state import DispatchState
 from server.connection import Connections
@@ -49,6 +50,12 @@ class DispatchServer:
         server = cls(storage, state, settings, event_log)
         await server.writer.repair_decision_log()
         return server
+
+    def use_contracts(self, contracts: Contracts) -> None:
+        """New SLA terms (a reloaded file): tickets created from now on get them; open tickets keep the
+        due times they have, and count any calendar they name by its new hours."""
+        self.settings.contracts = contracts
+        self.writer.use_contracts(contracts)
 
     @property
     def fatal(self) -> BaseException | None:

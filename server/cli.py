@@ -2,7 +2,8 @@
 
     dispatch-server --version
     dispatch-server --db PATH serve [--host H] [--port P] [--log FILE] [--auto-assign] [--decision-log FILE]
-                                    [--policy FILE] [--tls-cert FILE --tls-key FILE] [--allowed-origin URL ...]
+                                    [--policy FILE] [--sla FILE] [--tls-cert FILE --tls-key FILE]
+                                    [--allowed-origin URL ...]
                                     [--rate-limit N] [--max-connections N] [--max-connections-per-token N]
     dispatch-server --db PATH token create --role ROLE --name NAME [--tech TECH_ID]
     dispatch-server --db PATH token list
@@ -11,6 +12,7 @@
     dispatch-server --db PATH decisions [--since 2h] [--ticket T] [--technician TECH] [--format table|json]
     dispatch-server --db PATH backup FILE [--force] | restore FILE [--force]
     dispatch-server --db PATH stats [--server URL] [--decision-log FILE]
+    dispatch-server sla check FILE --client NAME --priority P2 [--at ISO-TIME]
 
 Every default of `serve` comes from server.settings.DEFAULTS, which its --help shows; durations
 (`--since`) are read by dispatch.core.durations (30m, 2h, 1d, 1w, 1h30m; more than zero).
@@ -27,6 +29,7 @@ import errno
 import logging
 import re
 import secrets
+import signal
 import ssl
 import sys
 from contextlib import ExitStack
@@ -37,15 +40,17 @@ from dispatch.core.allocation import AllocationPolicy
 from dispatch.core.config import ConfigError
 from dispatch.core.models import Role
 from dispatch.core.version import version_line
-from server.app import install_stop_signals
+from server.app import DispatchServer, install_stop_signals
 from server.decisions import default_decision_log, show_decisions
 from server.embedded import running
 from server.operations import add_operations_parsers, run_operation
 from server.report import ReportError, add_report_parser, run_report
 from server.settings import DEFAULTS, ServerSettings, read_config_file
+from server.sla import add_sla_parser, load_contracts, run_sla_check
 from server.storage import Storage, StorageError
 
 EXIT_USAGE = 2
+log = logging.getLogger("dispatch.server")
 TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
@@ -56,7 +61,9 @@ class _Refused(Exception):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dispatch-server", description="Dispatch board server (headless).")
     parser.add_argument("--version", action="version", version=version_line("dispatch-server"))
-    parser.add_argument("--db", required=True, metavar="PATH", help="SQLite database file (created if missing)")
+    parser.add_argument(
+        "--db", metavar="PATH", help="SQLite database file (created if missing); every command but sla needs it"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the websocket server")
@@ -72,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--preempt", action="store_true", help="with --auto-assign: a P1 nobody free can take may displace P3/P4 work"
     )
     serve.add_argument("--policy", metavar="FILE", help="allocation weights, TOML ([allocation] table)")
+    serve.add_argument(
+        "--sla", metavar="FILE", help="SLA contracts, TOML: tiers, calendars, clients (re-read on SIGHUP)"
+    )
     serve.add_argument(
         "--dedupe-window", metavar="MIN", type=float, default=DEFAULTS.dedupe_window_minutes,
         help="a report with a dedupe key joins an open ticket with that key this many minutes old "
@@ -126,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     decisions.add_argument("--format", choices=("table", "json"), default="table")
     add_report_parser(commands)
     add_operations_parsers(commands)
+    add_sla_parser(commands)
     return parser
 
 
@@ -166,7 +177,10 @@ def _utc_datetime(text: str) -> datetime:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.db is None and args.command != "sla":
+        parser.error("the following arguments are required: --db")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     # One line per connection would drown the allocation lines an operator reads.
     logging.getLogger("websockets").setLevel(logging.WARNING)
@@ -179,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             return show_decisions(args)
         if args.command in ("backup", "restore", "stats"):
             return run_operation(args)
+        if args.command == "sla":
+            return run_sla_check(args)
         return asyncio.run(_token(args))
     except (StorageError, _Refused, ReportError, ConfigError) as exc:
         print(f"dispatch-server: {exc}", file=sys.stderr)
@@ -193,6 +209,7 @@ async def _serve(args: argparse.Namespace) -> int:
     allocation = (
         AllocationPolicy.from_toml(read_config_file(args.policy), args.policy) if args.policy else AllocationPolicy()
     )
+    contracts = load_contracts(args.sla)
     tls = _tls_context(args.tls_cert, args.tls_key)
     storage = await Storage.open(args.db)
     try:
@@ -203,6 +220,7 @@ async def _serve(args: argparse.Namespace) -> int:
             )
             settings = ServerSettings(
                 host=args.host, port=args.port, allocation=allocation, auto_assign=args.auto_assign,
+                contracts=contracts, sla_file=args.sla,
                 preempt=args.preempt, decision_log=decision_log, dedupe_window_minutes=args.dedupe_window,
                 burst_threshold=args.burst_threshold, burst_window_minutes=args.burst_window,
                 tls=tls, allowed_origins=tuple(args.allowed_origin),
@@ -218,6 +236,8 @@ async def _serve(args: argparse.Namespace) -> int:
             try:
                 async with running(storage, settings, event_log, stop=stop) as server:
                     listening = True
+                    if args.sla is not None:
+                        _reload_sla_on_sighup(server.server, args.sla)
                     # Printed on stdout once the socket is bound: scripts and tests wait for this line.
                     print(f"listening on {server.url}", flush=True)
                     await server.wait()
@@ -236,6 +256,22 @@ async def _serve(args: argparse.Namespace) -> int:
     finally:
         await storage.close()
     return 0
+
+
+def _reload_sla_on_sighup(server: DispatchServer, path: str) -> None:
+    """SIGHUP re-reads the SLA file: new tickets get the new terms, open ones keep theirs; a file with
+    a mistake keeps the old terms and says why in one line."""
+
+    def reload() -> None:
+        try:
+            contracts = load_contracts(path)
+        except ConfigError as exc:
+            log.error("SLA contracts not reloaded, the old terms stand: %s", exc)
+            return
+        server.use_contracts(contracts)
+        log.info("SLA contracts reloaded from %s", path)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 
 
 async def _token(args: argparse.Namespace) -> int:

@@ -188,11 +188,13 @@ class Connections:
         if actor.role is Role.TECHNICIAN:
             own = {t.id for t in tickets}
             incidents = [i for i in incidents if own.intersection(i.ticket_ids)]
+        contracts = self.writer.decider.settings.rules.contracts
         return Snapshot(
             seq=self.state.seq,
             tickets=tickets,
             technicians=list(self.state.technicians.values()),
             incidents=incidents,
+            calendars=[c.hours() for c in contracts.calendars.values() if not c.always_open],
         ).model_dump_json()
 
     async def _read_commands(self, client: Client) -> None:

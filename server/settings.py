@@ -16,7 +16,8 @@ from typing import IO, Final
 
 from dispatch.core.allocation import AllocationPolicy
 from dispatch.core.config import ConfigError, unreadable
-from dispatch.core.sla import SlaPolicy
+from dispatch.core.contracts import Contracts
+from dispatch.core.protocol import DEFAULT_HOST, DEFAULT_PORT
 
 __all__ = ["DEFAULTS", "Clock", "ServerSettings", "read_config_file", "utc_now"]
 
@@ -31,9 +32,12 @@ def utc_now() -> datetime:
 class ServerSettings:
     """Everything a running server is told; every field has the default `serve` uses."""
 
-    host: str = "127.0.0.1"
-    port: int = 8765
-    policy: SlaPolicy = field(default_factory=SlaPolicy)
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    # Each client's SLA terms (`--sla FILE`); without a file, the built-in targets round the clock.
+    contracts: Contracts = field(default_factory=Contracts)
+    # The file they were read from, re-read on SIGHUP.
+    sla_file: str | None = None
     allocation: AllocationPolicy = field(default_factory=AllocationPolicy)
     clock: Clock = utc_now
     auto_assign: bool = False

@@ -130,13 +130,22 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX decisions_from ON decisions(from_tech, seq) WHERE from_tech IS NOT NULL;
     CREATE INDEX decisions_to ON decisions(to_tech, seq) WHERE to_tech IS NOT NULL;
     """,
+    # 6: SLA contracts: the tier and calendar a ticket's clock runs on, its warning instants (counted in
+    # the calendar's open time), and why it is on hold.
+    """
+    ALTER TABLE tickets ADD COLUMN sla_tier TEXT NOT NULL DEFAULT 'standard';
+    ALTER TABLE tickets ADD COLUMN calendar TEXT NOT NULL DEFAULT '24x7';
+    ALTER TABLE tickets ADD COLUMN respond_warn_at TEXT;
+    ALTER TABLE tickets ADD COLUMN resolve_warn_at TEXT;
+    ALTER TABLE tickets ADD COLUMN hold_reason TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _TICKET_COLUMNS = (
     "id, title, client, site, category, priority, status, assignee, skills, incident_id,"
     " created_at, respond_by, resolve_by, responded_at, paused_at, paused_seconds, merged_into, dedupe_key,"
-    " duplicates, version"
+    " duplicates, version, sla_tier, calendar, respond_warn_at, resolve_warn_at, hold_reason"
 )
 
 _TICKET_PLACEHOLDERS = ", ".join("?" for _ in _TICKET_COLUMNS.split(","))
@@ -175,7 +184,8 @@ def _ticket_row(t: Ticket) -> tuple[object, ...]:
         t.id, t.title, t.client, t.site, t.category.value, t.priority.value, t.status.value, t.assignee,
         json.dumps(t.skills), t.incident_id, _iso(t.created_at), _iso(t.respond_by), _iso(t.resolve_by),
         _iso(t.responded_at), _iso(t.paused_at), t.paused_seconds, t.merged_into, t.dedupe_key, t.duplicates,
-        t.version,
+        t.version, t.sla_tier, t.calendar, _iso(t.respond_warn_at), _iso(t.resolve_warn_at),
+        t.hold_reason.value if t.hold_reason else None,
     )  # fmt: skip
 
 

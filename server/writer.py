@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from dispatch.core.contracts import Contracts
 from dispatch.core.decide import TICK, Decided, Decider, DeciderSettings, Reply, Request, Tick, replay_keys
 from dispatch.core.protocol import (
     CLOSE_TOO_SLOW,
@@ -57,6 +59,9 @@ class Writer:
         self.decider = Decider(state, decider_settings(settings))
         self._waiting: TakeTurns[Client | Tick, Request[Client] | Tick] = TakeTurns()
         self.fatal: BaseException | None = None
+        # The clock time of the last look at the SLA clock that is published: tests that move the
+        # clock wait on it instead of sleeping.
+        self.clock_looked_at: datetime | None = None
         # The last decision written to the decision-log file, and whether the database knows it yet.
         self._decisions_in_file = 0
         self._decisions_in_file_stored = True
@@ -71,6 +76,11 @@ class Writer:
         """Queue a look at the SLA clock, unless a flood keeps batches coming anyway."""
         if len(self._waiting) < MAX_BATCH:
             self._waiting.put(TICK, TICK)
+
+    def use_contracts(self, contracts: Contracts) -> None:
+        """Judge the next batches by these SLA contracts (the writer is the only reader of them)."""
+        rules = replace(self.decider.settings.rules, contracts=contracts)
+        self.decider.settings = replace(self.decider.settings, rules=rules)
 
     def close(self) -> None:
         """Take nothing new; `run` returns once what is queued is committed and answered."""
@@ -95,6 +105,8 @@ class Writer:
             log.info(note)
         self.fanout.publish(events)
         self._export_decisions(decision_lines)
+        if any(isinstance(item, Tick) for item in batch):
+            self.clock_looked_at = now
         for reply in decided.replies:
             reply.to.answered(await self._answer(reply))
         self.fanout.drop_slow_clients(CLOSE_TOO_SLOW, "too slow: reconnect with last_seq")
@@ -167,7 +179,7 @@ class Writer:
 
 def decider_settings(settings: ServerSettings) -> DeciderSettings:
     return DeciderSettings(
-        rules=Rules(policy=settings.policy, dedupe_window=timedelta(minutes=settings.dedupe_window_minutes)),
+        rules=Rules(contracts=settings.contracts, dedupe_window=timedelta(minutes=settings.dedupe_window_minutes)),
         allocation=settings.allocation,
         auto_assign=settings.auto_assign,
         preempt=settings.preempt,

@@ -6,6 +6,7 @@ Same DispatchServer, SQLite file and loopback websocket as `dispatch-server serv
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from server.app import DispatchServer
 from server.embedded import running
 from server.settings import ServerSettings
 from server.storage import Storage
+from tests.support import timeout
 
 
 class ManualClock:
@@ -38,6 +40,13 @@ class Running:
     server: DispatchServer
     tokens: dict[str, str]
     decision_log: Path
+    clock: ManualClock
+
+    async def clock_looked(self) -> None:
+        """Until the server's SLA clock has looked at the time the test set, and published what it found."""
+        async with asyncio.timeout(timeout(10)):
+            while (self.server.writer.clock_looked_at or datetime.min.replace(tzinfo=UTC)) < self.clock.now:
+                await asyncio.sleep(0.01)
 
 
 @asynccontextmanager
@@ -54,6 +63,6 @@ async def running_server(workdir: Path, clock: ManualClock, **options: Any) -> A
         with decision_path.open("a", encoding="utf-8") as decisions:
             settings = ServerSettings(port=0, clock=clock, clock_interval_s=0.02, decision_log=decisions, **options)
             async with running(storage, settings, io.StringIO()) as server:
-                yield Running(server.url, server.server, tokens, decision_path)
+                yield Running(server.url, server.server, tokens, decision_path, clock)
     finally:
         await storage.close()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from dispatch.core.contracts import Contracts
 from dispatch.core.models import Priority, Role, Technician, TechStatus, Ticket, TicketStatus
 from dispatch.core.protocol import (
     BurstEvent,
@@ -20,8 +21,8 @@ from dispatch.core.protocol import (
     TicketEvent,
     Welcome,
 )
-from dispatch.core.sla import SlaPolicy, SlaState
-from dispatch.model import Alert, Applied, BoardModel, PendingCommand, format_ago, matcher
+from dispatch.core.sla import SlaState, clock_fields
+from dispatch.model import Alert, Applied, BoardModel, PendingCommand, matcher
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 SNAPSHOT_SEQ = 10
@@ -35,15 +36,14 @@ def ticket(
     version: int = 1,
     **fields: Any,
 ) -> Ticket:
-    respond_by, resolve_by = SlaPolicy().due_times(priority, created)
+    clock = clock_fields(Contracts().terms("Acme", priority), created)
     values: dict[str, Any] = {
         "id": f"T-{number:06d}",
         "title": f"ticket {number}",
         "client": "Acme",
         "priority": priority,
         "created_at": created,
-        "respond_by": respond_by,
-        "resolve_by": resolve_by,
+        **clock,
         "version": version,
     }
     return Ticket(**(values | fields))
@@ -317,13 +317,6 @@ def test_other_refusals_are_the_servers_own_sentence(error: Error) -> None:
     model = loaded()
     model.apply(ticket_event(11, model.state.tickets["T-000001"].model_copy(update={"version": 2})))
     assert model.explain_refusal(error, T0 + timedelta(minutes=14)) == error.message
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"), [(-5, "0 s"), (0, "0 s"), (59, "59 s"), (60, "1 min"), (3599, "59 min"), (7200, "2 h")]
-)
-def test_format_ago(seconds: int, text: str) -> None:
-    assert format_ago(timedelta(seconds=seconds)) == text
 
 
 # --- alerts --------------------------------------------------------------------------------------------

@@ -149,13 +149,15 @@ def test_without_a_file_everyone_gets_the_built_in_targets_round_the_clock() -> 
     for priority in Priority:
         terms = Contracts().terms("Anyone", priority)
         assert (terms.tier, terms.calendar, terms.target) == ("standard", ALWAYS_OPEN, BUILT_IN_TARGETS[priority])
-        assert terms.pauses(HoldReason.AWAITING_THIRD_PARTY) and terms.pauses(None)
+        assert Contracts().pauses(terms.tier, HoldReason.AWAITING_THIRD_PARTY) and Contracts().pauses(terms.tier, None)
 
 
 def test_hold_reasons_stop_the_clock_only_when_the_tier_says_so() -> None:
-    gold = Contracts.parse(SLA_FILE, "sla.toml").terms("Globex", Priority.P2)
-    assert gold.pauses(HoldReason.AWAITING_CLIENT) and gold.pauses(HoldReason.AWAITING_PARTS)
-    assert not gold.pauses(HoldReason.AWAITING_THIRD_PARTY) and not gold.pauses(None)  # none given is "other"
+    contracts = Contracts.parse(SLA_FILE, "sla.toml")
+    assert contracts.pauses("gold", HoldReason.AWAITING_CLIENT) and contracts.pauses("gold", HoldReason.AWAITING_PARTS)
+    assert not contracts.pauses("gold", HoldReason.AWAITING_THIRD_PARTY)
+    assert not contracts.pauses("gold", None)  # none given counts as "other"
+    assert contracts.pauses("standard", HoldReason.AWAITING_THIRD_PARTY)  # no pause_on: every hold
 
 
 @pytest.mark.parametrize(

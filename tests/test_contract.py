@@ -24,8 +24,12 @@ async def closed_code(ws) -> int:  # type: ignore[no-untyped-def]
 
 
 async def test_welcome_then_snapshot(server: ServerProcess, dispatcher: Session) -> None:
-    assert dispatcher.welcome == {"type": "welcome", "role": "dispatcher", "user": "ana", "tech_id": None, "seq": 0}
-    assert dispatcher.snapshot == {"type": "snapshot", "seq": 0, "tickets": [], "technicians": [], "incidents": []}
+    assert dispatcher.welcome == {
+        "type": "welcome", "role": "dispatcher", "user": "ana", "tech_id": None, "seq": 0, "protocol": 1
+    }  # fmt: skip
+    assert dispatcher.snapshot == {
+        "type": "snapshot", "seq": 0, "tickets": [], "technicians": [], "incidents": [], "calendars": []
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -280,7 +280,7 @@ async def test_stats_counts_the_database_and_asks_the_server(
     log = default_decision_log(server.db)
     assert log.stat().st_size > 0  # the assignment was logged
     assert stats["decision log"].startswith(f"{log}, ")
-    assert stats["server"].startswith("200 ok seq=7 connections=1 (http://127.0.0.1:")
+    assert stats["server"].startswith("200 ok seq=7 connections=1 protocol=1 (http://127.0.0.1:")
     assert stats["connections"] == "1 open"  # this session
     await session.close()
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from dispatch.core.contracts import Contracts
 from dispatch.core.models import Priority, Role, Technician, Ticket, TicketStatus
 from dispatch.core.protocol import Event, SlaEvent, TechnicianEvent, TicketEvent
-from dispatch.core.sla import SlaPolicy
+from dispatch.core.sla import clock_fields
 from dispatch.core.state import ticket_id_for
 from server.report import ReportError, build_report, format_text, run_report
 from tests.support import ServerProcess, Session, tech_frame, ticket_frame, timeout
@@ -223,7 +224,7 @@ def test_cli_report_subcommand(db: Path, tmp_path: Path) -> None:
 
 # --- what the server cannot write yet: incidents and SLA events, as the protocol defines them -------------
 
-POLICY = SlaPolicy()
+CONTRACTS = Contracts()
 
 
 class Log:
@@ -243,7 +244,7 @@ class Log:
         )
 
     def create(self, at: timedelta, priority: Priority, incident: str | None) -> str:
-        respond_by, resolve_by = POLICY.due_times(priority, T0 + at)
+        clock = clock_fields(CONTRACTS.terms("Acme", priority), T0 + at)
         ticket = Ticket(
             id=ticket_id_for(len(self.tickets) + 1),
             title="Line down",
@@ -251,8 +252,7 @@ class Log:
             priority=priority,
             incident_id=incident,
             created_at=T0 + at,
-            respond_by=respond_by,
-            resolve_by=resolve_by,
+            **clock,
         )
         self._ticket_event(at, "ticket_created", ticket, None)
         return ticket.id

@@ -13,14 +13,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dispatch.core.config import load_toml
+from dispatch.core.contracts import Contracts
 from dispatch.core.models import OPEN_STATUSES, Technician, TechStatus, Ticket
 from dispatch.core.protocol import Candidate
-from dispatch.core.sla import SlaPolicy, read_clock
+from dispatch.core.sla import read_clock
 
 UNAVAILABLE = frozenset({TechStatus.BREAK, TechStatus.OFF_SHIFT})
 _NEVER = datetime.min.replace(tzinfo=None)
@@ -106,7 +107,7 @@ def rank(
     ticket: Ticket,
     roster: Roster,
     policy: AllocationPolicy,
-    sla: SlaPolicy,
+    contracts: Contracts,
     now: datetime,
     *,
     auto: bool = False,
@@ -116,11 +117,9 @@ def rank(
     """Technicians for `ticket`, best first. `auto`: only those with room (never over capacity).
     `partial`: technicians missing some required skills are ranked too, by how many they have."""
     needed = frozenset(ticket.skills)
-    reading = read_clock(ticket, now, sla)
-    targets = sla.targets[ticket.priority]
-    span = targets.respond if reading.target == "respond" else targets.resolve
+    reading = read_clock(ticket, now, contracts.calendar(ticket.calendar))
     # 0 with the whole target ahead, 1 when due or overdue.
-    urgency = 1.0 - max(0.0, min(1.0, reading.left / span)) if span > timedelta(0) else 1.0
+    urgency = max(0.0, min(1.0, reading.used))
     holders = roster.incident_holders.get(ticket.incident_id or "", Counter())
     status_factor = {TechStatus.AVAILABLE: 1.0, TechStatus.BUSY: policy.busy_factor,
                      TechStatus.ON_SITE: policy.on_site_factor}  # fmt: skip

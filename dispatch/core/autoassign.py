@@ -78,9 +78,9 @@ def auto_assign(
     queued: list[str] = []
     for ticket in queue:
         escalated = (ticket.id, "escalation") in state.alerts
-        candidates = rank(ticket, roster, allocation, rules.policy, now, auto=True, limit=5)
+        candidates = rank(ticket, roster, allocation, rules.contracts, now, auto=True, limit=5)
         if not candidates and escalated:
-            candidates = rank(ticket, roster, allocation, rules.policy, now, auto=True, partial=True, limit=5)
+            candidates = rank(ticket, roster, allocation, rules.contracts, now, auto=True, partial=True, limit=5)
         if not candidates and may_preempt and ticket.priority is Priority.P1:
             displaced = _preempt(state, memory, ticket, roster, allocation, rules, now)
             if displaced is not None:
@@ -93,7 +93,7 @@ def auto_assign(
             continue
         best = candidates[0]
         reason = ("escalated, best partial match: " if best.reason.startswith("partial") else "") + best.reason
-        outcome = assign_with_reason(state, ticket.id, best.tech_id, AUTO, now, reason)
+        outcome = assign_with_reason(state, ticket.id, best.tech_id, AUTO, now, reason, rules)
         if isinstance(outcome, Refusal):  # cannot happen for an open ticket and a known technician
             queued.append(f"auto-assign of {ticket.id} refused: {outcome.message}")
             continue
@@ -114,7 +114,7 @@ def _preempt(
 ) -> tuple[Placement, str] | None:
     """Displace the least urgent not-yet-started P3/P4 ticket of the best technician for `ticket`;
     the placement and a line saying so."""
-    for candidate in rank(ticket, roster, allocation, rules.policy, now, limit=50):
+    for candidate in rank(ticket, roster, allocation, rules.contracts, now, limit=50):
         held = [
             t for t in state.tickets.values()
             if t.assignee == candidate.tech_id and t.status is TicketStatus.ASSIGNED
@@ -124,7 +124,7 @@ def _preempt(
             continue
         victim = max(held, key=lambda t: (t.priority, current_target(t)[1], t.id))
         reason = f"preempted {victim.id} ({victim.priority}): nobody free could take this P1; {candidate.reason}"
-        outcome = preempt(state, victim.id, ticket.id, candidate.tech_id, AUTO, now, reason)
+        outcome = preempt(state, victim.id, ticket.id, candidate.tech_id, AUTO, now, reason, rules)
         if isinstance(outcome, Refusal):
             continue
         roster.released(victim, candidate.tech_id)

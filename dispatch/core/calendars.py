@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from dispatch.core.protocol import CalendarHours
+
 __all__ = ["ALWAYS_OPEN", "Calendar", "DAY_NAMES", "MINUTES_PER_DAY", "OpenHours"]
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -93,6 +95,22 @@ class Calendar:
         """`at` in the calendar's own time zone."""
         return at.astimezone(self._zone)
 
+    # --- on the wire -------------------------------------------------------------------------------------
+
+    def hours(self) -> CalendarHours:
+        """This calendar as boards receive it."""
+        week = {
+            day: [f"{_clock(start)}-{_clock(end)}" for start, end in spans]
+            for day, spans in zip(DAY_NAMES, self.week, strict=True)
+            if spans
+        }
+        return CalendarHours(name=self.name, timezone=self.timezone, week=week, holidays=sorted(self.holidays))
+
+    @classmethod
+    def from_hours(cls, hours: CalendarHours) -> Calendar:
+        week = tuple(tuple(_span(text) for text in hours.week.get(day, [])) for day in DAY_NAMES)
+        return cls(hours.name, hours.timezone, week, frozenset(hours.holidays))
+
     # --- spans ---------------------------------------------------------------------------------------------
 
     def _spans_from(self, at: datetime) -> Iterator[tuple[datetime, datetime]]:
@@ -129,6 +147,16 @@ class Calendar:
             day, minute = day + timedelta(days=1), minute - MINUTES_PER_DAY
         local = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=self._zone)
         return local.astimezone(UTC)
+
+
+def _clock(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def _span(text: str) -> tuple[int, int]:
+    """ "09:00-17:30" -> (540, 1050)."""
+    start, _, end = text.partition("-")
+    return int(start[:2]) * 60 + int(start[3:]), int(end[:2]) * 60 + int(end[3:])
 
 
 ALWAYS_OPEN = Calendar("24x7")

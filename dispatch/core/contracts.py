@@ -53,12 +53,6 @@ class Terms:
     tier: str
     calendar: Calendar
     target: Target
-    # Hold reasons that stop the clock; None: every hold does.
-    pause_on: frozenset[HoldReason] | None = None
-
-    def pauses(self, reason: HoldReason | None) -> bool:
-        """Whether a hold for `reason` (none given counts as `other`) stops the clock."""
-        return self.pause_on is None or (reason or HoldReason.OTHER) in self.pause_on
 
 
 # --- the file --------------------------------------------------------------------------------------------
@@ -241,8 +235,15 @@ class Contracts:
         fallback = standard.for_priority(priority) if standard is not None and tier_name != STANDARD else None
         target = own.target() if own else fallback.target() if fallback else BUILT_IN_TARGETS[priority]
         calendar = (own.calendar if own else None) or (listed.calendar if listed else None) or tier.calendar
-        pause_on = frozenset(tier.pause_on) if tier.pause_on is not None else None
-        return Terms(tier_name, self.calendars[calendar], target, pause_on)
+        return Terms(tier_name, self.calendars[calendar], target)
+
+    def pauses(self, tier: str, reason: HoldReason | None) -> bool:
+        """Whether a hold for `reason` stops the clock of a ticket on `tier` (every hold does when the
+        tier names no `pause_on`, or no longer exists)."""
+        table = self.tiers.get(tier)
+        if table is None or table.pause_on is None:
+            return True
+        return (reason or HoldReason.OTHER) in table.pause_on
 
     def calendar(self, name: str) -> Calendar:
         """A calendar by name; one no longer defined (the file changed) counts as 24x7."""

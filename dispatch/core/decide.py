@@ -165,7 +165,7 @@ class Decider:
         if out.events and any(e.kind != "ticket_created" for e in out.events):
             self.allocation_memory.room_may_have_appeared()  # queued tickets are worth a new look
         if tick:
-            alerts = clock_alerts(self.state, now, self.settings.rules.policy, self.settings.escalate_after, AUTO)
+            alerts = clock_alerts(self.state, now, self.settings.escalate_after, AUTO)
             out.events.extend(alerts)
             if any(e.kind == "escalation" for e in alerts):
                 self.allocation_memory.room_may_have_appeared()  # an escalated P1 may take a partial match
@@ -223,7 +223,7 @@ class Decider:
         ids = [command.ticket_id] if isinstance(command, Assign) else command.ticket_ids
         roster = self.allocation_memory.roster(self.state)
         return {
-            tid: rank(self.state.tickets[tid], roster, self.settings.allocation, self.settings.rules.policy, now)
+            tid: rank(self.state.tickets[tid], roster, self.settings.allocation, self.settings.rules.contracts, now)
             for tid in ids
             if tid in self.state.tickets
         }
@@ -239,7 +239,7 @@ class Decider:
             ticket = event.ticket
             if event.kind == "ticket_assigned" and ticket.assignee is not None:
                 self.allocation_memory.last_assigned[ticket.assignee] = now
-            reading = read_clock(ticket, now, self.settings.rules.policy)
+            reading = read_clock(ticket, now, self.settings.rules.contracts.calendar(ticket.calendar))
             records.append({
                 "ts": now.isoformat(),
                 "seq": event.seq,

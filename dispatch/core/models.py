@@ -108,6 +108,14 @@ class Ticket(BaseModel):
     dedupe_key: str | None = None
     duplicates: int = 0
     version: int = 1
+    # Extension (SLA contracts): the tier and calendar this ticket's clock runs on, when 75 % of each
+    # target's open time is used (the server's warning instants), and why it is on hold. With a
+    # business calendar, `paused_seconds` is open time.
+    sla_tier: str = "standard"
+    calendar: str = "24x7"
+    respond_warn_at: datetime | None = None
+    resolve_warn_at: datetime | None = None
+    hold_reason: HoldReason | None = None
 
     @property
     def is_open(self) -> bool:

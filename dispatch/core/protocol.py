@@ -6,7 +6,7 @@ One pydantic model per message with `type: Literal[...]`; `decode_client_frame` 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from dispatch.core.models import (
     Category,
+    HoldReason,
     Incident,
     Priority,
     Role,
@@ -55,6 +56,9 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
+# The default address: the server listens here and boards and scripts look for it here.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
 MAX_FRAME_BYTES = 1024 * 1024  # larger incoming frames close the connection with 1009
 HELLO_TIMEOUT_S = 5.0
 
@@ -147,6 +151,9 @@ class SetStatus(_Command):
     ticket_id: Identifier
     status: TicketStatus
     expected_version: Version | None = None
+    # Extension: why the ticket goes on hold (only with `on_hold`; none given counts as `other`). The
+    # client's contract says which reasons stop the SLA clock.
+    reason: HoldReason | None = None
 
 
 class SetTechStatus(_Command):
@@ -369,12 +376,25 @@ class Welcome(_Frame):
     protocol: int = PROTOCOL_VERSION
 
 
+class CalendarHours(_Frame):
+    """Extension: a calendar's opening hours, so a board counts a ticket's time left in open time and
+    can say when a closed calendar opens. `week` maps mon..sun to ranges like "09:00-17:30" (a day
+    left out is closed); `holidays` are whole local days closed."""
+
+    name: str
+    timezone: str
+    week: dict[str, list[str]]
+    holidays: list[date] = []
+
+
 class Snapshot(_Frame):
     type: Literal["snapshot"] = "snapshot"
     seq: int
     tickets: list[Ticket]
     technicians: list[Technician]
     incidents: list[Incident]
+    # Extension: the calendars the tickets' clocks run on (none: every clock is 24x7).
+    calendars: list[CalendarHours] = []
 
 
 class EventFrame(_Frame):

@@ -35,10 +35,10 @@ def suggest(r: Reading, command: Suggest) -> Suggestions | Refusal:
     ticket = r.state.tickets.get(command.ticket_id)
     if ticket is None:
         return Refusal(ErrorCode.NOT_FOUND, f"no ticket {command.ticket_id}")
-    ranked = rank(ticket, r.roster(), r.allocation, r.rules.policy, r.now)
+    ranked = rank(ticket, r.roster(), r.allocation, r.rules.contracts, r.now)
     return Suggestions(command_id=command.command_id, ticket_id=ticket.id, candidates=ranked)
 
 
 def rebalance(r: Reading, command: Rebalance) -> Plan:
-    moves = plan_rebalance(r.state.tickets, r.roster(), r.allocation, r.rules.policy, r.now)
+    moves = plan_rebalance(r.state.tickets, r.roster(), r.allocation, r.rules.contracts, r.now)
     return Plan(command_id=command.command_id, moves=moves)

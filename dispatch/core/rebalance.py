@@ -9,16 +9,18 @@ from __future__ import annotations
 from datetime import datetime
 
 from dispatch.core.allocation import AllocationPolicy, Roster, rank
+from dispatch.core.contracts import Contracts
+from dispatch.core.durations import format_left
 from dispatch.core.models import OPEN_STATUSES, Priority, Ticket, TicketStatus
 from dispatch.core.protocol import PlanMove
-from dispatch.core.sla import SlaPolicy, current_target, format_left
+from dispatch.core.sla import current_target
 
 
 def plan_rebalance(
     tickets: dict[str, Ticket],
     roster: Roster,
     policy: AllocationPolicy,
-    sla: SlaPolicy,
+    contracts: Contracts,
     now: datetime,
     limit: int = 200,
 ) -> list[PlanMove]:
@@ -39,7 +41,7 @@ def plan_rebalance(
         for ticket in held:
             if roster.load[tech.id] <= tech.capacity or len(moves) >= limit:
                 break
-            best = rank(ticket, roster, policy, sla, now, auto=True, limit=1)
+            best = rank(ticket, roster, policy, contracts, now, auto=True, limit=1)
             if not best:
                 continue
             roster.released(ticket, tech.id)
@@ -57,7 +59,7 @@ def plan_rebalance(
     for ticket in waiting:
         if len(moves) >= limit:
             break
-        best = rank(ticket, roster, policy, sla, now, auto=True, limit=1)
+        best = rank(ticket, roster, policy, contracts, now, auto=True, limit=1)
         if not best:
             continue
         roster.took(ticket, best[0].tech_id, None)

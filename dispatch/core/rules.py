@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from dispatch.core.models import HELD_STATUSES, Incident, Priority, Role, Technician, Ticket, TicketStatus
+from dispatch.core.calendars import Calendar
+from dispatch.core.contracts import Contracts
+from dispatch.core.models import HELD_STATUSES, HoldReason, Incident, Priority, Role, Technician, Ticket, TicketStatus
 from dispatch.core.protocol import (
     Ack,
     AddNote,
@@ -36,7 +38,7 @@ from dispatch.core.protocol import (
     TicketEventKind,
     Unassign,
 )
-from dispatch.core.sla import SlaPolicy, SlaState, read_clock
+from dispatch.core.sla import SlaState, alert_state, clock_fields
 from dispatch.core.state import Actor, DispatchState, apply_event, incident_id_for, ticket_id_for
 
 __all__ = [
@@ -56,7 +58,8 @@ __all__ = [
 class Rules:
     """The server's settings that commands are judged by (the same for every command of a batch)."""
 
-    policy: SlaPolicy = field(default_factory=SlaPolicy)
+    # Which SLA terms (tier, targets, calendar) each client's tickets get.
+    contracts: Contracts = field(default_factory=Contracts)
     # A report with a dedupe key joins an open ticket with the same key created at most this long ago.
     dedupe_window: timedelta = timedelta(minutes=60)
 
@@ -151,7 +154,7 @@ def create_ticket(c: Change, command: CreateTicket) -> Ack:
                        version=current.version, deduplicated=True, duplicates=current.duplicates)  # fmt: skip
     if command.incident_id is not None and command.incident_id not in state.incidents:
         raise Refused(ErrorCode.NOT_FOUND, f"no incident {command.incident_id}")
-    respond_by, resolve_by = c.rules.policy.due_times(command.priority, c.now)
+    terms = c.rules.contracts.terms(command.client, command.priority)
     ticket = Ticket(
         id=ticket_id_for(state.last_ticket_number + 1),
         title=command.title,
@@ -163,8 +166,7 @@ def create_ticket(c: Change, command: CreateTicket) -> Ack:
         incident_id=command.incident_id,
         dedupe_key=command.dedupe_key,
         created_at=c.now,
-        respond_by=respond_by,
-        resolve_by=resolve_by,
+        **clock_fields(terms, c.now),
     )
     c.ticket_event("ticket_created", None, ticket)
     return c.ack(command.command_id, ticket)
@@ -196,7 +198,7 @@ def unassign(c: Change, command: Unassign) -> Ack:
     if ticket.assignee is None:
         raise Refused(ErrorCode.CONFLICT, f"{ticket.id} is not assigned", ticket)
     after = ticket.model_copy(
-        update={"assignee": None, "status": TicketStatus.NEW, **_hold_clock(ticket, TicketStatus.NEW, c.now)}
+        update={"assignee": None, "status": TicketStatus.NEW, **_hold_clock(c, ticket, TicketStatus.NEW)}
     )
     c.ticket_event("ticket_unassigned", ticket, after)
     return c.ack(command.command_id, c.state.tickets[ticket.id])
@@ -206,11 +208,11 @@ def set_priority(c: Change, command: SetPriority) -> Ack:
     ticket = _ticket(c.state, command.ticket_id, command.expected_version)
     if ticket.priority == command.priority:
         raise Refused(ErrorCode.CONFLICT, f"{ticket.id} is already {command.priority}", ticket)
-    # The clock still starts when the ticket came in: raising it to P1 does not buy time.
-    respond_by, resolve_by = c.rules.policy.due_times(
-        command.priority, ticket.created_at, timedelta(seconds=ticket.paused_seconds)
-    )
-    after = ticket.model_copy(update={"priority": command.priority, "respond_by": respond_by, "resolve_by": resolve_by})
+    # The clock still starts when the ticket came in (raising it to P1 does not buy time), under the
+    # new priority's terms, plus the time it has stood still on hold so far.
+    terms = c.rules.contracts.terms(ticket.client, command.priority)
+    clock = clock_fields(terms, ticket.created_at, timedelta(seconds=ticket.paused_seconds))
+    after = ticket.model_copy(update={"priority": command.priority, **clock})
     c.ticket_event("priority_changed", ticket, after, previous_priority=ticket.priority)
     return c.ack(command.command_id, c.state.tickets[ticket.id])
 
@@ -219,7 +221,9 @@ def set_status(c: Change, command: SetStatus) -> Ack:
     ticket = _ticket(c.state, command.ticket_id, command.expected_version, c.actor)
     if c.actor.role is Role.TECHNICIAN and command.status not in _TECHNICIAN_STATUSES:
         raise Refused(ErrorCode.FORBIDDEN, f"a technician may not set a ticket to {command.status}")
-    after = _with_status(ticket, command.status, c.now)
+    if command.reason is not None and command.status is not TicketStatus.ON_HOLD:
+        raise Refused(ErrorCode.INVALID, "a reason goes only with on_hold")
+    after = _with_status(c, ticket, command.status, command.reason)
     c.ticket_event("status_changed", ticket, after, previous_status=ticket.status)
     return c.ack(command.command_id, c.state.tickets[ticket.id])
 
@@ -303,7 +307,7 @@ def merge(c: Change, command: Merge) -> Ack:
     duplicates = [_open_ticket(c.state, tid, None, "merge") for tid in command.duplicate_ids]
     reason = command.reason or f"duplicate of {primary.id}"
     for ticket in duplicates:
-        after = _with_status(ticket, TicketStatus.RESOLVED, c.now).model_copy(update={"merged_into": primary.id})
+        after = _with_status(c, ticket, TicketStatus.RESOLVED).model_copy(update={"merged_into": primary.id})
         c.ticket_event("ticket_merged", ticket, after, previous_status=ticket.status, reason=reason)
     return Ack(command_id=command.command_id, seq=c.state.seq, ticket_id=primary.id, version=primary.version,
                ticket_ids=list(command.duplicate_ids))  # fmt: skip
@@ -366,13 +370,13 @@ def _assign(c: Change, ticket: Ticket, tech_id: str, reason: str) -> None:
             "assignee": tech_id,
             "status": TicketStatus.ASSIGNED,
             "responded_at": ticket.responded_at or c.now,
-            **_hold_clock(ticket, TicketStatus.ASSIGNED, c.now),
+            **_hold_clock(c, ticket, TicketStatus.ASSIGNED),
         }
     )
     c.ticket_event("ticket_assigned", ticket, after, reason=reason)
 
 
-def _with_status(ticket: Ticket, status: TicketStatus, now: datetime) -> Ticket:
+def _with_status(c: Change, ticket: Ticket, status: TicketStatus, reason: HoldReason | None = None) -> Ticket:
     if status == ticket.status:
         raise Refused(ErrorCode.CONFLICT, f"{ticket.id} is already {status}", ticket)
     if status in HELD_STATUSES and ticket.assignee is None:
@@ -384,23 +388,39 @@ def _with_status(ticket: Ticket, status: TicketStatus, now: datetime) -> Ticket:
         status in (TicketStatus.IN_PROGRESS, TicketStatus.ON_HOLD, TicketStatus.RESOLVED)
         and ticket.responded_at is None
     ):
-        update["responded_at"] = now
-    return ticket.model_copy(update={**update, **_hold_clock(ticket, status, now)})
+        update["responded_at"] = c.now
+    return ticket.model_copy(update={**update, **_hold_clock(c, ticket, status, reason)})
 
 
-def _hold_clock(ticket: Ticket, status: TicketStatus, now: datetime) -> dict[str, object]:
-    """On hold the SLA clock stops; when the ticket leaves hold its due times move on by the pause."""
-    if status is TicketStatus.ON_HOLD and ticket.paused_at is None:
-        return {"paused_at": now}
-    if status is not TicketStatus.ON_HOLD and ticket.paused_at is not None:
-        pause = max(now - ticket.paused_at, timedelta(0))
-        return {
-            "paused_at": None,
-            "paused_seconds": ticket.paused_seconds + int(pause.total_seconds()),
-            "respond_by": ticket.respond_by + pause,
-            "resolve_by": ticket.resolve_by + pause,
-        }
-    return {}
+def _hold_clock(c: Change, ticket: Ticket, status: TicketStatus, reason: HoldReason | None = None) -> dict[str, object]:
+    """On hold the SLA clock stops, if the contract says the hold's reason stops it; when the ticket
+    leaves hold its due and warning instants move on by the open time it stood still."""
+    if status is TicketStatus.ON_HOLD and ticket.status is not TicketStatus.ON_HOLD:
+        stops = c.rules.contracts.pauses(ticket.sla_tier, reason)
+        return {"hold_reason": reason or HoldReason.OTHER, "paused_at": c.now if stops else None}
+    if status is TicketStatus.ON_HOLD or ticket.status is not TicketStatus.ON_HOLD:
+        return {}
+    if ticket.paused_at is None:
+        return {"hold_reason": None}
+    calendar = c.rules.contracts.calendar(ticket.calendar)
+    paused_at, now = ticket.paused_at, c.now
+    stood = max(calendar.open_between(paused_at, now), timedelta(0))
+    moved = {
+        name: _moved_on(calendar, instant, paused_at, now)
+        for name in ("respond_by", "resolve_by", "respond_warn_at", "resolve_warn_at")
+        if (instant := getattr(ticket, name)) is not None
+    }
+    return {"hold_reason": None, "paused_at": None,
+            "paused_seconds": ticket.paused_seconds + int(stood.total_seconds()), **moved}  # fmt: skip
+
+
+def _moved_on(calendar: Calendar, instant: datetime, paused_at: datetime, now: datetime) -> datetime:
+    """Where `instant` lies after a pause from `paused_at` to `now`: as much open time after `now` as
+    it lay after `paused_at`; one already past at the pause moves on by the pause's wall time."""
+    left = calendar.open_between(paused_at, instant)
+    if left <= timedelta(0):
+        return instant + max(now - paused_at, timedelta(0))
+    return calendar.add(now, left)
 
 
 def owns_ticket(actor: Actor, ticket_id: str, state: DispatchState) -> Refusal | None:
@@ -429,10 +449,10 @@ def visible_to(actor: Actor, event: Event) -> bool:
 
 
 def assign_with_reason(
-    state: DispatchState, ticket_id: str, tech_id: str, actor: Actor, now: datetime, reason: str
+    state: DispatchState, ticket_id: str, tech_id: str, actor: Actor, now: datetime, reason: str, rules: Rules
 ) -> Outcome | Refusal:
     """An assignment the server decides (auto-assign, escalation, a rebalance plan), with its reason."""
-    change = Change(state, actor, now)
+    change = Change(state, actor, now, rules)
     try:
         ticket = _open_ticket(state, ticket_id, None, "assign")
         _technician(state, tech_id)
@@ -443,16 +463,23 @@ def assign_with_reason(
 
 
 def preempt(
-    state: DispatchState, victim_id: str, ticket_id: str, tech_id: str, actor: Actor, now: datetime, reason: str
+    state: DispatchState,
+    victim_id: str,
+    ticket_id: str,
+    tech_id: str,
+    actor: Actor,
+    now: datetime,
+    reason: str,
+    rules: Rules,
 ) -> Outcome | Refusal:
     """A P1 nobody free can take displaces `victim_id` (P3/P4 work) from `tech_id`: the victim goes
     back to the queue and the P1 is assigned, as one change."""
-    change = Change(state, actor, now)
+    change = Change(state, actor, now, rules)
     try:
         victim = _open_ticket(state, victim_id, None, "preempt")
         ticket = _open_ticket(state, ticket_id, None, "assign")
         after = victim.model_copy(
-            update={"assignee": None, "status": TicketStatus.NEW, **_hold_clock(victim, TicketStatus.NEW, now)}
+            update={"assignee": None, "status": TicketStatus.NEW, **_hold_clock(change, victim, TicketStatus.NEW)}
         )
         change.ticket_event("ticket_unassigned", victim, after, reason=f"preempted by {ticket_id}")
         _assign(change, ticket, tech_id, reason)
@@ -461,9 +488,7 @@ def preempt(
     return Outcome(change.events, Ack(command_id="", seq=state.seq, ticket_id=ticket_id))
 
 
-def clock_alerts(
-    state: DispatchState, now: datetime, policy: SlaPolicy, escalate_after: timedelta, actor: Actor
-) -> list[Event]:
+def clock_alerts(state: DispatchState, now: datetime, escalate_after: timedelta, actor: Actor) -> list[Event]:
     """SLA warnings and breaches due at `now`, and escalations of P1s left unassigned too long; each
     raised once per ticket and target (a breach found late still gets its warning first)."""
     events: list[Event] = []
@@ -477,12 +502,13 @@ def clock_alerts(
     for ticket in list(state.tickets.values()):
         if not ticket.is_open or ticket.paused_at is not None:
             continue
-        reading = read_clock(ticket, now, policy)
-        if reading.state in (SlaState.WARNING, SlaState.BREACHED):
-            if (ticket.id, f"sla_warning:{reading.target}") not in state.alerts:
-                raise_alert(ticket, "sla_warning", reading.target, reading.due)
-            if reading.state is SlaState.BREACHED and (ticket.id, f"sla_breached:{reading.target}") not in state.alerts:
-                raise_alert(ticket, "sla_breached", reading.target, reading.due)
+        # Instants only: the warning and due instants were counted in open time when they were set.
+        target, due, sla = alert_state(ticket, now)
+        if sla in (SlaState.WARNING, SlaState.BREACHED):
+            if (ticket.id, f"sla_warning:{target}") not in state.alerts:
+                raise_alert(ticket, "sla_warning", target, due)
+            if sla is SlaState.BREACHED and (ticket.id, f"sla_breached:{target}") not in state.alerts:
+                raise_alert(ticket, "sla_breached", target, due)
         if (
             ticket.priority is Priority.P1
             and ticket.assignee is None

@@ -13,9 +13,10 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from dispatch.core.durations import format_left
 from dispatch.core.models import Ticket
 from dispatch.core.protocol import Event, TicketEvent
-from dispatch.core.sla import SlaReading, SlaState, format_left
+from dispatch.core.sla import SlaReading, SlaState
 from dispatch.session import BoardSession
 
 

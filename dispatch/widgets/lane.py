@@ -9,9 +9,10 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 
+from dispatch.core.durations import format_age, format_left
 from dispatch.core.models import PRIORITY_LABELS, Priority, Ticket, TicketStatus
-from dispatch.core.sla import SlaState, format_left
-from dispatch.model import BoardModel, format_age
+from dispatch.core.sla import SlaState
+from dispatch.model import BoardModel
 from dispatch.widgets.row_list import RowList, pad
 
 # After the assignee: started, or waiting on something.
