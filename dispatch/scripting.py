@@ -47,6 +47,7 @@ from websockets.exceptions import ConnectionClosed, InvalidURI
 from websockets.uri import parse_uri
 
 from dispatch.client import DEFAULT_SERVER, AccessRefused, CommandSession, new_command_id, tls_context
+from dispatch.core.calendars import ALWAYS_OPEN, Calendar
 from dispatch.core.durations import DurationError, format_left, parse_duration
 from dispatch.core.models import OPEN_STATUSES, Category, Priority, TechStatus, Ticket
 from dispatch.core.protocol import (
@@ -62,7 +63,7 @@ from dispatch.core.protocol import (
     Snapshot,
     Welcome,
 )
-from dispatch.core.sla import current_target
+from dispatch.core.sla import current_target, read_clock
 from dispatch.simulator import SCENARIOS, Outage, parse_rate, play, roster
 
 __all__ = [
@@ -447,19 +448,16 @@ async def ticket_list(args: argparse.Namespace) -> int:
         print("no open tickets" + (f" in {args.lane}" if args.lane else ""), file=sys.stderr)
         return ExitCode.OK
     now = datetime.now(UTC)
-    rows = [
-        [
-            t.id,
-            t.priority.value,
-            t.status.value,
-            t.assignee or "-",
-            format_left(current_target(t)[1] - now),
-            t.client,
-            t.title,
-        ]
-        for t in tickets
-    ]
-    _print_table(["ID", "PRI", "STATUS", "ASSIGNEE", "SLA LEFT", "CLIENT", "TITLE"], rows)
+    calendars = {c.name: Calendar.from_hours(c) for c in snapshot.calendars}
+    rows = []
+    for t in tickets:
+        # Open time left on the ticket's own calendar, and the due time in that calendar's zone.
+        calendar = calendars.get(t.calendar, ALWAYS_OPEN)
+        reading = read_clock(t, now, calendar)
+        due = f"{calendar.local(reading.due):%a %d %b %H:%M %Z}"
+        rows.append([t.id, t.priority.value, t.status.value, t.assignee or "-", format_left(reading.left), due,
+                     t.client, t.title])  # fmt: skip
+    _print_table(["ID", "PRI", "STATUS", "ASSIGNEE", "SLA LEFT", "DUE", "CLIENT", "TITLE"], rows)
     return ExitCode.OK
 
 

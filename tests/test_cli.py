@@ -129,10 +129,11 @@ async def test_ticket_new_then_list_in_sla_order(server: ServerProcess, dispatch
     listing = await run_cli("ticket", "list", server=server.url, token=token)
     assert listing.code == 0, listing
     header, *rows = listing.lines
-    assert header.split() == ["ID", "PRI", "STATUS", "ASSIGNEE", "SLA", "LEFT", "CLIENT", "TITLE"]
+    assert header.split() == ["ID", "PRI", "STATUS", "ASSIGNEE", "SLA", "LEFT", "DUE", "CLIENT", "TITLE"]
     assert [row.split()[0] for row in rows] == ["T-000001", "T-000002"]
     assert rows[0].split()[1:4] == ["P1", "new", "-"]
     assert rows[0].split()[4].startswith(("14m", "15m")) and rows[0].endswith("Acme Dental  Internet down")
+    assert rows[0].split()[9] == "UTC"  # the due time, on the 24x7 calendar
 
     # Once taken, the resolve-by clock counts (4 h for P1), so the untaken P2 is now more urgent.
     assigned = await run_cli("assign", "T-000001", "alice", server=server.url, token=token)
