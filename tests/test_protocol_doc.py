@@ -19,6 +19,7 @@ from typing import Any, get_args
 import pytest
 
 from dispatch.core.commands import COMMANDS
+from dispatch.core.contracts import Contracts
 from dispatch.core.models import Role
 from dispatch.core.protocol import ServerFrame, decode_client_frame
 from tests.inprocess import ManualClock, running_server
@@ -27,6 +28,24 @@ from tests.support import Session, tech_frame, ticket_frame
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 ELIDED = "…"
 NO = {"–", "-", "no", ""}  # a matrix cell that means "may not send"
+# One business calendar, so a snapshot carries one (`calendars`); only Globex's tickets run on it.
+CONTRACTS = """
+[calendars.uk-office]
+timezone = "Europe/London"
+mon = "09:00-17:30"
+tue = "09:00-17:30"
+wed = "09:00-17:30"
+thu = "09:00-17:30"
+fri = "09:00-17:00"
+holidays = ["2026-12-25"]
+
+[tiers.business]
+calendar = "uk-office"
+pause_on = ["awaiting_client"]
+
+[clients.Globex]
+tier = "business"
+"""
 
 
 # --- the page, read --------------------------------------------------------------------------------
@@ -180,7 +199,8 @@ def shape_problems(doc: Any, real: Any, events: dict[str, dict[str, Any]], where
 async def _real_frames(tmp_path: Path) -> list[dict[str, Any]]:
     """One of every frame docs/protocol.md shows, from the real server (its clock moved by the test)."""
     clock = ManualClock()
-    async with running_server(tmp_path, clock, burst_threshold=5) as server:
+    contracts = Contracts.parse(CONTRACTS, "sla.toml")
+    async with running_server(tmp_path, clock, burst_threshold=5, contracts=contracts) as server:
         ana = await Session.open(server.url, server.tokens["ana"])
         ana.frames = []
         frames = [ana.welcome, ana.snapshot or {}]
@@ -199,6 +219,9 @@ async def _real_frames(tmp_path: Path) -> list[dict[str, Any]]:
         await ana.ok({"type": "set_tech_status", "tech_id": "bob", "status": "on_site"})
         alice = await Session.open(server.url, server.tokens["alice"])
         await alice.ok({"type": "set_status", "ticket_id": vpn["ticket_id"], "status": "in_progress"})
+        await alice.ok(
+            {"type": "set_status", "ticket_id": vpn["ticket_id"], "status": "on_hold", "reason": "awaiting_client"}
+        )
         await alice.close()
         await ana.ok({"type": "add_note", "ticket_id": vpn["ticket_id"], "text": "Called the client"})
         await ana.ok({"type": "history", "ticket_id": vpn["ticket_id"]})
