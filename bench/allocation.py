@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dispatch.core.allocation import AllocationPolicy, Roster, rank  # noqa: E402
+from dispatch.core.allocation import AllocationPolicy, TeamLoad, rank  # noqa: E402
 from dispatch.core.commands import execute  # noqa: E402
 from dispatch.core.contracts import Contracts  # noqa: E402
 from dispatch.core.decide import TICK  # noqa: E402
@@ -50,7 +50,7 @@ def technicians(count: int) -> list[Technician]:
 
 def bench_rank(repeats: int) -> tuple[float, float]:
     techs = technicians(500)
-    roster = Roster({t.id: t for t in techs})
+    roster = TeamLoad({t.id: t for t in techs})
     for n, tech in enumerate(techs):
         roster.load[tech.id] = n % 4
     clock = clock_fields(Contracts().terms("c", Priority.P1), NOW - timedelta(minutes=5))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatch.core.allocation import AllocationPolicy, Roster, rank
+from dispatch.core.allocation import AllocationPolicy, TeamLoad, rank
 from dispatch.core.contracts import Contracts
 from dispatch.core.models import Priority, Technician, TechStatus, Ticket, TicketStatus
 from dispatch.core.sla import clock_fields
@@ -41,8 +41,8 @@ loads = st.dictionaries(st.sampled_from([f"t{n}" for n in range(12)]), st.intege
 needs = st.lists(st.sampled_from(SKILLS), unique=True, max_size=2)
 
 
-def roster_of(techs: list[Technician], load: dict[str, int]) -> Roster:
-    roster = Roster({t.id: t for t in techs})
+def roster_of(techs: list[Technician], load: dict[str, int]) -> TeamLoad:
+    roster = TeamLoad({t.id: t for t in techs})
     roster.load.update(load)
     return roster
 
@@ -79,7 +79,8 @@ def test_the_same_input_gives_the_same_ranking(techs, load, skills) -> None:  # 
 
 def test_incident_affinity_keeps_an_outage_with_one_technician() -> None:
     techs = [Technician(id=n, name=n, skills=["network"], capacity=4) for n in ("alice", "bob")]
-    roster = Roster.build({t.id: t for t in techs}, [ticket(["network"], incident="INC-7", assignee="bob", tid="T-9")])
+    held = [ticket(["network"], incident="INC-7", assignee="bob", tid="T-9")]
+    roster = TeamLoad.build({t.id: t for t in techs}, held)
     ranked = rank(ticket(["network"], incident="INC-7"), roster, AllocationPolicy(), Contracts(), NOW)
     assert ranked[0].tech_id == "bob" and "keeps INC-7 together" in ranked[0].reason
     # Without the incident, the lighter load wins.
@@ -88,7 +89,7 @@ def test_incident_affinity_keeps_an_outage_with_one_technician() -> None:
 
 def test_ties_go_to_whoever_waited_longest() -> None:
     techs = {n: Technician(id=n, name=n, capacity=3) for n in ("alice", "bob", "carol")}
-    roster = Roster.build(techs, [], {"alice": NOW - timedelta(minutes=1), "bob": NOW - timedelta(minutes=30)})
+    roster = TeamLoad.build(techs, [], {"alice": NOW - timedelta(minutes=1), "bob": NOW - timedelta(minutes=30)})
     assert [c.tech_id for c in rank(ticket([]), roster, AllocationPolicy(), Contracts(), NOW)] == [
         "carol",
         "bob",
@@ -101,7 +102,7 @@ def test_on_site_is_penalised_and_the_reason_says_why() -> None:
         "alice": Technician(id="alice", name="A", skills=["network"], status=TechStatus.ON_SITE),
         "bob": Technician(id="bob", name="B", skills=["network"], status=TechStatus.AVAILABLE),
     }
-    ranked = rank(ticket(["network"]), Roster(techs), AllocationPolicy(), Contracts(), NOW)
+    ranked = rank(ticket(["network"]), TeamLoad(techs), AllocationPolicy(), Contracts(), NOW)
     assert [c.tech_id for c in ranked] == ["bob", "alice"]
     assert ranked[0].reason == "network skill, load 0/3, available"
     assert "on site" in ranked[1].reason

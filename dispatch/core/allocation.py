@@ -63,8 +63,9 @@ class PolicyFile(BaseModel):
 
 
 @dataclass
-class Roster:
-    """What ranking needs to know about the technicians, kept up to date as tickets move.
+class TeamLoad:
+    """What ranking needs to know about the technicians (who holds how much, and of which incident),
+    kept up to date as tickets move.
 
     Built once per batch from the state, then updated assignment by assignment, so ranking a burst
     of a thousand tickets does not rescan every ticket for every ticket."""
@@ -77,7 +78,7 @@ class Roster:
 
     @classmethod
     def build(cls, technicians: dict[str, Technician], tickets: Iterable[Ticket],
-              last_assigned: dict[str, datetime] | None = None) -> Roster:  # fmt: skip
+              last_assigned: dict[str, datetime] | None = None) -> TeamLoad:  # fmt: skip
         roster = cls(dict(technicians), last_assigned=dict(last_assigned or {}))
         for ticket in tickets:
             if ticket.assignee is not None and ticket.status in OPEN_STATUSES:
@@ -105,7 +106,7 @@ class Roster:
 
 def rank(
     ticket: Ticket,
-    roster: Roster,
+    roster: TeamLoad,
     policy: AllocationPolicy,
     contracts: Contracts,
     now: datetime,

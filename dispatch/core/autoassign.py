@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from dispatch.core.allocation import AllocationPolicy, Roster, rank
+from dispatch.core.allocation import AllocationPolicy, TeamLoad, rank
 from dispatch.core.models import Priority, Role, Ticket, TicketStatus
 from dispatch.core.protocol import Candidate
 from dispatch.core.rules import Outcome, Refusal, Rules, assign_with_reason, preempt
@@ -33,8 +33,8 @@ class AutoAssignMemory:
     # Fairness: ties go to whoever waited longest since their last assignment.
     last_assigned: dict[str, datetime] = field(default_factory=dict)
 
-    def roster(self, state: DispatchState) -> Roster:
-        return Roster.build(state.technicians, state.tickets.values(), self.last_assigned)
+    def roster(self, state: DispatchState) -> TeamLoad:
+        return TeamLoad.build(state.technicians, state.tickets.values(), self.last_assigned)
 
     def room_may_have_appeared(self) -> None:
         self.roster_version += 1
@@ -107,7 +107,7 @@ def _preempt(
     state: DispatchState,
     memory: AutoAssignMemory,
     ticket: Ticket,
-    roster: Roster,
+    roster: TeamLoad,
     allocation: AllocationPolicy,
     rules: Rules,
     now: datetime,
@@ -135,7 +135,7 @@ def _preempt(
     return None
 
 
-def why_queued(ticket: Ticket, roster: Roster) -> str:
+def why_queued(ticket: Ticket, roster: TeamLoad) -> str:
     """Why nobody can take `ticket`, in words."""
     needed = set(ticket.skills)
     skilled = [t for t in roster.technicians.values() if needed <= set(t.skills)]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from dispatch.core.allocation import AllocationPolicy, Roster, rank
+from dispatch.core.allocation import AllocationPolicy, TeamLoad, rank
 from dispatch.core.protocol import ErrorCode, Plan, Rebalance, Suggest, Suggestions
 from dispatch.core.rebalance import plan_rebalance
 from dispatch.core.rules import Refusal, Rules
@@ -28,7 +28,7 @@ class Reading:
     rules: Rules
     allocation: AllocationPolicy
     # Built on demand: most batches hold no read.
-    roster: Callable[[], Roster]
+    roster: Callable[[], TeamLoad]
 
 
 def suggest(r: Reading, command: Suggest) -> Suggestions | Refusal:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from dispatch.core.allocation import AllocationPolicy, Roster, rank
+from dispatch.core.allocation import AllocationPolicy, TeamLoad, rank
 from dispatch.core.contracts import Contracts
 from dispatch.core.durations import format_left
 from dispatch.core.models import OPEN_STATUSES, Priority, Ticket, TicketStatus
@@ -18,7 +18,7 @@ from dispatch.core.sla import current_target
 
 def plan_rebalance(
     tickets: dict[str, Ticket],
-    roster: Roster,
+    roster: TeamLoad,
     policy: AllocationPolicy,
     contracts: Contracts,
     now: datetime,
