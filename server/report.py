@@ -3,14 +3,21 @@
     dispatch-server --db PATH report [--incident INC-ID | --since 6h] [--out DIR]
 
 Prints a compact text report (fits 80 columns) and, with `--out`, writes DIR/report.html: the same
-figures with charts of queue depth, arrivals and breaches over time. The charts are static SVG drawn
-by pygal and inlined, so the file works offline and needs no script from anywhere.
+figures with charts of queue depth, arrivals and breaches over time, and of SLA compliance per client
+and per tier. The charts are static SVG drawn by pygal and inlined, so the file works offline and
+needs no script from anywhere.
 
 Every figure comes from the events, never from the current-state tables, so a report can be made as
 of any moment the log covers (the hidden `--as-of` option, for tests and reruns). The SLA clock does
 not emit `sla_*` events in every setup yet, so breaches are given twice, clearly apart: as recorded by
 the server (`sla_breached` events), and as derived from each ticket's own times (`respond_by`,
 `resolve_by`, when it was first taken and closed).
+
+SLA compliance (per client, per tier) decides each ticket's respond and resolve target one way: breached
+if either of those says so, met if its clock stopped in time (first taken; resolved), and neither while
+it still runs. The due times are the ticket's own, already counted in its calendar's open time and
+moved on by its holds, so the report needs no contract file; tickets stored before contracts existed
+read as tier "standard" on calendar "24x7".
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ __all__ = [
     "ReportError",
     "Report",
     "Breach",
+    "SlaCompliance",
     "TechnicianLoad",
     "add_report_parser",
     "run_report",
@@ -52,6 +60,9 @@ MAX_INTERVALS = 48
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 BreachKind = Literal["respond", "resolve_closed", "resolve_open"]
+SlaTarget = Literal["respond", "resolve"]
+SlaOutcome = Literal["met", "breached"]
+_TARGETS: tuple[SlaTarget, ...] = ("respond", "resolve")
 
 
 class ReportError(Exception):
@@ -69,6 +80,60 @@ class Breach:
     priority: Priority
     kind: BreachKind
     due: datetime
+
+
+@dataclass
+class SlaCompliance:
+    """How the tickets of one client (or one tier) kept their SLA targets.
+
+    `tickets`: those the window saw open (created in it, or carried in). A target counts as met or
+    breached when that was decided in the window; one still running at the end counts neither way, nor
+    does one of a ticket cancelled before it was due. `paused`: the open time their clocks stood still
+    on hold (`paused_seconds`, holds that have ended).
+    """
+
+    name: str
+    tickets: int = 0
+    decided: Counter[tuple[SlaTarget, SlaOutcome]] = field(default_factory=Counter)
+    paused: timedelta = timedelta(0)
+
+    @property
+    def respond_met(self) -> int:
+        return self.decided["respond", "met"]
+
+    @property
+    def respond_breached(self) -> int:
+        return self.decided["respond", "breached"]
+
+    @property
+    def resolve_met(self) -> int:
+        return self.decided["resolve", "met"]
+
+    @property
+    def resolve_breached(self) -> int:
+        return self.decided["resolve", "breached"]
+
+    @property
+    def met(self) -> int:
+        return self.respond_met + self.resolve_met
+
+    @property
+    def breached(self) -> int:
+        return self.respond_breached + self.resolve_breached
+
+    @property
+    def met_share(self) -> float | None:
+        """Targets met of those decided, 0 to 1; None when none was decided."""
+        decided = self.met + self.breached
+        return self.met / decided if decided else None
+
+
+def _worst_first(rows: Sequence[SlaCompliance]) -> list[SlaCompliance]:
+    """The lowest share met first, then the most breaches, then by name; rows with nothing decided last."""
+    return sorted(
+        rows,
+        key=lambda c: (c.met_share is None, c.met_share or 0.0, -c.breached, c.name),
+    )
 
 
 @dataclass
@@ -103,6 +168,9 @@ class Report:
     never_assigned: int
     recorded_breaches: list[SlaEvent]
     breaches: list[Breach]
+    # SLA compliance, worst first (`_worst_first`).
+    sla_by_client: list[SlaCompliance]
+    sla_by_tier: list[SlaCompliance]
     reassignments: int
     reassigned_tickets: int
     unassignments: int
@@ -225,10 +293,33 @@ def build_report(
         for life in arriving.values()
         if life.first_assigned_at is not None
     ]
-    carried_in = sum(1 for life in scoped.values() if life.ticket.created_at < start and _open_at(life, start))
+    carried = {tid for tid, life in scoped.items() if life.ticket.created_at < start and _open_at(life, start)}
 
-    breaches = [b for life in scoped.values() for b in _breaches(life, end) if in_window(b.due)]
+    derived = {tid: _breaches(life, end) for tid, life in scoped.items()}
+    breaches = [b for found in derived.values() for b in found if in_window(b.due)]
     breaches.sort(key=lambda b: (b.due, b.ticket_id))
+
+    # The first sla_breached event of each ticket and target, from before the window as well: a target
+    # breached before the window must not count as met in it.
+    recorded_at: dict[tuple[str, SlaTarget], datetime] = {}
+    for event in logged:
+        if isinstance(event, SlaEvent) and event.kind == "sla_breached" and event.ticket_id in in_scope:
+            recorded_at.setdefault((event.ticket_id, event.target), event.ts)
+    by_client: dict[str, SlaCompliance] = {}
+    by_tier: dict[str, SlaCompliance] = {}
+    for tid in sorted(arriving.keys() | carried):
+        life = scoped[tid]
+        rows = (
+            by_client.setdefault(life.ticket.client, SlaCompliance(life.ticket.client)),
+            by_tier.setdefault(life.ticket.sla_tier, SlaCompliance(life.ticket.sla_tier)),
+        )
+        outcomes = _sla_outcomes(life, derived[tid], recorded_at)
+        for row in rows:
+            row.tickets += 1
+            row.paused += timedelta(seconds=life.ticket.paused_seconds)
+            for target, (outcome, decided_at) in outcomes.items():
+                if in_window(decided_at):
+                    row.decided[target, outcome] += 1
 
     reassigned: Counter[str] = Counter()
     unassignments = 0
@@ -282,11 +373,13 @@ def build_report(
         cancelled=sum(1 for life in arriving.values() if life.ticket.status is TicketStatus.CANCELLED),
         still_open=sum(1 for life in arriving.values() if life.ticket.is_open),
         still_unassigned=sum(1 for life in arriving.values() if _unassigned(life.ticket)),
-        carried_in=carried_in,
+        carried_in=len(carried),
         first_assignment=first_assignment,
         never_assigned=sum(1 for life in arriving.values() if life.first_assigned_at is None),
         recorded_breaches=recorded,
         breaches=breaches,
+        sla_by_client=_worst_first(list(by_client.values())),
+        sla_by_tier=_worst_first(list(by_tier.values())),
         reassignments=sum(reassigned.values()),
         reassigned_tickets=len(reassigned),
         unassignments=unassignments,
@@ -345,9 +438,32 @@ def _breaches(life: _TicketLife, end: datetime) -> list[Breach]:
         resolve_due = life.resolve_due_then or ticket.resolve_by
         if resolve_due < life.closed_at:
             found.append(Breach(ticket.id, ticket.priority, "resolve_closed", resolve_due))
-    elif ticket.resolve_by < end:
+    elif ticket.resolve_by < (ticket.paused_at or end):
+        # On a hold that stops the clock it stands where it was paused, as the server's clock reads it.
         found.append(Breach(ticket.id, ticket.priority, "resolve_open", ticket.resolve_by))
     return found
+
+
+def _sla_outcomes(
+    life: _TicketLife, derived: Sequence[Breach], recorded_at: dict[tuple[str, SlaTarget], datetime]
+) -> dict[SlaTarget, tuple[SlaOutcome, datetime]]:
+    """Each target's outcome and when it was decided: breached if the derived rule (`_breaches`) or a
+    recorded `sla_breached` event says so, at the earlier of the two; met once its clock stopped in time
+    (first taken; resolved). A target still running, or cancelled before it was due, has none."""
+    ticket = life.ticket
+    missed: dict[SlaTarget, datetime] = {}
+    for breach in derived:
+        missed["respond" if breach.kind == "respond" else "resolve"] = breach.due
+    for target in _TARGETS:
+        recorded = recorded_at.get((ticket.id, target))
+        if recorded is not None:
+            missed[target] = min(recorded, missed.get(target, recorded))
+    outcomes: dict[SlaTarget, tuple[SlaOutcome, datetime]] = {t: ("breached", at) for t, at in missed.items()}
+    if "respond" not in outcomes and life.responded_at is not None:
+        outcomes["respond"] = ("met", life.responded_at)
+    if "resolve" not in outcomes and life.closed_at is not None and ticket.status is TicketStatus.RESOLVED:
+        outcomes["resolve"] = ("met", life.closed_at)
+    return outcomes
 
 
 def _queue_depth(
@@ -436,6 +552,13 @@ def format_text(report: Report) -> str:
         _row("resolve-by missed", r.breach_count("resolve_closed"), "derived: resolved/cancelled after resolve-by"),
         _row("resolve-by overdue", r.breach_count("resolve_open"), "derived: still open past its resolve-by"),
         "",
+        *_compliance_lines("SLA BY CLIENT", "client", r.sla_by_client),
+        "",
+        *_compliance_lines("SLA BY TIER", "tier", r.sla_by_tier),
+        "  (worst first; a target counts once met or breached in the window, not while",
+        "   it runs; breached: recorded or derived, as above; paused: open time the",
+        "   clock stood still on hold, holds ended)",
+        "",
         "REASSIGNMENTS",
         _row("reassigned", r.reassignments, f"{_plural(r.reassigned_tickets, 'ticket')}, technician to technician"),
         _row("unassigned", r.unassignments, "back to the queue"),
@@ -453,6 +576,28 @@ def format_text(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _met_percent(met: int, breached: int) -> str:
+    """The share of targets met, rounded down so that 100% means none breached; `n/a` if none decided."""
+    return "n/a" if met + breached == 0 else f"{math.floor(100 * met / (met + breached))}%"
+
+
+def _compliance_lines(title: str, what: str, rows: Sequence[SlaCompliance]) -> list[str]:
+    """One table: a row per client (or tier), its tickets, targets met and breached, share met, paused."""
+    if not rows:
+        return [title, "  no tickets in the window"]
+    lines = [
+        f"{title:<26}{'respond':^15}{'resolve':^15}".rstrip(),
+        f"  {what:<16}{'tickets':>8}{'met':>6}{'breached':>9}{'met':>6}{'breached':>9}{'met %':>7}{'paused':>9}",
+    ]
+    for row in rows:
+        met, paused = _met_percent(row.met, row.breached), format_span(row.paused)
+        lines.append(
+            f"  {_clip(row.name, 16):<16}{row.tickets:>8}{row.respond_met:>6}{row.respond_breached:>9}"
+            f"{row.resolve_met:>6}{row.resolve_breached:>9}{met:>7}{paused:>9}"
+        )
+    return lines
+
+
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -461,6 +606,13 @@ def _clip(text: str, width: int) -> str:
 
 _PRIORITY_COLOURS = {Priority.P1: "#d32f2f", Priority.P2: "#f57c00", Priority.P3: "#1976d2", Priority.P4: "#78909c"}
 _BREACH_COLOURS = ("#ef6c00", "#c62828", "#6a1b9a")
+# Met in greens, breached in reds; respond dark, resolve light.
+_COMPLIANCE_SERIES: tuple[tuple[str, SlaTarget, SlaOutcome, str], ...] = (
+    ("respond met", "respond", "met", "#2e7d32"),
+    ("resolve met", "resolve", "met", "#81c784"),
+    ("respond breached", "respond", "breached", "#c62828"),
+    ("resolve breached", "resolve", "breached", "#ef9a9a"),
+)
 
 
 def _chart_style(colours: Sequence[str]) -> Any:
@@ -623,6 +775,26 @@ def breaches_chart(report: Report) -> str:
     return _svg(chart)
 
 
+def compliance_chart(rows: Sequence[SlaCompliance], what: str) -> str:
+    """SLA targets met and breached, a horizontal stacked bar per client (or tier), worst at the top."""
+    # pygal draws the first label at the bottom: reversed, the worst comes first when read from the top.
+    shown = list(reversed(rows))
+    top = max((row.met + row.breached for row in rows), default=0)
+    chart = pygal.HorizontalStackedBar(
+        **_chart_config(
+            [colour for *_, colour in _COMPLIANCE_SERIES],
+            title=f"SLA targets met and breached per {what}",
+            height=140 + 36 * len(shown),
+            x_labels=[_clip(row.name, 28) for row in shown],
+            value_formatter=lambda y: f"{y:.0f}",
+            **_count_axis(top),
+        )
+    )
+    for title, target, outcome, _ in _COMPLIANCE_SERIES:
+        chart.add(title, [row.decided[target, outcome] for row in shown])
+    return _svg(chart)
+
+
 _PAGE_STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #263238; margin: 2rem auto;
        max-width: 960px; padding: 0 1rem; line-height: 1.4; }
@@ -639,19 +811,35 @@ th, td { padding: .25rem .8rem; text-align: left; border-bottom: 1px solid #ecef
 th { color: #607d8b; font-weight: 600; }
 .chart svg { width: 100%; height: auto; }
 .note { color: #607d8b; font-size: .85rem; }
+th.group { text-align: center; border-bottom: 1px solid #cfd8dc; }
+table.sla th, table.sla td { white-space: nowrap; }
 """
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]], text_columns: int = 1) -> str:
-    """A table whose first `text_columns` columns are text (left-aligned) and the rest figures (right)."""
+def _table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    text_columns: int = 1,
+    groups: Sequence[tuple[str, int]] = (),
+    css_class: str = "",
+) -> str:
+    """A table whose first `text_columns` columns are text (left-aligned) and the rest figures (right);
+    `groups`, if given, is a heading row above, each (label, how many columns it spans)."""
 
     def cell(tag: str, index: int, value: object) -> str:
         align = "" if index < text_columns else " class='n'"
         return f"<{tag}{align}>{html.escape(str(value))}</{tag}>"
 
-    head = "".join(cell("th", i, h) for i, h in enumerate(headers))
+    group_row = "".join(
+        f"<th colspan='{span}' class='group'>{html.escape(label)}</th>" if label else f"<th colspan='{span}'></th>"
+        for label, span in groups
+    )
+    head = "<tr>" + "".join(cell("th", i, h) for i, h in enumerate(headers)) + "</tr>"
+    if groups:
+        head = f"<tr>{group_row}</tr>{head}"
     body = "".join("<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    opening = f"<table class='{css_class}'>" if css_class else "<table>"
+    return f"{opening}<thead>{head}</thead><tbody>{body}</tbody></table>"
 
 
 _BREACH_WORDS: dict[BreachKind, str] = {
@@ -661,18 +849,49 @@ _BREACH_WORDS: dict[BreachKind, str] = {
 }
 
 
+def _compliance_html(rows: Sequence[SlaCompliance], what: str) -> str:
+    """The chart and the table of one SLA compliance view (per client or per tier)."""
+    if not rows:
+        return f"<p class='note'>No tickets in the window, so no SLA figures per {what}.</p>"
+    table = _table(
+        [what, "tickets", "met", "breached", "met", "breached", "met %", "paused"],
+        [
+            [
+                row.name,
+                row.tickets,
+                row.respond_met,
+                row.respond_breached,
+                row.resolve_met,
+                row.resolve_breached,
+                _met_percent(row.met, row.breached),
+                format_span(row.paused),
+            ]
+            for row in rows
+        ],
+        # As the text report: the two columns of each target under its name.
+        groups=[("", 2), ("respond", 2), ("resolve", 2), ("", 2)],
+        css_class="sla",
+    )
+    if not any(row.met + row.breached for row in rows):
+        # An empty chart looks like a broken one.
+        return f"<p class='note'>No SLA target was met or breached in the window; per {what}:</p>\n{table}"
+    return f"<div class='chart' id='sla-by-{what}'>{compliance_chart(rows, what)}</div>\n{table}"
+
+
 def render_html(report: Report) -> str:
     """One self-contained page: the figures, and the charts as inline SVG; nothing is loaded from elsewhere."""
     r = report
     p50 = _span(r.first_assignment_percentile(0.5))
     p90 = _span(r.first_assignment_percentile(0.9))
     derived = len(r.breaches)
+    met_overall = _met_percent(sum(row.met for row in r.sla_by_client), sum(row.breached for row in r.sla_by_client))
     cards = [
         (r.ticket_count, "tickets created"),
         (p50, "p50 to first assignment"),
         (p90, "p90 to first assignment"),
         (derived, "SLA breaches (derived)"),
         (len(r.recorded_breaches), "SLA breaches (recorded)"),
+        (met_overall, "SLA targets met"),
         (r.reassignments, "reassignments"),
     ]
     tickets = _table(
@@ -776,6 +995,13 @@ the time of the server's event.</p>
 each ticket's respond-by and resolve-by and when it was first taken and closed, the rule the board's clock
 uses. A server without the SLA clock records none, so both are shown.</p>
 {breach_list}
+<h2>SLA compliance</h2>
+<p class="note">Worst first: the lowest share of targets met, then the most breaches. A ticket counts if the
+window saw it open; its respond and resolve targets count once met (first taken, resolved) or breached
+(by either rule above) in the window, and neither while they run. Paused: the open time their clocks
+stood still on hold (holds that have ended).</p>
+{_compliance_html(r.sla_by_client, "client")}
+{_compliance_html(r.sla_by_tier, "tier")}
 <h2>Reassignments</h2>
 {moves}
 <h2>Load per technician</h2>

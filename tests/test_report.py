@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -14,12 +15,14 @@ from typing import Any
 
 import pytest
 
+from dispatch.core.commands import execute
 from dispatch.core.contracts import Contracts
 from dispatch.core.models import Priority, Role, Technician, Ticket, TicketStatus
-from dispatch.core.protocol import Event, SlaEvent, TechnicianEvent, TicketEvent
+from dispatch.core.protocol import Event, SlaEvent, TechnicianEvent, TicketEvent, decode_client_frame, event_adapter
+from dispatch.core.rules import Outcome, Rules, clock_alerts
 from dispatch.core.sla import clock_fields
-from dispatch.core.state import ticket_id_for
-from server.report import ReportError, build_report, format_text, run_report
+from dispatch.core.state import Actor, DispatchState, apply_event, ticket_id_for
+from server.report import ReportError, SlaCompliance, build_report, format_text, render_html, run_report
 from tests.support import ServerProcess, Session, tech_frame, ticket_frame, timeout
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -37,6 +40,7 @@ def minutes(n: float) -> timedelta:
 #   respond-by missed: T5 (P1, 15 min, taken at 30m), T4 (P3, 4 h, never taken)
 #   resolve-by missed and still open: T5 (P1, 4 h)
 #   queue depth: 6 at T0, 5 at 5m, 3 at 10m, 2 at 30m
+#   SLA compliance (Acme, standard): respond 4 met, 2 breached; resolve 1 met (T1), 1 breached (T5)
 WAVES: list[tuple[int, list[dict[str, Any]]]] = [
     (
         0,
@@ -130,6 +134,10 @@ async def test_text_report_over_the_whole_log(db: Path, capsys: pytest.CaptureFi
     assert figures(line(text, "bob")) == ["3", "1/3", "1"]
     assert figures(line(text, "carol")) == ["1", "0/3", "0"]
     assert figures(line(text, "dave")) == ["0", "0/3", "0"]
+    # SLA compliance: every ticket is Acme's, on the standard tier (no contract file). Respond met by
+    # T1, T2, T3, T6, breached by T4 and T5; resolve met by T1, breached by T5 (still open).
+    assert line(text, "Acme").split() == ["Acme", "6", "4", "2", "1", "1", "62%", "0s"]
+    assert line(text, "standard").split() == ["standard", "6", "4", "2", "1", "1", "62%", "0s"]
     assert max(len(row) for row in text.splitlines()) <= 80, text
     assert "carried in" not in text  # nothing can be open before the first event
 
@@ -158,8 +166,9 @@ async def test_html_report_is_self_contained_with_charts(
     assert capsys.readouterr().out.rstrip().endswith(f"wrote {out / 'report.html'}")
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
-    # The three charts, as inline SVG drawn by pygal, with their series.
-    assert page.count("<svg") == 3 and page.count("pygal-chart") >= 3
+    # The five charts (three over time, SLA compliance per client and per tier), as inline SVG drawn by
+    # pygal, with their series.
+    assert page.count("<svg") == 5 and page.count("pygal-chart") >= 5
     titles = ("Queue depth", "Arrivals per 10 minutes", "SLA breaches per 10 minutes", "respond-by missed (derived)")
     assert all(title in page for title in titles)
     assert ">P1<" in page and ">P2<" in page  # arrivals by priority (legend)
@@ -332,3 +341,268 @@ def test_whole_log_and_empty_log() -> None:
     assert figures(line(text, "created in window"))[0] == "0"
     assert line(text, "p90").split() == ["p90", "n/a"]
     assert "no technician had a ticket" in text
+
+
+# --- SLA compliance per client and per tier, over a log the server's own rules write ---------------------
+
+SLA_FILE = """
+[calendars.uk-office]
+timezone = "Europe/London"
+mon = "09:00-17:30"
+tue = "09:00-17:30"
+wed = "09:00-17:30"
+thu = "09:00-17:30"
+fri = "09:00-17:00"
+
+[tiers.gold]
+calendar = "uk-office"
+pause_on = ["awaiting_client", "awaiting_parts"]
+P1 = { respond = "30m", resolve = "4h", calendar = "24x7" }
+P2 = { respond = "1h", resolve = "8h" }
+
+[clients."Acme Corp"]
+tier = "gold"
+"""
+MONDAY = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)  # 09:00 in London (GMT): the uk-office calendar opens
+
+
+class Desk:
+    """A dispatcher's commands at given minutes after MONDAY, judged by the server's pure rules
+    (dispatch.core.commands.execute) under SLA_FILE, and the server's SLA clock ticking when told:
+    the events a server with that contract would log, without a socket."""
+
+    def __init__(self) -> None:
+        self.state = DispatchState()
+        self.rules = Rules(contracts=Contracts.parse(SLA_FILE, "sla.toml"))
+        self.ana = Actor("ana", Role.DISPATCHER)
+        self.events: list[Event] = []
+
+    def do(self, at: float, command: dict[str, Any]) -> str:
+        """Apply `command` at MONDAY + `at` minutes; the ticket id it was about."""
+        frame = decode_client_frame(json.dumps({"command_id": f"c{len(self.events)}", **command}))
+        outcome = execute(self.state, frame, self.ana, MONDAY + minutes(at), self.rules)  # type: ignore[arg-type]
+        assert isinstance(outcome, Outcome), outcome
+        self.events += outcome.events
+        return str(outcome.ack.ticket_id)
+
+    def tick(self, at: float) -> None:
+        """The server's clock looks at every ticket, as it does each second."""
+        self.events += clock_alerts(self.state, MONDAY + minutes(at), timedelta(days=7), self.ana)
+
+    def stored_before_contracts(self, at: float, client: str, priority: Priority) -> str:
+        """A ticket as an older server logged it: no tier, calendar or warning instants in the JSON."""
+        ticket_id = ticket_id_for(self.state.last_ticket_number + 1)
+        created = MONDAY + minutes(at)
+        respond, resolve = {Priority.P2: (timedelta(hours=1), timedelta(hours=8))}[priority]
+        payload = {
+            "seq": self.state.seq + 1, "ts": created.isoformat(), "actor": "ana", "kind": "ticket_created",
+            "ticket": {"id": ticket_id, "title": "Old ticket", "client": client, "priority": priority.value,
+                       "created_at": created.isoformat(), "respond_by": (created + respond).isoformat(),
+                       "resolve_by": (created + resolve).isoformat()},
+        }  # fmt: skip
+        event = event_adapter.validate_json(json.dumps(payload))
+        apply_event(self.state, event)
+        self.events.append(event)
+        return ticket_id
+
+
+def assign(ticket_id: str, tech_id: str = "alice") -> dict[str, Any]:
+    return {"type": "assign", "ticket_id": ticket_id, "tech_id": tech_id}
+
+
+def status(ticket_id: str, value: str, reason: str | None = None) -> dict[str, Any]:
+    return {"type": "set_status", "ticket_id": ticket_id, "status": value, **({"reason": reason} if reason else {})}
+
+
+def contract_log() -> list[Event]:
+    """Monday 7 December 2026 from 09:00 (minutes after it), four clients:
+
+    Acme Corp, gold (uk-office 09:00-17:30; P1 on 24x7; holds for a client or parts stop the clock):
+      A1 P2: taken 09:30 (respond met); awaiting parts 10:00-12:00, which moves resolve-by from 17:00 to
+        Tuesday 10:30; resolved 16:00 (resolve met); paused 2h.
+      A2 P1 (24x7, respond by 09:30, resolve by 13:00): taken 09:45 (respond breached), resolved 12:20 (met).
+      A3 P2: taken 09:10 (met), on hold awaiting a third party from 09:20, which does not stop the clock:
+        resolve-by 17:00 passes on hold (breached).
+      A4 P2: taken 09:05 (met), awaiting the client from 10:00 to the end: the clock stands at 10:00,
+        so its resolve-by of 17:00 is not breached.
+    Globex, standard (24x7):
+      G1 P1: taken 09:10 (met), resolved 14:00 after its resolve-by of 13:00 (breached).
+      G2 P3: never taken, respond-by 13:00 (breached); resolve-by Wednesday 09:00 (still running).
+      G3 P4: cancelled at 10:00, before either target was due: counts neither way.
+    Initech, standard: I1 P1, respond-by 09:15 breached and recorded by the clock at 09:31; lowered to P3
+      at 09:40 (respond-by now 13:00), taken 09:50. The recorded breach stands.
+    Umbrella, logged before contracts existed (so standard, 24x7): U1 P2, respond-by 10:00, taken 10:30
+      (breached), resolved 11:00 (met).
+    """
+    desk = Desk()
+    desk.do(0, tech_frame("alice", capacity=20))
+    a1, a2, a3, a4 = (desk.do(0, ticket_frame(f"A{n}", client="Acme Corp", priority=p)) for n, p in
+                      enumerate(("P2", "P1", "P2", "P2"), start=1))  # fmt: skip
+    g1, g2, g3 = (desk.do(0, ticket_frame(f"G{n}", client="Globex", priority=p)) for n, p in
+                  enumerate(("P1", "P3", "P4"), start=1))  # fmt: skip
+    i1 = desk.do(0, ticket_frame("I1", client="Initech", priority="P1"))
+    u1 = desk.stored_before_contracts(0, "Umbrella", Priority.P2)
+    desk.do(5, assign(a4))
+    desk.do(10, assign(a3))
+    desk.do(10, assign(g1))
+    desk.do(20, status(a3, "on_hold", "awaiting_third_party"))
+    desk.do(30, assign(a1))
+    desk.tick(31)
+    desk.do(40, {"type": "set_priority", "ticket_id": i1, "priority": "P3"})
+    desk.do(45, assign(a2))
+    desk.do(50, assign(i1))
+    desk.do(60, status(a1, "on_hold", "awaiting_parts"))
+    desk.do(60, status(a4, "on_hold", "awaiting_client"))
+    desk.do(60, status(g3, "cancelled"))
+    desk.do(90, assign(u1))
+    desk.do(120, status(u1, "resolved"))
+    desk.do(180, status(a1, "in_progress"))
+    desk.do(200, status(a2, "resolved"))
+    desk.tick(241)
+    desk.do(300, status(g1, "resolved"))
+    desk.do(420, status(a1, "resolved"))
+    desk.tick(481)
+    desk.tick(27 * 60)
+    assert (a1, g2, u1) == ("T-000001", "T-000006", "T-000009")
+    return desk.events
+
+
+# (name, tickets, respond met, respond breached, resolve met, resolve breached, paused), worst first.
+Row = tuple[str, int, int, int, int, int, timedelta]
+
+
+def rows(table: list[SlaCompliance]) -> list[Row]:
+    return [
+        (c.name, c.tickets, c.respond_met, c.respond_breached, c.resolve_met, c.resolve_breached, c.paused)
+        for c in table
+    ]
+
+
+HOURS_2 = timedelta(hours=2)
+NONE = timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("now", "since", "by_client", "by_tier"),
+    [
+        pytest.param(
+            MONDAY + timedelta(hours=27),  # Tuesday 12:00
+            None,
+            [
+                ("Initech", 1, 0, 1, 0, 0, NONE),  # 0 % met: the recorded breach counts
+                ("Globex", 3, 1, 1, 0, 1, NONE),  # 1 of 3; G3 cancelled in time counts neither way
+                ("Umbrella", 1, 0, 1, 1, 0, NONE),  # 1 of 2
+                ("Acme Corp", 4, 3, 1, 2, 1, HOURS_2),  # 5 of 7; A4 on hold, its clock standing
+            ],
+            [("standard", 5, 1, 3, 1, 1, NONE), ("gold", 4, 3, 1, 2, 1, HOURS_2)],
+            id="whole log",
+        ),
+        pytest.param(
+            MONDAY + minutes(270),  # Monday 10:30 to 13:30: G3 was cancelled before, so not counted
+            "3h",
+            [
+                ("Globex", 2, 0, 1, 0, 1, NONE),  # G2's respond-by and G1's resolve-by, both due 13:00
+                ("Acme Corp", 4, 0, 0, 1, 0, HOURS_2),  # A2 resolved at 12:20; the rest ran on or before
+                ("Umbrella", 1, 0, 0, 1, 0, NONE),  # its respond-by passed at 10:00, before the window
+                ("Initech", 1, 0, 0, 0, 0, NONE),  # nothing decided in the window: last
+            ],
+            [("standard", 4, 0, 1, 1, 1, NONE), ("gold", 4, 0, 0, 1, 0, HOURS_2)],
+            id="since 3h on Monday",
+        ),
+        pytest.param(
+            MONDAY + timedelta(hours=27),  # Tuesday 10:00 to 12:00: only the open tickets, nothing decided
+            "2h",
+            [("Acme Corp", 2, 0, 0, 0, 0, NONE), ("Globex", 1, 0, 0, 0, 0, NONE), ("Initech", 1, 0, 0, 0, 0, NONE)],
+            [("gold", 2, 0, 0, 0, 0, NONE), ("standard", 2, 0, 0, 0, 0, NONE)],
+            id="since 2h on Tuesday",
+        ),
+    ],
+)
+def test_sla_compliance_per_client_and_tier(
+    now: datetime, since: str | None, by_client: list[Row], by_tier: list[Row]
+) -> None:
+    window = timedelta(hours=int(since.removesuffix("h"))) if since else None
+    report = build_report(contract_log(), now=now, since=window)
+    assert rows(report.sla_by_client) == by_client
+    assert rows(report.sla_by_tier) == by_tier
+
+
+def test_a_hold_that_stops_the_clock_is_no_breach() -> None:
+    # A4 sits on hold (awaiting the client) past the resolve-by it had when paused: the derived rule reads
+    # its clock where it stopped, as the server's does, so neither way counts it as overdue.
+    report = build_report(contract_log(), now=MONDAY + timedelta(hours=27))
+    assert [(b.ticket_id, b.kind) for b in report.breaches if b.kind == "resolve_open"] == [
+        ("T-000003", "resolve_open")
+    ]
+    assert {(e.ticket_id, e.target) for e in report.recorded_breaches} == {
+        ("T-000002", "respond"),  # A2
+        ("T-000003", "resolve"),  # A3, on a hold that does not stop the clock
+        ("T-000005", "resolve"),  # G1
+        ("T-000006", "respond"),  # G2
+        ("T-000008", "respond"),  # I1
+    }
+    # U1 (stored before contracts, so on the 24x7 clock) was taken before the clock next looked: its
+    # breach is known from its own times alone, and the compliance tables count it all the same.
+    assert ("T-000009", "respond") in {(b.ticket_id, b.kind) for b in report.breaches}
+
+
+def test_text_shows_sla_tables_worst_first() -> None:
+    text = format_text(build_report(contract_log(), now=MONDAY + timedelta(hours=27)))
+    assert max(len(row) for row in text.splitlines()) <= 80, text
+    lines = text.splitlines()
+    client_at, tier_at = (
+        lines.index("SLA BY CLIENT                 respond        resolve"),
+        lines.index("SLA BY TIER                   respond        resolve"),
+    )
+    client_table, tier_table = lines[client_at + 1 : client_at + 6], lines[tier_at + 1 : tier_at + 4]
+    assert client_table[0].split() == ["client", "tickets", "met", "breached", "met", "breached", "met", "%", "paused"]
+    # name, tickets, respond met/breached, resolve met/breached, share met (rounded down), paused
+    assert [row.split() for row in client_table[1:]] == [
+        ["Initech", "1", "0", "1", "0", "0", "0%", "0s"],
+        ["Globex", "3", "1", "1", "0", "1", "33%", "0s"],
+        ["Umbrella", "1", "0", "1", "1", "0", "50%", "0s"],
+        ["Acme", "Corp", "4", "3", "1", "2", "1", "71%", "2h", "00m"],
+    ]
+    assert tier_table[0].split()[0] == "tier"
+    assert [row.split() for row in tier_table[1:]] == [
+        ["standard", "5", "1", "3", "1", "1", "33%", "0s"],
+        ["gold", "4", "3", "1", "2", "1", "71%", "2h", "00m"],
+    ]
+    # Columns line up under their headings: each figure ends where its heading does.
+    header = client_table[0]
+    for row in client_table[1:]:
+        for heading in ("tickets", "breached", "%", "paused"):
+            end = header.index(heading) + len(heading)
+            assert row[end - 1] != " " and (end == len(row) or row[end] == " "), (heading, row)
+
+
+def test_text_without_tickets_says_so() -> None:
+    text = format_text(build_report([], now=MONDAY))
+    assert "SLA BY CLIENT\n  no tickets in the window" in text
+    assert "SLA BY TIER\n  no tickets in the window" in text
+
+
+def test_html_shows_sla_compliance_charts_offline() -> None:
+    page = render_html(build_report(contract_log(), now=MONDAY + timedelta(hours=27)))
+    assert page.count("<svg") == 5
+    for what in ("client", "tier"):
+        assert f"id='sla-by-{what}'" in page
+        assert f"SLA targets met and breached per {what}" in page
+    for series in ("respond met", "resolve met", "respond breached", "resolve breached"):
+        assert f">{series}<" in page  # in the charts' legends
+    assert "<td>Umbrella</td>" in page and "<td>gold</td>" in page and "<td class='n'>2h 00m</td>" in page
+    # Self-contained: nothing fetched from anywhere (pygal's tooltip script and the w3 namespaces aside,
+    # which are names, not fetches).
+    fetched = re.findall(r"""(?:src|href)\s*=\s*["']?((?:https?:)?//[^"' >]+)""", page, re.I)
+    assert fetched == [], fetched
+    assert "kozea.github.io" not in page and not re.search(r"<link\b|@import|url\(", page, re.I)
+
+
+def test_html_without_decided_targets_draws_no_empty_chart() -> None:
+    # Tuesday 10:00 to 12:00: four tickets still running, none met or breached: the tables, no charts.
+    page = render_html(build_report(contract_log(), now=MONDAY + timedelta(hours=27), since=timedelta(hours=2)))
+    assert page.count("<svg") == 3 and "id='sla-by-" not in page
+    assert page.count("No SLA target was met or breached in the window") == 2
+    assert "<td>Acme Corp</td><td class='n'>2</td>" in page
+    empty = render_html(build_report([], now=MONDAY))
+    assert "No tickets in the window, so no SLA figures per client." in empty
