@@ -18,6 +18,7 @@ from websockets.typing import Origin
 
 from dispatch.core.contracts import Contracts
 from dispatch.core.protocol import MAX_FRAME_BYTES
+from dispatch.core.roster import Roster
 from dispatch.core.state import DispatchState
 from server.connection import Connections
 from server.fanout import CLOSE_WAIT_S, Fanout
@@ -46,16 +47,16 @@ class DispatchServer:
 
     @classmethod
     async def start(cls, storage: Storage, settings: ServerSettings, event_log: IO[str]) -> DispatchServer:
-        state = await storage.load_state()
+        state = await storage.load_state(settings.clock())
         server = cls(storage, state, settings, event_log)
         await server.writer.repair_decision_log()
         return server
 
-    def use_contracts(self, contracts: Contracts) -> None:
-        """New SLA terms (a reloaded file): tickets created from now on get them; open tickets keep the
-        due times they have, and count any calendar they name by its new hours."""
-        self.settings.contracts = contracts
-        self.writer.use_contracts(contracts)
+    def use_files(self, contracts: Contracts, roster: Roster) -> None:
+        """New SLA terms and roster (files reloaded on SIGHUP): tickets created from now on get the new
+        terms, open tickets keep the due times they have; shifts and call-outs follow the new roster."""
+        self.settings.contracts, self.settings.roster = contracts, roster
+        self.writer.use_rules(contracts, roster)
 
     @property
     def fatal(self) -> BaseException | None:

@@ -2,7 +2,7 @@
 
     dispatch-server --version
     dispatch-server --db PATH serve [--host H] [--port P] [--log FILE] [--auto-assign] [--decision-log FILE]
-                                    [--policy FILE] [--sla FILE] [--tls-cert FILE --tls-key FILE]
+                                    [--policy FILE] [--sla FILE] [--roster FILE] [--tls-cert FILE --tls-key FILE]
                                     [--allowed-origin URL ...]
                                     [--rate-limit N] [--max-connections N] [--max-connections-per-token N]
     dispatch-server --db PATH token create --role ROLE --name NAME [--tech TECH_ID]
@@ -45,6 +45,7 @@ from server.decisions import default_decision_log, show_decisions
 from server.embedded import running
 from server.operations import add_operations_parsers, run_operation
 from server.report import ReportError, add_report_parser, run_report
+from server.roster import load_roster, pending_technicians
 from server.settings import DEFAULTS, ServerSettings, read_config_file
 from server.sla import add_sla_parser, load_contracts, run_sla_check
 from server.storage import Storage, StorageError
@@ -81,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--policy", metavar="FILE", help="allocation weights, TOML ([allocation] table)")
     serve.add_argument(
         "--sla", metavar="FILE", help="SLA contracts, TOML: tiers, calendars, clients (re-read on SIGHUP)"
+    )
+    serve.add_argument(
+        "--roster", metavar="FILE", help="shifts, on-call rotations, fatigue rules, call-outs, TOML (re-read on SIGHUP)"
     )
     serve.add_argument(
         "--dedupe-window", metavar="MIN", type=float, default=DEFAULTS.dedupe_window_minutes,
@@ -210,6 +214,7 @@ async def _serve(args: argparse.Namespace) -> int:
         AllocationPolicy.from_toml(read_config_file(args.policy), args.policy) if args.policy else AllocationPolicy()
     )
     contracts = load_contracts(args.sla)
+    roster = load_roster(args.roster)
     tls = _tls_context(args.tls_cert, args.tls_key)
     storage = await Storage.open(args.db)
     try:
@@ -220,7 +225,7 @@ async def _serve(args: argparse.Namespace) -> int:
             )
             settings = ServerSettings(
                 host=args.host, port=args.port, allocation=allocation, auto_assign=args.auto_assign,
-                contracts=contracts, sla_file=args.sla,
+                contracts=contracts, roster=roster,
                 preempt=args.preempt, decision_log=decision_log, dedupe_window_minutes=args.dedupe_window,
                 burst_threshold=args.burst_threshold, burst_window_minutes=args.burst_window,
                 tls=tls, allowed_origins=tuple(args.allowed_origin),
@@ -236,8 +241,10 @@ async def _serve(args: argparse.Namespace) -> int:
             try:
                 async with running(storage, settings, event_log, stop=stop) as server:
                     listening = True
-                    if args.sla is not None:
-                        _reload_sla_on_sighup(server.server, args.sla)
+                    pending = pending_technicians(roster, server.server.state.technicians)
+                    if pending:
+                        log.info("roster: %s not on the team yet; their entries apply once added", ", ".join(pending))
+                    _reload_files_on_sighup(server.server, args.sla, args.roster)
                     # Printed on stdout once the socket is bound: scripts and tests wait for this line.
                     print(f"listening on {server.url}", flush=True)
                     await server.wait()
@@ -258,18 +265,21 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reload_sla_on_sighup(server: DispatchServer, path: str) -> None:
-    """SIGHUP re-reads the SLA file: new tickets get the new terms, open ones keep theirs; a file with
-    a mistake keeps the old terms and says why in one line."""
+def _reload_files_on_sighup(server: DispatchServer, sla: str | None, roster: str | None) -> None:
+    """SIGHUP re-reads the SLA and roster files: new tickets get the new terms, open ones keep theirs;
+    shifts and call-outs follow the new roster. A file with a mistake keeps the old contents of both
+    and says why in one line."""
 
     def reload() -> None:
         try:
-            contracts = load_contracts(path)
+            contracts, people = load_contracts(sla), load_roster(roster)
         except ConfigError as exc:
-            log.error("SLA contracts not reloaded, the old terms stand: %s", exc)
+            log.error("files not reloaded, the old terms and roster stand: %s", exc)
             return
-        server.use_contracts(contracts)
-        log.info("SLA contracts reloaded from %s", path)
+        server.use_files(contracts, people)
+        log.info(
+            "reloaded %s", " and ".join(path for path in (sla, roster) if path) or "nothing (no --sla or --roster)"
+        )
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
 

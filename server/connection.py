@@ -15,7 +15,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from dispatch.core.models import Role
+from dispatch.core.models import CalloutStatus, Role
 from dispatch.core.protocol import (
     CLOSE_BAD_TOKEN,
     CLOSE_RATE_LIMITED,
@@ -31,7 +31,7 @@ from dispatch.core.protocol import (
     describe_validation_error,
     event_adapter,
 )
-from dispatch.core.rules import visible_to
+from dispatch.core.rules import visible_to, with_time
 from dispatch.core.state import Actor, DispatchState
 from server.fanout import Client, Fanout, close_bounded, event_frame
 from server.limits import CommandAllowance
@@ -188,13 +188,24 @@ class Connections:
         if actor.role is Role.TECHNICIAN:
             own = {t.id for t in tickets}
             incidents = [i for i in incidents if own.intersection(i.ticket_ids)]
-        contracts = self.writer.decider.settings.rules.contracts
+        rules = self.writer.decider.settings.rules
+        now = self.settings.clock()
+        # Shift ends, on-call marks and hours as of now, not as of each technician's last event.
+        technicians = [
+            with_time(t, rules.roster, self.state.work.get(t.id), now) for t in self.state.technicians.values()
+        ]
+        callouts = [
+            c
+            for c in self.state.callouts.values()
+            if c.status is CalloutStatus.WAITING and (actor.role is not Role.TECHNICIAN or c.tech_id == actor.tech_id)
+        ]
         return Snapshot(
             seq=self.state.seq,
             tickets=tickets,
-            technicians=list(self.state.technicians.values()),
+            technicians=technicians,
             incidents=incidents,
-            calendars=[c.hours() for c in contracts.calendars.values() if not c.always_open],
+            calendars=[c.hours() for c in rules.contracts.calendars.values() if not c.always_open],
+            callouts=callouts,
         ).model_dump_json()
 
     async def _read_commands(self, client: Client) -> None:

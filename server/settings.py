@@ -18,6 +18,7 @@ from dispatch.core.allocation import AllocationPolicy
 from dispatch.core.config import ConfigError, unreadable
 from dispatch.core.contracts import Contracts
 from dispatch.core.protocol import DEFAULT_HOST, DEFAULT_PORT
+from dispatch.core.roster import Roster
 
 __all__ = ["DEFAULTS", "Clock", "ServerSettings", "read_config_file", "utc_now"]
 
@@ -36,8 +37,8 @@ class ServerSettings:
     port: int = DEFAULT_PORT
     # Each client's SLA terms (`--sla FILE`); without a file, the built-in targets round the clock.
     contracts: Contracts = field(default_factory=Contracts)
-    # The file they were read from, re-read on SIGHUP.
-    sla_file: str | None = None
+    # People's time (`--roster FILE`): shifts, on call, fatigue rules, call-outs; re-read on SIGHUP.
+    roster: Roster = field(default_factory=Roster)
     allocation: AllocationPolicy = field(default_factory=AllocationPolicy)
     clock: Clock = utc_now
     auto_assign: bool = False

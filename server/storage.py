@@ -13,15 +13,15 @@ import hmac
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import aiosqlite
 
 from dispatch.core.models import Incident, Role, Technician, Ticket
-from dispatch.core.protocol import Event, SlaEvent, TicketEvent, event_adapter
-from dispatch.core.state import DispatchState, alert_key, incident_number, ticket_number
+from dispatch.core.protocol import CalloutEvent, Event, SlaEvent, TechnicianEvent, TicketEvent, event_adapter
+from dispatch.core.state import DispatchState, alert_key, incident_number, remember_work, ticket_number
 
 __all__ = ["Storage", "StorageError", "TokenRecord", "CommandRecord", "hash_token"]
 
@@ -138,6 +138,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tickets ADD COLUMN respond_warn_at TEXT;
     ALTER TABLE tickets ADD COLUMN resolve_warn_at TEXT;
     ALTER TABLE tickets ADD COLUMN hold_reason TEXT;
+    """,
+    # 7: people's time: a technician's hours and call-outs are rebuilt at start from the log's recent
+    # technician and call-out events, found by kind and time.
+    """
+    CREATE INDEX events_people ON events(kind, ts)
+        WHERE kind IN ('technician_added', 'technician_status_changed',
+                       'callout_sent', 'callout_answered', 'callout_expired');
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -268,8 +275,9 @@ class Storage:
 
     # --- the narrow interface ------------------------------------------------------------------------
 
-    async def load_state(self) -> DispatchState:
-        """Current state from the state tables (not a replay: that is what the log is kept for)."""
+    async def load_state(self, now: datetime | None = None) -> DispatchState:
+        """Current state from the state tables (not a replay: that is what the log is kept for); `now`
+        (the server's clock) bounds how far back technicians' hours are rebuilt from the log."""
         state = DispatchState()
         async with self._db.execute(f"SELECT {_TICKET_COLUMNS} FROM tickets") as cursor:
             async for row in cursor:
@@ -292,6 +300,21 @@ class Storage:
         ) as cursor:
             async for (payload,) in cursor:
                 apply_alert(state, event_adapter.validate_json(payload))
+        # Each technician's time on the clock and call-outs over the last eight days (what the fatigue
+        # rules look back on), and the call-outs still waiting.
+        since = ((now or datetime.now(UTC)) - timedelta(days=8)).isoformat()
+        async with self._db.execute(
+            "SELECT payload FROM events WHERE kind IN ('technician_added', 'technician_status_changed',"
+            " 'callout_sent', 'callout_answered', 'callout_expired') AND ts >= ? ORDER BY seq",
+            (since,),
+        ) as cursor:
+            async for (payload,) in cursor:
+                event = event_adapter.validate_json(payload)
+                if isinstance(event, TechnicianEvent | CalloutEvent):
+                    remember_work(state, event)
+        # Call-out ids go on from the last one ever sent, older than eight days too.
+        (sent,) = await self._one("SELECT COUNT(*) FROM events WHERE kind = 'callout_sent'")
+        state.last_callout_number = max(state.last_callout_number, int(sent))
         (seq,) = await self._one("SELECT COALESCE(MAX(seq), 0) FROM events")
         state.seq = int(seq)
         return state

@@ -28,6 +28,7 @@ from dispatch.core.protocol import (
     TicketEvent,
     event_adapter,
 )
+from dispatch.core.roster import Roster
 from dispatch.core.rules import Rules, owns_ticket
 from dispatch.core.state import Actor, DispatchState
 from server.fanout import Client, Fanout
@@ -77,9 +78,9 @@ class Writer:
         if len(self._waiting) < MAX_BATCH:
             self._waiting.put(TICK, TICK)
 
-    def use_contracts(self, contracts: Contracts) -> None:
-        """Judge the next batches by these SLA contracts (the writer is the only reader of them)."""
-        rules = replace(self.decider.settings.rules, contracts=contracts)
+    def use_rules(self, contracts: Contracts, roster: Roster) -> None:
+        """Judge the next batches by these SLA contracts and this roster (a reloaded file)."""
+        rules = replace(self.decider.settings.rules, contracts=contracts, roster=roster)
         self.decider.settings = replace(self.decider.settings, rules=rules)
 
     def close(self) -> None:
@@ -179,7 +180,11 @@ class Writer:
 
 def decider_settings(settings: ServerSettings) -> DeciderSettings:
     return DeciderSettings(
-        rules=Rules(contracts=settings.contracts, dedupe_window=timedelta(minutes=settings.dedupe_window_minutes)),
+        rules=Rules(
+            contracts=settings.contracts,
+            roster=settings.roster,
+            dedupe_window=timedelta(minutes=settings.dedupe_window_minutes),
+        ),
         allocation=settings.allocation,
         auto_assign=settings.auto_assign,
         preempt=settings.preempt,

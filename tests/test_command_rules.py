@@ -15,9 +15,17 @@ from pydantic import TypeAdapter
 
 from dispatch.core.commands import COMMANDS
 from dispatch.core.decide import Decider, DeciderSettings, Request
-from dispatch.core.models import Priority, Role
-from dispatch.core.protocol import AddTechnician, Assign, Command, CreateIncident, CreateTicket
-from dispatch.core.rules import Change, add_technician, assign, create_incident, create_ticket
+from dispatch.core.models import Priority, Role, TechStatus
+from dispatch.core.protocol import AddTechnician, Assign, Command, CreateIncident, CreateTicket, SetTechStatus
+from dispatch.core.rules import (
+    Change,
+    add_technician,
+    assign,
+    create_incident,
+    create_ticket,
+    send_callout,
+    set_tech_status,
+)
 from dispatch.core.state import Actor, DispatchState
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -31,7 +39,8 @@ command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
 
 
 def floor() -> DispatchState:
-    """alice holds T-000001, bob holds T-000002, T-000003 waits; incident INC-1 is open."""
+    """alice holds T-000001, bob holds T-000002, T-000003 waits; incident INC-1 is open; carol is off
+    shift; call-out CO-1 waits for alice's answer."""
     state = DispatchState()
     setup = Change(state, ACTORS[Role.DISPATCHER], NOW)
     add_technician(setup, AddTechnician(command_id="t1", tech_id="alice", name="Alice", skills=["network"]))
@@ -42,6 +51,9 @@ def floor() -> DispatchState:
     create_incident(setup, CreateIncident(command_id="i1", title="ISP down"))
     assign(setup, Assign(command_id="a1", ticket_id="T-000001", tech_id="alice"))
     assign(setup, Assign(command_id="a2", ticket_id="T-000002", tech_id="bob"))
+    add_technician(setup, AddTechnician(command_id="t3", tech_id="carol", name="Carol"))
+    set_tech_status(setup, SetTechStatus(command_id="s3", tech_id="carol", status=TechStatus.OFF_SHIFT))
+    send_callout(setup, "alice", None, "a call-out for alice to answer")  # CO-1
     return state
 
 
@@ -53,7 +65,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "set_priority": {"ticket_id": "T-000001", "priority": "P1"},
     "set_status": {"ticket_id": "T-000001", "status": "in_progress"},
     "set_tech_status": {"tech_id": "alice", "status": "break"},
-    "add_technician": {"tech_id": "carol", "name": "Carol"},
+    "add_technician": {"tech_id": "dave", "name": "Dave"},
     "bulk_assign": {"ticket_ids": ["T-000003"], "tech_id": "bob"},
     "suggest": {"ticket_id": "T-000003"},
     "add_note": {"ticket_id": "T-000001", "text": "on my way"},
@@ -63,6 +75,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "create_incident": {"title": "Mail outage", "ticket_ids": ["T-000003"]},
     "link": {"incident_id": "INC-1", "ticket_ids": ["T-000003"]},
     "merge": {"primary_id": "T-000002", "duplicate_ids": ["T-000003"]},
+    "callout": {"tech_id": "carol"},
+    "answer_callout": {"callout_id": "CO-1", "accept": True},
 }
 
 D, T, IN, V = Role.DISPATCHER, Role.TECHNICIAN, Role.INTAKE, Role.VIEWER
@@ -84,6 +98,8 @@ ALLOWED: dict[str, set[Role]] = {
     "create_incident": {D},
     "link": {D},
     "merge": {D},
+    "callout": {D},
+    "answer_callout": {T},
 }
 
 

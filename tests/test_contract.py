@@ -28,7 +28,8 @@ async def test_welcome_then_snapshot(server: ServerProcess, dispatcher: Session)
         "type": "welcome", "role": "dispatcher", "user": "ana", "tech_id": None, "seq": 0, "protocol": 1
     }  # fmt: skip
     assert dispatcher.snapshot == {
-        "type": "snapshot", "seq": 0, "tickets": [], "technicians": [], "incidents": [], "calendars": []
+        "type": "snapshot", "seq": 0, "tickets": [], "technicians": [], "incidents": [], "calendars": [],
+        "callouts": [],
     }  # fmt: skip
 
 

@@ -11,7 +11,7 @@ technician who waited longest since their last assignment). Weights come from a 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -114,9 +114,13 @@ def rank(
     auto: bool = False,
     partial: bool = False,
     limit: int = 10,
+    blocked: Mapping[str, str] | None = None,
 ) -> list[Candidate]:
     """Technicians for `ticket`, best first. `auto`: only those with room (never over capacity).
-    `partial`: technicians missing some required skills are ranked too, by how many they have."""
+    `partial`: technicians missing some required skills are ranked too, by how many they have.
+    `blocked`: technicians a fatigue rule keeps from more work, with the rule in words: never chosen in
+    auto mode; otherwise listed after everyone else, with the rule (a dispatcher may override it)."""
+    blocked = blocked or {}
     needed = frozenset(ticket.skills)
     reading = read_clock(ticket, now, contracts.calendar(ticket.calendar))
     # 0 with the whole target ahead, 1 when due or overdue.
@@ -124,9 +128,9 @@ def rank(
     holders = roster.incident_holders.get(ticket.incident_id or "", Counter())
     status_factor = {TechStatus.AVAILABLE: 1.0, TechStatus.BUSY: policy.busy_factor,
                      TechStatus.ON_SITE: policy.on_site_factor}  # fmt: skip
-    scored: list[tuple[float, datetime, str, float, int, bool]] = []
+    scored: list[tuple[float, datetime, str, float, int, bool, str | None]] = []
     for tech in roster.technicians.values():
-        if tech.status in UNAVAILABLE or tech.id == ticket.assignee:
+        if tech.status in UNAVAILABLE or tech.id == ticket.assignee or (auto and tech.id in blocked):
             continue
         held = roster.load[tech.id]
         if auto and held >= tech.capacity:
@@ -148,19 +152,19 @@ def rank(
             + policy.urgency * urgency * available
         )
         last = roster.last_assigned.get(tech.id)
-        scored.append(
-            (round(score, 3), (last.replace(tzinfo=None) if last else _NEVER), tech.id, coverage, held, together)
-        )
-    # Whoever has all the skills before anyone with some (in partial mode), then the best score; ties
-    # go to whoever waited longest since their last assignment, then the id.
-    scored.sort(key=lambda s: (-s[3], -s[0], s[1], s[2]))
+        waited = last.replace(tzinfo=None) if last else _NEVER
+        scored.append((round(score, 3), waited, tech.id, coverage, held, together, blocked.get(tech.id)))
+    # Anyone a fatigue rule blocks last; whoever has all the skills before anyone with some (in partial
+    # mode), then the best score; ties go to whoever waited longest since their last assignment, then the id.
+    scored.sort(key=lambda s: (s[6] is not None, -s[3], -s[0], s[1], s[2]))
     return [
         Candidate(
             tech_id=tech_id,
             score=score,
             reason=_reason(roster.technicians[tech_id], ticket, needed, held, coverage, together, urgency),
+            blocked=rule,
         )
-        for score, _, tech_id, coverage, held, together in scored[:limit]
+        for score, _, tech_id, coverage, held, together, rule in scored[:limit]
     ]
 
 

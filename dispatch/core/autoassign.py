@@ -12,7 +12,7 @@ from datetime import datetime
 from dispatch.core.allocation import AllocationPolicy, TeamLoad, rank
 from dispatch.core.models import Priority, Role, Ticket, TicketStatus
 from dispatch.core.protocol import Candidate
-from dispatch.core.rules import Outcome, Refusal, Rules, assign_with_reason, preempt
+from dispatch.core.rules import Outcome, Refusal, Rules, assign_with_reason, fatigue_blocks, preempt
 from dispatch.core.sla import current_target
 from dispatch.core.state import Actor, DispatchState
 
@@ -74,15 +74,18 @@ def auto_assign(
     if not queue:
         return [], []
     roster = memory.roster(state)
+    blocked = fatigue_blocks(state, rules, now)
     placed: list[Placement] = []
     queued: list[str] = []
     for ticket in queue:
         escalated = (ticket.id, "escalation") in state.alerts
-        candidates = rank(ticket, roster, allocation, rules.contracts, now, auto=True, limit=5)
+        candidates = rank(ticket, roster, allocation, rules.contracts, now, auto=True, limit=5, blocked=blocked)
         if not candidates and escalated:
-            candidates = rank(ticket, roster, allocation, rules.contracts, now, auto=True, partial=True, limit=5)
+            candidates = rank(
+                ticket, roster, allocation, rules.contracts, now, auto=True, partial=True, limit=5, blocked=blocked
+            )
         if not candidates and may_preempt and ticket.priority is Priority.P1:
-            displaced = _preempt(state, memory, ticket, roster, allocation, rules, now)
+            displaced = _preempt(state, memory, ticket, roster, allocation, rules, now, blocked)
             if displaced is not None:
                 placed.append(displaced[0])
                 queued.append(displaced[1])
@@ -111,10 +114,13 @@ def _preempt(
     allocation: AllocationPolicy,
     rules: Rules,
     now: datetime,
+    blocked: dict[str, str],
 ) -> tuple[Placement, str] | None:
     """Displace the least urgent not-yet-started P3/P4 ticket of the best technician for `ticket`;
     the placement and a line saying so."""
     for candidate in rank(ticket, roster, allocation, rules.contracts, now, limit=50):
+        if candidate.tech_id in blocked:
+            continue
         held = [
             t for t in state.tickets.values()
             if t.assignee == candidate.tech_id and t.status is TicketStatus.ASSIGNED

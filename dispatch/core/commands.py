@@ -20,9 +20,11 @@ from dispatch.core.models import Role
 from dispatch.core.protocol import (
     AddNote,
     AddTechnician,
+    AnswerCallout,
     ApplyPlan,
     Assign,
     BulkAssign,
+    CalloutCommand,
     Command,
     CreateIncident,
     CreateTicket,
@@ -97,6 +99,9 @@ _SPECS = (
     CommandSpec(CreateIncident, DISPATCHER, "create incidents", write=rules.create_incident),
     CommandSpec(Link, DISPATCHER, "link tickets to incidents", write=rules.link),
     CommandSpec(Merge, DISPATCHER, "merge tickets", write=rules.merge),
+    CommandSpec(CalloutCommand, DISPATCHER, "call technicians out", write=rules.callout),
+    # A technician: call-outs sent to them.
+    CommandSpec(AnswerCallout, frozenset({Role.TECHNICIAN}), "answer call-outs", write=rules.answer_callout),
 )
 
 COMMANDS: dict[str, CommandSpec] = {spec.type: spec for spec in _SPECS}

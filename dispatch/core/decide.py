@@ -30,6 +30,7 @@ from dispatch.core.protocol import (
 )
 from dispatch.core.reads import Reading
 from dispatch.core.rules import Outcome, Refusal, Rules, clock_alerts
+from dispatch.core.shifts import ShiftMemory, callout_pass, shift_changes
 from dispatch.core.sla import read_clock
 from dispatch.core.state import Actor, DispatchState
 
@@ -130,6 +131,7 @@ class Decider:
     settings: DeciderSettings
     allocation_memory: AutoAssignMemory = field(default_factory=AutoAssignMemory)
     burst_memory: BurstMemory = field(default_factory=BurstMemory)
+    shift_memory: ShiftMemory = field(default_factory=ShiftMemory)
 
     def decide(
         self, batch: Sequence[Request[Sender] | Tick], known: Mapping[tuple[str, str], str], now: datetime
@@ -165,10 +167,16 @@ class Decider:
         if out.events and any(e.kind != "ticket_created" for e in out.events):
             self.allocation_memory.room_may_have_appeared()  # queued tickets are worth a new look
         if tick:
+            rules = self.settings.rules
+            shifts = shift_changes(self.state, rules, self.shift_memory, now)
             alerts = clock_alerts(self.state, now, self.settings.escalate_after, AUTO)
-            out.events.extend(alerts)
-            if any(e.kind == "escalation" for e in alerts):
-                self.allocation_memory.room_may_have_appeared()  # an escalated P1 may take a partial match
+            load = self.allocation_memory.roster(self.state)
+            callouts, notes = callout_pass(self.state, rules, self.settings.allocation, load, now)
+            out.events.extend([*shifts, *alerts, *callouts])
+            out.notes.extend(notes)
+            if shifts or any(e.kind == "escalation" for e in alerts):
+                # Someone came on shift, or an escalated P1 may now take a partial match.
+                self.allocation_memory.room_may_have_appeared()
         if self.settings.burst_threshold > 0 and any(e.kind == "ticket_created" for e in out.events):
             out.events.extend(
                 detect_bursts(
@@ -252,6 +260,7 @@ class Decider:
                 "reason": event.reason if event.actor == AUTO.user else f"{event.reason or 'manual'} by {event.actor}",
                 "sla_target": reading.target,
                 "sla_left_s": int(reading.left.total_seconds()),
+                "override": event.override,
                 "candidates": [c.model_dump() for c in considered.get(ticket.id, [])],
             })  # fmt: skip
         return records

@@ -132,6 +132,35 @@ class Technician(BaseModel):
     skills: Skills = []
     status: TechStatus = TechStatus.AVAILABLE
     capacity: Annotated[int, Field(ge=0, le=100)] = 3
+    # Extension (people's time), as of the event or snapshot that carries it: the end of the shift they
+    # are on (None: not on one, or no roster for them), whether they may be called out now, and their
+    # hours on the clock (any status but off shift or break) in the last 24 h.
+    on_shift_until: datetime | None = None
+    on_call: bool = False
+    hours_today: float = 0.0
+
+
+class CalloutStatus(StrEnum):
+    WAITING = "waiting"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+
+class Callout(BaseModel):
+    """A technician off shift asked to come in: for a waiting ticket (`ticket_id`) or by a dispatcher."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: Identifier
+    tech_id: Identifier
+    ticket_id: Identifier | None = None
+    reason: str = ""
+    sent_at: datetime
+    expires_at: datetime
+    status: CalloutStatus = CalloutStatus.WAITING
+    # Inside the fatigue rules' night, in the technician's own time zone.
+    night: bool = False
 
 
 class Incident(BaseModel):

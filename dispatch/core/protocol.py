@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from dispatch.core.models import (
+    Callout,
     Category,
     HoldReason,
     Incident,
@@ -205,6 +206,22 @@ class Rebalance(_Command):
     type: Literal["rebalance"] = "rebalance"
 
 
+class CalloutCommand(_Command):
+    """Extension: call an off-shift technician in by hand; answered with an ack carrying `callout_id`."""
+
+    type: Literal["callout"] = "callout"
+    tech_id: Identifier
+    reason: ReasonText = ""
+
+
+class AnswerCallout(_Command):
+    """Extension: a technician accepts (and becomes available) or declines a call-out sent to them."""
+
+    type: Literal["answer_callout"] = "answer_callout"
+    callout_id: Identifier
+    accept: bool
+
+
 class PlanMove(_Frame):
     """One move of a plan: give `ticket_id` (still at `expected_version`) to `tech_id`."""
 
@@ -276,6 +293,8 @@ _Commands = (
     | CreateIncident
     | Link
     | Merge
+    | CalloutCommand
+    | AnswerCallout
 )
 Command = Annotated[_Commands, Field(discriminator="type")]
 ClientFrame = Annotated[Hello | _Commands, Field(discriminator="type")]
@@ -317,6 +336,8 @@ class TicketEvent(_EventBase):
     previous_status: TicketStatus | None = None
     reason: str | None = None
     note: str | None = None
+    # Extension: on an assignment a dispatcher made against a fatigue rule, that rule in words.
+    override: str | None = None
 
 
 class TechnicianEvent(_EventBase):
@@ -325,6 +346,16 @@ class TechnicianEvent(_EventBase):
     kind: Literal["technician_added", "technician_status_changed"]
     technician: Technician
     previous_status: TechStatus | None = None
+    # Extension: why the server changed it by itself ("shift starts", "shift ends", "call-out accepted").
+    reason: str | None = None
+
+
+class CalloutEvent(_EventBase):
+    """Extension: a call-out was sent, answered (accepted or declined) or expired unanswered; `callout`
+    is its whole state afterwards."""
+
+    kind: Literal["callout_sent", "callout_answered", "callout_expired"]
+    callout: Callout
 
 
 class SlaEvent(_EventBase):
@@ -357,7 +388,9 @@ class BurstEvent(_EventBase):
     window_minutes: int
 
 
-Event = Annotated[TicketEvent | TechnicianEvent | SlaEvent | IncidentEvent | BurstEvent, Field(discriminator="kind")]
+Event = Annotated[
+    TicketEvent | TechnicianEvent | SlaEvent | IncidentEvent | BurstEvent | CalloutEvent, Field(discriminator="kind")
+]
 event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
 
 
@@ -395,6 +428,8 @@ class Snapshot(_Frame):
     incidents: list[Incident]
     # Extension: the calendars the tickets' clocks run on (none: every clock is 24x7).
     calendars: list[CalendarHours] = []
+    # Extension: call-outs waiting for an answer (a technician: those sent to them).
+    callouts: list[Callout] = []
 
 
 class EventFrame(_Frame):
@@ -416,6 +451,10 @@ class Ack(_Frame):
     incident_id: str | None = None
     deduplicated: bool | None = None
     duplicates: int | None = None
+    # Extensions: the call-out `callout` sent; for an assignment a fatigue rule advised against, that
+    # rule in words (the dispatcher overrode it; the decision log records it too).
+    callout_id: str | None = None
+    override: str | None = None
 
 
 class Error(_Frame):
@@ -433,6 +472,9 @@ class Candidate(_Frame):
     tech_id: str
     score: float
     reason: str
+    # Extension: the fatigue rule giving this technician the ticket would break ("resting until Tue
+    # 07:00"); such a candidate is never chosen by the server, only listed for a dispatcher's override.
+    blocked: str | None = None
 
 
 class Suggestions(_Frame):

@@ -13,7 +13,7 @@ from datetime import datetime
 from dispatch.core.allocation import AllocationPolicy, TeamLoad, rank
 from dispatch.core.protocol import ErrorCode, Plan, Rebalance, Suggest, Suggestions
 from dispatch.core.rebalance import plan_rebalance
-from dispatch.core.rules import Refusal, Rules
+from dispatch.core.rules import Refusal, Rules, fatigue_blocks
 from dispatch.core.state import DispatchState
 
 __all__ = ["Reading", "rebalance", "suggest"]
@@ -35,10 +35,12 @@ def suggest(r: Reading, command: Suggest) -> Suggestions | Refusal:
     ticket = r.state.tickets.get(command.ticket_id)
     if ticket is None:
         return Refusal(ErrorCode.NOT_FOUND, f"no ticket {command.ticket_id}")
-    ranked = rank(ticket, r.roster(), r.allocation, r.rules.contracts, r.now)
+    blocked = fatigue_blocks(r.state, r.rules, r.now)
+    ranked = rank(ticket, r.roster(), r.allocation, r.rules.contracts, r.now, blocked=blocked)
     return Suggestions(command_id=command.command_id, ticket_id=ticket.id, candidates=ranked)
 
 
 def rebalance(r: Reading, command: Rebalance) -> Plan:
-    moves = plan_rebalance(r.state.tickets, r.roster(), r.allocation, r.rules.contracts, r.now)
+    blocked = fatigue_blocks(r.state, r.rules, r.now)
+    moves = plan_rebalance(r.state.tickets, r.roster(), r.allocation, r.rules.contracts, r.now, blocked=blocked)
     return Plan(command_id=command.command_id, moves=moves)

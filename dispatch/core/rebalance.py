@@ -6,6 +6,7 @@ Pure. The server answers `rebalance` with such a plan; the dispatcher previews i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from dispatch.core.allocation import AllocationPolicy, TeamLoad, rank
@@ -23,8 +24,10 @@ def plan_rebalance(
     contracts: Contracts,
     now: datetime,
     limit: int = 200,
+    blocked: Mapping[str, str] | None = None,
 ) -> list[PlanMove]:
-    """Moves, in the order to apply them. Work already started (in progress, on hold) is never moved."""
+    """Moves, in the order to apply them. Work already started (in progress, on hold) is never moved,
+    and nobody a fatigue rule blocks (`blocked`) is given more."""
     moves: list[PlanMove] = []
 
     def urgency(ticket: Ticket) -> tuple[Priority, datetime, str]:
@@ -41,7 +44,7 @@ def plan_rebalance(
         for ticket in held:
             if roster.load[tech.id] <= tech.capacity or len(moves) >= limit:
                 break
-            best = rank(ticket, roster, policy, contracts, now, auto=True, limit=1)
+            best = rank(ticket, roster, policy, contracts, now, auto=True, limit=1, blocked=blocked)
             if not best:
                 continue
             roster.released(ticket, tech.id)
@@ -59,7 +62,7 @@ def plan_rebalance(
     for ticket in waiting:
         if len(moves) >= limit:
             break
-        best = rank(ticket, roster, policy, contracts, now, auto=True, limit=1)
+        best = rank(ticket, roster, policy, contracts, now, auto=True, limit=1, blocked=blocked)
         if not best:
             continue
         roster.took(ticket, best[0].tech_id, None)

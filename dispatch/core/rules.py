@@ -13,15 +13,30 @@ from datetime import datetime, timedelta
 
 from dispatch.core.calendars import Calendar
 from dispatch.core.contracts import Contracts
-from dispatch.core.models import HELD_STATUSES, HoldReason, Incident, Priority, Role, Technician, Ticket, TicketStatus
+from dispatch.core.models import (
+    HELD_STATUSES,
+    Callout,
+    CalloutStatus,
+    HoldReason,
+    Incident,
+    Priority,
+    Role,
+    Technician,
+    TechStatus,
+    Ticket,
+    TicketStatus,
+)
 from dispatch.core.protocol import (
     Ack,
     AddNote,
     AddTechnician,
+    AnswerCallout,
     ApplyPlan,
     Assign,
     BulkAssign,
     BurstEvent,
+    CalloutCommand,
+    CalloutEvent,
     CreateIncident,
     CreateTicket,
     ErrorCode,
@@ -38,8 +53,17 @@ from dispatch.core.protocol import (
     TicketEventKind,
     Unassign,
 )
+from dispatch.core.roster import Fatigue, Roster, WorkLog
 from dispatch.core.sla import SlaState, alert_state, clock_fields
-from dispatch.core.state import Actor, DispatchState, apply_event, incident_id_for, ticket_id_for
+from dispatch.core.state import (
+    OFF_THE_CLOCK,
+    Actor,
+    DispatchState,
+    apply_event,
+    callout_id_for,
+    incident_id_for,
+    ticket_id_for,
+)
 
 __all__ = [
     "Change",
@@ -60,6 +84,8 @@ class Rules:
 
     # Which SLA terms (tier, targets, calendar) each client's tickets get.
     contracts: Contracts = field(default_factory=Contracts)
+    # People's time: shifts, on call, fatigue rules, the call-out ladder.
+    roster: Roster = field(default_factory=Roster)
     # A report with a dedupe key joins an open ticket with the same key created at most this long ago.
     dedupe_window: timedelta = timedelta(minutes=60)
 
@@ -114,11 +140,20 @@ class Change:
         self._apply(event)
 
     def technician_event(self, kind: str, technician: Technician, **detail: object) -> None:
+        technician = with_time(technician, self.rules.roster, self.state.work.get(technician.id), self.now)
         self._apply(
             TechnicianEvent(
                 seq=self.state.seq + 1, ts=self.now, actor=self.actor.user, kind=kind, technician=technician, **detail
             )
         )
+
+    def callout_event(self, kind: str, callout: Callout) -> None:
+        self._apply(CalloutEvent(seq=self.state.seq + 1, ts=self.now, actor=self.actor.user, kind=kind,
+                                 callout=callout))  # fmt: skip
+
+    def fatigue(self, tech_id: str, *, callout: bool = False) -> str | None:
+        """The fatigue rule giving `tech_id` work now would break, in words (None: none would)."""
+        return self.rules.roster.fatigue_block(tech_id, self.state.work.get(tech_id), self.now, callout=callout)
 
     def incident_event(self, kind: str, incident: Incident) -> None:
         self._apply(IncidentEvent(seq=self.state.seq + 1, ts=self.now, actor=self.actor.user, kind=kind,
@@ -177,8 +212,10 @@ def assign(c: Change, command: Assign) -> Ack:
     _technician(c.state, command.tech_id)
     if ticket.assignee == command.tech_id:
         raise Refused(ErrorCode.CONFLICT, f"{ticket.id} is already assigned to {command.tech_id}", ticket)
-    _assign(c, ticket, command.tech_id, "manual")
-    return c.ack(command.command_id, c.state.tickets[ticket.id])
+    # A dispatcher may assign against a fatigue rule: it is said in the ack and kept in the log.
+    override = c.fatigue(command.tech_id)
+    _assign(c, ticket, command.tech_id, "manual", override)
+    return c.ack(command.command_id, c.state.tickets[ticket.id]).model_copy(update={"override": override})
 
 
 def bulk_assign(c: Change, command: BulkAssign) -> Ack:
@@ -187,10 +224,11 @@ def bulk_assign(c: Change, command: BulkAssign) -> Ack:
     _technician(c.state, command.tech_id)
     # All or nothing: every ticket is checked before the first event is made.
     tickets = [_open_ticket(c.state, tid, None, "assign") for tid in command.ticket_ids]
+    override = c.fatigue(command.tech_id)
     for ticket in tickets:
         if ticket.assignee != command.tech_id:
-            _assign(c, ticket, command.tech_id, "bulk")
-    return Ack(command_id=command.command_id, seq=c.state.seq, ticket_ids=list(command.ticket_ids))
+            _assign(c, ticket, command.tech_id, "bulk", override)
+    return Ack(command_id=command.command_id, seq=c.state.seq, ticket_ids=list(command.ticket_ids), override=override)
 
 
 def unassign(c: Change, command: Unassign) -> Ack:
@@ -313,6 +351,75 @@ def merge(c: Change, command: Merge) -> Ack:
                ticket_ids=list(command.duplicate_ids))  # fmt: skip
 
 
+def callout(c: Change, command: CalloutCommand) -> Ack:
+    technician = _technician(c.state, command.tech_id)
+    if technician.status not in OFF_THE_CLOCK:
+        raise Refused(ErrorCode.CONFLICT, f"{technician.id} is {technician.status}: already on the clock", technician)
+    if any(co.tech_id == technician.id and co.status is CalloutStatus.WAITING for co in c.state.callouts.values()):
+        raise Refused(ErrorCode.CONFLICT, f"{technician.id} already has a call-out waiting for an answer", technician)
+    override = c.fatigue(technician.id, callout=True)
+    sent = send_callout(c, technician.id, None, command.reason or f"called in by {c.actor.user}")
+    return Ack(command_id=command.command_id, seq=c.state.seq, callout_id=sent.id, override=override)
+
+
+def answer_callout(c: Change, command: AnswerCallout) -> Ack:
+    callout = c.state.callouts.get(command.callout_id)
+    if callout is None:
+        raise Refused(ErrorCode.NOT_FOUND, f"no call-out {command.callout_id}")
+    if callout.tech_id != c.actor.tech_id:
+        raise Refused(ErrorCode.FORBIDDEN, f"{callout.id} was sent to {callout.tech_id}, not to you")
+    if callout.status is not CalloutStatus.WAITING:
+        raise Refused(ErrorCode.CONFLICT, f"{callout.id} is already {callout.status}")
+    status = CalloutStatus.ACCEPTED if command.accept else CalloutStatus.DECLINED
+    c.callout_event("callout_answered", callout.model_copy(update={"status": status}))
+    technician = c.state.technicians.get(callout.tech_id)
+    if command.accept and technician is not None and technician.status is not TechStatus.AVAILABLE:
+        c.technician_event(
+            "technician_status_changed",
+            technician.model_copy(update={"status": TechStatus.AVAILABLE}),
+            previous_status=technician.status,
+            reason="call-out accepted",
+        )
+    return Ack(command_id=command.command_id, seq=c.state.seq, callout_id=callout.id)
+
+
+def send_callout(c: Change, tech_id: str, ticket_id: str | None, reason: str) -> Callout:
+    """A call-out to `tech_id`, answered within the roster's `answer_within`."""
+    roster = c.rules.roster
+    callout = Callout(
+        id=callout_id_for(c.state.last_callout_number + 1),
+        tech_id=tech_id,
+        ticket_id=ticket_id,
+        reason=reason,
+        sent_at=c.now,
+        expires_at=c.now + roster.answer_within,
+        night=roster.is_night(tech_id, c.now),
+    )
+    c.callout_event("callout_sent", callout)
+    return callout
+
+
+def fatigue_blocks(state: DispatchState, rules: Rules, now: datetime) -> dict[str, str]:
+    """Every technician a fatigue rule keeps from more work now, with the rule in words."""
+    roster = rules.roster
+    if roster.fatigue == Fatigue():
+        return {}
+    found = {tech_id: roster.fatigue_block(tech_id, state.work.get(tech_id), now) for tech_id in state.technicians}
+    return {tech_id: rule for tech_id, rule in found.items() if rule is not None}
+
+
+def with_time(technician: Technician, roster: Roster, work: WorkLog | None, now: datetime) -> Technician:
+    """`technician` with their shift end, on-call mark and hours today as of `now`."""
+    hours = work.hours(now - timedelta(days=1), now) if work else timedelta(0)
+    return technician.model_copy(
+        update={
+            "on_shift_until": roster.on_shift_until(technician.id, now),
+            "on_call": roster.on_call(technician.id, now),
+            "hours_today": round(hours.total_seconds() / 3600, 2),
+        }
+    )
+
+
 # --- checks shared by the handlers -------------------------------------------------------------------
 
 
@@ -364,7 +471,7 @@ def _technician(state: DispatchState, tech_id: str) -> Technician:
     return technician
 
 
-def _assign(c: Change, ticket: Ticket, tech_id: str, reason: str) -> None:
+def _assign(c: Change, ticket: Ticket, tech_id: str, reason: str, override: str | None = None) -> None:
     after = ticket.model_copy(
         update={
             "assignee": tech_id,
@@ -373,7 +480,7 @@ def _assign(c: Change, ticket: Ticket, tech_id: str, reason: str) -> None:
             **_hold_clock(c, ticket, TicketStatus.ASSIGNED),
         }
     )
-    c.ticket_event("ticket_assigned", ticket, after, reason=reason)
+    c.ticket_event("ticket_assigned", ticket, after, reason=reason, override=override)
 
 
 def _with_status(c: Change, ticket: Ticket, status: TicketStatus, reason: HoldReason | None = None) -> Ticket:
@@ -440,6 +547,8 @@ def visible_to(actor: Actor, event: Event) -> bool:
         return actor.tech_id in (event.ticket.assignee, event.previous_assignee)
     if isinstance(event, SlaEvent):
         return event.assignee == actor.tech_id
+    if isinstance(event, CalloutEvent):
+        return event.callout.tech_id == actor.tech_id
     # Incidents and bursts are the dispatcher's business; a technician hears of an incident through
     # the `ticket_linked` events of their own tickets.
     return not isinstance(event, IncidentEvent | BurstEvent)

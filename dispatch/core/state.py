@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dispatch.core.models import Incident, Role, Technician, Ticket
-from dispatch.core.protocol import Event, IncidentEvent, SlaEvent, TechnicianEvent, TicketEvent
+from dispatch.core.models import Callout, CalloutStatus, Incident, Role, Technician, TechStatus, Ticket
+from dispatch.core.protocol import CalloutEvent, Event, IncidentEvent, SlaEvent, TechnicianEvent, TicketEvent
+from dispatch.core.roster import WorkLog
+
+# Statuses in which a technician is not on the clock (the hours the fatigue rules count).
+OFF_THE_CLOCK = frozenset({TechStatus.OFF_SHIFT, TechStatus.BREAK})
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,11 @@ class DispatchState:
     last_incident_number: int = 0
     # SLA alerts already raised, as (ticket id, "sla_warning:respond" | ... | "escalation"): each once.
     alerts: set[tuple[str, str]] = field(default_factory=set)
+    # Call-outs by id (waiting ones, and those answered or expired in the last days), and each
+    # technician's time on the clock, which the fatigue rules are judged on.
+    callouts: dict[str, Callout] = field(default_factory=dict)
+    last_callout_number: int = 0
+    work: dict[str, WorkLog] = field(default_factory=dict)
 
     def active_load(self, tech_id: str) -> int:
         """How many open tickets a technician holds."""
@@ -77,12 +86,41 @@ def apply_event(state: DispatchState, event: Event) -> None:
                 )
     elif isinstance(event, TechnicianEvent):
         state.technicians[event.technician.id] = event.technician
+        remember_work(state, event)
+    elif isinstance(event, CalloutEvent):
+        remember_work(state, event)
     elif isinstance(event, IncidentEvent):
         state.incidents[event.incident.id] = event.incident
         state.last_incident_number = max(state.last_incident_number, incident_number(event.incident.id))
     elif isinstance(event, SlaEvent):
         state.alerts.add((event.ticket_id, alert_key(event.kind, event.target)))
     state.seq = event.seq
+
+
+def remember_work(state: DispatchState, event: TechnicianEvent | CalloutEvent) -> None:
+    """Keep each technician's time on the clock and their accepted call-outs (also used to rebuild them
+    from the log's recent events at start)."""
+    if isinstance(event, CalloutEvent):
+        callout = event.callout
+        state.callouts[callout.id] = callout
+        state.last_callout_number = max(state.last_callout_number, callout_number(callout.id))
+        if callout.status is CalloutStatus.ACCEPTED:
+            state.work.setdefault(callout.tech_id, WorkLog()).callouts.append(event.ts)
+        return
+    work = state.work.setdefault(event.technician.id, WorkLog())
+    if event.technician.status in OFF_THE_CLOCK:
+        work.stopped(event.ts)
+    else:
+        work.started(event.ts)
+
+
+def callout_id_for(number: int) -> str:
+    return f"CO-{number}"
+
+
+def callout_number(callout_id: str) -> int:
+    suffix = callout_id.removeprefix("CO-")
+    return int(suffix) if suffix.isdigit() else 0
 
 
 def alert_key(kind: str, target: str) -> str:
