@@ -4,7 +4,7 @@
     dispatch board [--server URL] [--token T] [--ca-file PEM]   (also DISPATCH_SERVER, DISPATCH_TOKEN,
                                                                  DISPATCH_CA_FILE)
     dispatch demo
-    dispatch ticket new|list, assign, tech list|status, simulate    (dispatch/scripting.py)
+    dispatch ticket new|list, assign, tech list|status, callout, simulate    (dispatch/scripting.py)
     dispatch import FILE.csv|FILE.json [--dry-run]                  (dispatch/importer.py)
 
 Exit status of the scripted commands, documented in dispatch/scripting.py and `dispatch --help`:

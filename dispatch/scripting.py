@@ -5,6 +5,7 @@
     dispatch assign TICKET_ID TECH_ID [--expected-version N]
     dispatch tech list [--json]
     dispatch tech status TECH_ID STATUS
+    dispatch callout send TECH_ID [--reason TEXT] | accept CALLOUT_ID | decline CALLOUT_ID | list
     dispatch simulate [--scenario NAME] [--rate 30/min] [--duration 10m] [--speed 10] [--seed 7] [--team]
     dispatch import FILE.csv|FILE.json [--dry-run]          (dispatch/importer.py)
 
@@ -53,7 +54,9 @@ from dispatch.core.models import OPEN_STATUSES, Category, Priority, TechStatus, 
 from dispatch.core.protocol import (
     Ack,
     AddTechnician,
+    AnswerCallout,
     Assign,
+    CalloutCommand,
     Command,
     CreateTicket,
     Error,
@@ -281,6 +284,22 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "--team", action="store_true", help="first add the shipped team of twelve technicians (dispatcher token)"
     )
     simulate.set_defaults(run=simulate_outage, prog_name="dispatch simulate")
+
+    callout = commands.add_parser("callout", help="call a technician in, answer a call-out, list those waiting")
+    callout_commands = callout.add_subparsers(
+        dest="callout_command", required=True, metavar="{send,accept,decline,list}"
+    )
+    send_one = _subparser(callout_commands, "send", "call an off-shift technician in (dispatcher token)", common)
+    send_one.add_argument("tech_id", metavar="TECH_ID")
+    send_one.add_argument("--reason", default="", help="said to them with the call-out")
+    send_one.set_defaults(run=callout_send, prog_name="dispatch callout send")
+    for verb, accept in (("accept", True), ("decline", False)):
+        answer = _subparser(callout_commands, verb, f"{verb} a call-out sent to you (technician token)", common)
+        answer.add_argument("callout_id", metavar="CALLOUT_ID")
+        answer.set_defaults(run=callout_answer, accept=accept, prog_name=f"dispatch callout {verb}")
+    waiting = _subparser(callout_commands, "list", "call-outs waiting for an answer (yours, with a technician token)",
+                         common)  # fmt: skip
+    waiting.set_defaults(run=callout_list, prog_name="dispatch callout list")
 
 
 # --- running a command ----------------------------------------------------------------------------
@@ -544,6 +563,43 @@ async def technician_status(args: argparse.Namespace) -> int:
     async with open_session(target) as session:
         await _expect_ack(session, command)
     print(f"{command.tech_id} -> {command.status.value}")
+    return ExitCode.OK
+
+
+# --- call-outs -----------------------------------------------------------------------------------
+
+
+async def callout_send(args: argparse.Namespace) -> int:
+    """`dispatch callout send bob --reason "core switch down"`: prints the call-out's id."""
+    command = CalloutCommand(command_id=new_command_id(), tech_id=args.tech_id, reason=args.reason)
+    async with open_session(target_of(args)) as session:
+        ack = await _expect_ack(session, command)
+    warning = f" (against the rule: {ack.override})" if ack.override else ""
+    print(f"{ack.callout_id} -> {args.tech_id}{warning}")
+    return ExitCode.OK
+
+
+async def callout_answer(args: argparse.Namespace) -> int:
+    """`dispatch callout accept CO-3` (or decline), with the called technician's own token."""
+    command = AnswerCallout(command_id=new_command_id(), callout_id=args.callout_id, accept=args.accept)
+    async with open_session(target_of(args)) as session:
+        await _expect_ack(session, command)
+    print(f"{args.callout_id} {'accepted: you are available' if args.accept else 'declined'}")
+    return ExitCode.OK
+
+
+async def callout_list(args: argparse.Namespace) -> int:
+    """`dispatch callout list`: the call-outs waiting for an answer, one a line."""
+    async with open_session(target_of(args)) as session:
+        snapshot = _snapshot(session)
+    if not snapshot.callouts:
+        print("no call-outs waiting", file=sys.stderr)
+        return ExitCode.OK
+    rows = [
+        [c.id, c.tech_id, c.ticket_id or "-", f"{c.expires_at.astimezone():%H:%M:%S}", c.reason]
+        for c in snapshot.callouts
+    ]
+    _print_table(["ID", "TECHNICIAN", "TICKET", "ANSWER BY", "REASON"], rows)
     return ExitCode.OK
 
 

@@ -50,16 +50,19 @@ class Running:
 
 
 @asynccontextmanager
-async def running_server(workdir: Path, clock: ManualClock, **options: Any) -> AsyncIterator[Running]:
-    """The server on `workdir`'s database (tokens `token-ana`, dispatcher, and `token-alice`, technician),
-    with `options` as ServerSettings fields."""
+async def running_server(
+    workdir: Path, clock: ManualClock, technicians: tuple[str, ...] = (), **options: Any
+) -> AsyncIterator[Running]:
+    """The server on `workdir`'s database (tokens `token-ana`, dispatcher, and `token-alice`, technician,
+    and `token-<id>` for each of `technicians`), with `options` as ServerSettings fields."""
     storage = await Storage.open(workdir / "dispatch.db")
-    tokens = {"ana": "token-ana", "alice": "token-alice"}
+    tokens = {"ana": "token-ana", "alice": "token-alice", **{t: f"token-{t}" for t in technicians}}
     decision_path = workdir / "dispatch.decisions.jsonl"
     try:
         if not await storage.list_tokens():  # a restart of the same database keeps its tokens
             await storage.create_token("ana", Role.DISPATCHER, None, tokens["ana"])
-            await storage.create_token("alice", Role.TECHNICIAN, "alice", tokens["alice"])
+            for tech_id in ("alice", *technicians):
+                await storage.create_token(tech_id, Role.TECHNICIAN, tech_id, tokens[tech_id])
         with decision_path.open("a", encoding="utf-8") as decisions:
             settings = ServerSettings(port=0, clock=clock, clock_interval_s=0.02, decision_log=decisions, **options)
             async with running(storage, settings, io.StringIO()) as server:
