@@ -1,8 +1,10 @@
 """`dispatch demo`: the whole product on one machine from one command.
 
 An embedded server (in a thread of this process, so quitting the board leaves nothing behind) on a
-temporary SQLite file; the shipped team of twelve technicians; an ISP outage played through the real
-protocol, with technicians working their tickets; and the dispatcher's board open on it all.
+temporary SQLite file, with the shipped SLA contracts and roster (dispatch/data/sla.toml, roster.toml:
+examples of `serve --sla` and `--roster`); the shipped team of twelve technicians; an ISP outage played
+through the real protocol, with technicians working their tickets; and the dispatcher's board open on
+it all.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dispatch.core.protocol import Ack, SetStatus, SetTechStatus, Snapshot
 from dispatch.simulator import Outage, play, roster
 
 DEMO_USER = "you"
+DATA = Path(__file__).parent / "data"
 
 
 class EmbeddedServer:
@@ -61,7 +64,9 @@ class EmbeddedServer:
     async def _serve(self) -> None:
         # Imported here: the board's process only needs the server when it runs the demo.
         from server.embedded import running
+        from server.roster import load_roster
         from server.settings import ServerSettings
+        from server.sla import load_contracts
         from server.storage import Storage
 
         self._loop = asyncio.get_running_loop()
@@ -76,7 +81,11 @@ class EmbeddedServer:
                 self.tokens[name] = secrets.token_urlsafe(32)
                 await storage.create_token(name, role, None, self.tokens[name])
             logging.getLogger("dispatch.server").setLevel(logging.WARNING)
-            async with running(storage, ServerSettings(port=0), io.StringIO(), stop=self._stop) as server:
+            # The shipped contracts and roster: gold clients on office hours, the team's shifts and rest.
+            settings = ServerSettings(
+                port=0, contracts=load_contracts(str(DATA / "sla.toml")), roster=load_roster(str(DATA / "roster.toml"))
+            )
+            async with running(storage, settings, io.StringIO(), stop=self._stop) as server:
                 self.url = server.url
                 self._ready.set()
                 await server.wait()
