@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dispatch.core.contracts import Contracts
 from dispatch.core.decide import TICK, Decided, Decider, DeciderSettings, Reply, Request, Tick, replay_keys
@@ -31,12 +33,12 @@ from dispatch.core.protocol import (
 from dispatch.core.roster import Roster
 from dispatch.core.rules import Rules, owns_ticket
 from dispatch.core.state import Actor, DispatchState
-from server.fanout import Client, Fanout
+from server.fanout import Fanout
 from server.limits import TakeTurns
 from server.settings import ServerSettings
 from server.storage import CommandRecord, Storage
 
-__all__ = ["MAX_BATCH", "Writer"]
+__all__ = ["MAX_BATCH", "Committed", "Sender", "Watcher", "Writer"]
 
 log = logging.getLogger("dispatch.server")
 
@@ -49,6 +51,32 @@ MAX_BATCH = 2_000
 PER_CONNECTION_BATCH = 16
 
 
+class Sender(Protocol):
+    """Whoever a command came from: a websocket client, or an HTTP request waiting for its answer."""
+
+    actor: Actor
+
+    def answered(self, text: str) -> None:
+        """The command's answer (a frame), once its batch is stored; frees the sender's place."""
+
+    def __hash__(self) -> int:
+        """Senders take turns in the writer's queue, one line each."""
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What one batch did, for watchers (metrics, notifications): it is stored and published."""
+
+    events: Sequence[Event]
+    # (command type, outcome: "ok", "resent" or the error code), one per command of the batch.
+    outcomes: Sequence[tuple[str, str]]
+    # Deciding and storing the batch.
+    seconds: float
+
+
+Watcher = Callable[[Committed], None]
+
+
 class Writer:
     """Owns the in-memory state's changes: every command and clock tick goes through here, in order."""
 
@@ -58,8 +86,10 @@ class Writer:
         self.settings = settings
         self.fanout = fanout
         self.decider = Decider(state, decider_settings(settings))
-        self._waiting: TakeTurns[Client | Tick, Request[Client] | Tick] = TakeTurns()
+        self._waiting: TakeTurns[Sender | Tick, Request[Sender] | Tick] = TakeTurns()
         self.fatal: BaseException | None = None
+        # Told of every batch once it is stored and published; must not block (queue work elsewhere).
+        self.watchers: list[Watcher] = []
         # The clock time of the last look at the SLA clock that is published: tests that move the
         # clock wait on it instead of sleeping.
         self.clock_looked_at: datetime | None = None
@@ -69,9 +99,9 @@ class Writer:
 
     # --- what connections and the clock put in ----------------------------------------------------------
 
-    def submit(self, client: Client, command: Command) -> None:
-        """Queue a command (the caller holds one of the client's in-flight places)."""
-        self._waiting.put(client, Request(client, client.actor, command))
+    def submit(self, sender: Sender, command: Command) -> None:
+        """Queue a command (the caller holds one of the sender's in-flight places)."""
+        self._waiting.put(sender, Request(sender, sender.actor, command))
 
     def tick(self) -> None:
         """Queue a look at the SLA clock, unless a flood keeps batches coming anyway."""
@@ -93,8 +123,9 @@ class Writer:
         while (batch := await self._waiting.next_batch(MAX_BATCH, PER_CONNECTION_BATCH)) is not None:
             await self.commit(batch)
 
-    async def commit(self, batch: list[Request[Client] | Tick]) -> None:
+    async def commit(self, batch: list[Request[Sender] | Tick]) -> None:
         """Decide, store, publish, reply: one batch."""
+        started = time.perf_counter()
         now = self.settings.clock()
         known = await self.storage.find_replies(replay_keys(batch))
         decided = self.decider.decide(batch, known, now)
@@ -104,15 +135,19 @@ class Writer:
             await self._store(decided, events, decision_lines)
         for note in decided.notes:
             log.info(note)
+        seconds = time.perf_counter() - started
         self.fanout.publish(events)
         self._export_decisions(decision_lines)
+        committed = Committed(decided.events, decided.outcomes, seconds)
+        for watcher in self.watchers:
+            watcher(committed)
         if any(isinstance(item, Tick) for item in batch):
             self.clock_looked_at = now
         for reply in decided.replies:
             reply.to.answered(await self._answer(reply))
         self.fanout.drop_slow_clients(CLOSE_TOO_SLOW, "too slow: reconnect with last_seq")
 
-    async def _store(self, decided: Decided[Client], events: list[tuple[Event, str]],
+    async def _store(self, decided: Decided[Sender], events: list[tuple[Event, str]],
                      decision_lines: list[tuple[int, str]]) -> None:  # fmt: skip
         through = None if self._decisions_in_file_stored else self._decisions_in_file
         try:
@@ -131,7 +166,7 @@ class Writer:
             self.fatal = exc
             raise
 
-    async def _answer(self, reply: Reply[Client]) -> str:
+    async def _answer(self, reply: Reply[Sender]) -> str:
         if reply.history is None:
             assert reply.frame is not None
             return reply.frame

@@ -111,6 +111,9 @@ class Decided(Generic[Sender]):
     decisions: list[dict[str, Any]] = field(default_factory=list)
     # Lines for the operator's log: why a ticket stays queued, a pre-emption.
     notes: list[str] = field(default_factory=list)
+    # (command type, outcome) for each command of the batch, in order: "ok", "resent" (answered from
+    # its stored reply) or the error code. For the operator's counters.
+    outcomes: list[tuple[str, str]] = field(default_factory=list)
 
 
 def replay_keys(batch: Iterable[Request[Any] | Tick]) -> list[tuple[str, str]]:
@@ -147,17 +150,22 @@ class Decider:
                 continue
             command, spec = item.command, COMMANDS[item.command.type]
             if not spec.writes:
-                out.replies.append(self._read(item, now))
+                answer, result = self._read(item, now)
+                out.replies.append(answer)
+                out.outcomes.append((command.type, result))
                 continue
             key = (item.actor.user, command.command_id)
             if key in known:  # a re-sent command: its original answer, and nothing changes
                 out.replies.append(Reply(item.sender, known[key]))
+                out.outcomes.append((command.type, "resent"))
                 continue
             considered = self._considered(command, now)
             outcome = execute(self.state, command, item.actor, now, self.settings.rules)
             if isinstance(outcome, Refusal):
                 out.replies.append(Reply(item.sender, error_frame(command.command_id, outcome)))
+                out.outcomes.append((command.type, outcome.code.value))
                 continue
+            out.outcomes.append((command.type, "ok"))
             reply = outcome.ack.model_dump_json()
             known[key] = reply
             out.replies.append(Reply(item.sender, reply))
@@ -206,23 +214,24 @@ class Decider:
                     break
         return out
 
-    def _read(self, request: Request[Sender], now: datetime) -> Reply[Sender]:
+    def _read(self, request: Request[Sender], now: datetime) -> tuple[Reply[Sender], str]:
+        """The answer to a read, and its outcome ("ok" or the error code)."""
         command, spec = request.command, COMMANDS[request.command.type]
         refusal = forbidden(request.actor, command)
         if refusal is not None:
-            return Reply(request.sender, error_frame(command.command_id, refusal))
+            return Reply(request.sender, error_frame(command.command_id, refusal)), refusal.code.value
         if spec.read is None:
             # Answered from the stored log once this batch is committed (so it includes this batch).
             assert isinstance(command, GetHistory)
-            return Reply(request.sender, history=command)
+            return Reply(request.sender, history=command), "ok"
         reading = Reading(
             self.state, now, self.settings.rules, self.settings.allocation,
             lambda: self.allocation_memory.roster(self.state),
         )  # fmt: skip
         answer = spec.read(reading, command)
         if isinstance(answer, Refusal):
-            return Reply(request.sender, error_frame(command.command_id, answer))
-        return Reply(request.sender, answer.model_dump_json())
+            return Reply(request.sender, error_frame(command.command_id, answer)), answer.code.value
+        return Reply(request.sender, answer.model_dump_json()), "ok"
 
     def _considered(self, command: Command, now: datetime) -> dict[str, list[Candidate]]:
         """For the decision log: the ranking each ticket of a manual assignment had just before it."""
