@@ -40,7 +40,7 @@ command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
 
 def floor() -> DispatchState:
     """alice holds T-000001, bob holds T-000002, T-000003 waits; incident INC-1 is open; carol is off
-    shift; call-out CO-1 waits for alice's answer."""
+    shift; call-out CO-1 waits for alice's answer; ana's last change (undo-me) set bob busy."""
     state = DispatchState()
     setup = Change(state, ACTORS[Role.DISPATCHER], NOW)
     add_technician(setup, AddTechnician(command_id="t1", tech_id="alice", name="Alice", skills=["network"]))
@@ -54,6 +54,9 @@ def floor() -> DispatchState:
     add_technician(setup, AddTechnician(command_id="t3", tech_id="carol", name="Carol"))
     set_tech_status(setup, SetTechStatus(command_id="s3", tech_id="carol", status=TechStatus.OFF_SHIFT))
     send_callout(setup, "alice", None, "a call-out for alice to answer")  # CO-1
+    last = Change(state, ACTORS[Role.DISPATCHER], NOW)
+    set_tech_status(last, SetTechStatus(command_id="undo-me", tech_id="bob", status=TechStatus.BUSY))
+    state.recent_changes.remember("ana", "undo-me", "set_tech_status", last.before, state, NOW)
     return state
 
 
@@ -77,6 +80,8 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "merge": {"primary_id": "T-000002", "duplicate_ids": ["T-000003"]},
     "callout": {"tech_id": "carol"},
     "answer_callout": {"callout_id": "CO-1", "accept": True},
+    "undo": {"of": "undo-me"},
+    "forecast": {"horizon_minutes": 60, "extra": [{"skills": ["network"]}], "without": ["bob"]},
 }
 
 D, T, IN, V = Role.DISPATCHER, Role.TECHNICIAN, Role.INTAKE, Role.VIEWER
@@ -100,6 +105,8 @@ ALLOWED: dict[str, set[Role]] = {
     "merge": {D},
     "callout": {D},
     "answer_callout": {T},
+    "undo": {D},
+    "forecast": {D, V},
 }
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dispatch.core import reads, rules
+from dispatch.core import reads, rules, undo
 from dispatch.core.models import Role
 from dispatch.core.protocol import (
     AddNote,
@@ -29,6 +29,7 @@ from dispatch.core.protocol import (
     CreateIncident,
     CreateTicket,
     ErrorCode,
+    Forecast,
     GetHistory,
     Link,
     Merge,
@@ -38,6 +39,7 @@ from dispatch.core.protocol import (
     SetTechStatus,
     Suggest,
     Unassign,
+    Undo,
 )
 from dispatch.core.rules import Change, Outcome, Refusal, Refused, Rules
 from dispatch.core.state import Actor, DispatchState
@@ -102,6 +104,9 @@ _SPECS = (
     CommandSpec(CalloutCommand, DISPATCHER, "call technicians out", write=rules.callout),
     # A technician: call-outs sent to them.
     CommandSpec(AnswerCallout, frozenset({Role.TECHNICIAN}), "answer call-outs", write=rules.answer_callout),
+    # A dispatcher: their own changes only (checked by the handler).
+    CommandSpec(Undo, DISPATCHER, "undo changes", write=undo.undo),
+    CommandSpec(Forecast, frozenset({Role.DISPATCHER, Role.VIEWER}), "ask for a forecast", read=reads.forecast),
 )
 
 COMMANDS: dict[str, CommandSpec] = {spec.type: spec for spec in _SPECS}
@@ -132,4 +137,4 @@ def execute(
         ack = spec.write(change, command)
     except Refused as refused:
         return refused.refusal
-    return Outcome(change.events, ack)
+    return Outcome(change.events, ack, change.before)

@@ -18,6 +18,8 @@ from dispatch.core.allocation import AllocationPolicy, rank
 from dispatch.core.autoassign import AUTO, AutoAssignMemory, Placement, auto_assign
 from dispatch.core.bursts import BurstMemory, detect_bursts
 from dispatch.core.commands import COMMANDS, execute, forbidden
+from dispatch.core.forecast import HandleTimes
+from dispatch.core.models import TicketStatus
 from dispatch.core.protocol import (
     Assign,
     BulkAssign,
@@ -135,6 +137,8 @@ class Decider:
     allocation_memory: AutoAssignMemory = field(default_factory=AutoAssignMemory)
     burst_memory: BurstMemory = field(default_factory=BurstMemory)
     shift_memory: ShiftMemory = field(default_factory=ShiftMemory)
+    # How long recent tickets took to resolve, for the forecast (learned as tickets resolve).
+    handle_times: HandleTimes = field(default_factory=HandleTimes)
 
     def decide(
         self, batch: Sequence[Request[Sender] | Tick], known: Mapping[tuple[str, str], str], now: datetime
@@ -166,11 +170,13 @@ class Decider:
                 out.outcomes.append((command.type, outcome.code.value))
                 continue
             out.outcomes.append((command.type, "ok"))
+            self.state.recent_changes.remember(key[0], key[1], command.type, outcome.before, self.state, now)
             reply = outcome.ack.model_dump_json()
             known[key] = reply
             out.replies.append(Reply(item.sender, reply))
             out.acks.append(StoredAck(key[0], key[1], outcome.ack.seq, reply))
             out.events.extend(outcome.events)
+            self._learn(outcome.events)
             out.decisions.extend(self._decision_records(outcome, considered, now))
         if out.events and any(e.kind != "ticket_created" for e in out.events):
             self.allocation_memory.room_may_have_appeared()  # queued tickets are worth a new look
@@ -214,6 +220,13 @@ class Decider:
                     break
         return out
 
+    def _learn(self, events: list[Event]) -> None:
+        """Resolved tickets teach the forecast how long work takes."""
+        for event in events:
+            if isinstance(event, TicketEvent) and event.ticket.status is TicketStatus.RESOLVED:
+                if event.kind == "status_changed" and event.previous_status is not TicketStatus.RESOLVED:
+                    self.handle_times.record(event.ticket, event.ts)
+
     def _read(self, request: Request[Sender], now: datetime) -> tuple[Reply[Sender], str]:
         """The answer to a read, and its outcome ("ok" or the error code)."""
         command, spec = request.command, COMMANDS[request.command.type]
@@ -226,7 +239,7 @@ class Decider:
             return Reply(request.sender, history=command), "ok"
         reading = Reading(
             self.state, now, self.settings.rules, self.settings.allocation,
-            lambda: self.allocation_memory.roster(self.state),
+            lambda: self.allocation_memory.roster(self.state), self.handle_times,
         )  # fmt: skip
         answer = spec.read(reading, command)
         if isinstance(answer, Refusal):
@@ -284,6 +297,8 @@ def _decision_kind(event: TicketEvent) -> str:
     reason = event.reason or "manual"
     if "preempt" in reason:
         return "preemption"
+    if reason.startswith("undone by"):
+        return "undo"
     if event.actor == AUTO.user:
         return "auto"
     return reason.split(":")[0]

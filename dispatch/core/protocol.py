@@ -222,6 +222,31 @@ class AnswerCallout(_Command):
     accept: bool
 
 
+class WhatIfTechnician(_Frame):
+    """A technician who is not there: what if they were?"""
+
+    skills: Skills = []
+    capacity: Annotated[int, Field(ge=1, le=100)] = 3
+
+
+class Forecast(_Command):
+    """Extension: which SLA targets will breach within the horizon at this pace, and with more (`extra`)
+    or fewer (`without`) technicians; answered with `forecast`, changes nothing."""
+
+    type: Literal["forecast"] = "forecast"
+    horizon_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 120
+    extra: Annotated[list[WhatIfTechnician], Field(max_length=50)] = []
+    without: Annotated[list[Identifier], Field(max_length=MAX_BULK)] = []
+
+
+class Undo(_Command):
+    """Extension: take back one of your own changes of the last 15 minutes (by its command_id), all or
+    nothing; refused with `conflict` if anything it touched has changed since."""
+
+    type: Literal["undo"] = "undo"
+    of: CommandId
+
+
 class PlanMove(_Frame):
     """One move of a plan: give `ticket_id` (still at `expected_version`) to `tech_id`."""
 
@@ -295,6 +320,8 @@ _Commands = (
     | Merge
     | CalloutCommand
     | AnswerCallout
+    | Undo
+    | Forecast
 )
 Command = Annotated[_Commands, Field(discriminator="type")]
 ClientFrame = Annotated[Hello | _Commands, Field(discriminator="type")]
@@ -492,6 +519,29 @@ class Plan(_Frame):
     moves: list[PlanMove]
 
 
+class PredictedBreach(_Frame):
+    ticket_id: str  # "new": one of the tickets still to arrive at the recent rate
+    target: Literal["respond", "resolve"]
+    at: datetime
+
+
+class Shortfall(_Frame):
+    skill: str
+    technicians: int
+
+
+class ForecastAnswer(_Frame):
+    """The answer to `forecast`: predicted breaches by time, counted by priority, and who is short."""
+
+    type: Literal["forecast"] = "forecast"
+    command_id: str
+    generated_at: datetime
+    horizon_minutes: int
+    breaches: list[PredictedBreach]
+    by_priority: dict[Priority, int]
+    short: list[Shortfall]
+
+
 class History(_Frame):
     type: Literal["history"] = "history"
     command_id: str
@@ -500,7 +550,7 @@ class History(_Frame):
 
 
 ServerFrame = Annotated[
-    Welcome | Snapshot | EventFrame | Ack | Error | Suggestions | History | Plan,
+    Welcome | Snapshot | EventFrame | Ack | Error | Suggestions | History | Plan | ForecastAnswer,
     Field(discriminator="type"),
 ]
 

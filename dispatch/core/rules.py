@@ -105,6 +105,8 @@ class Outcome:
 
     events: list[Event]
     ack: Ack
+    # What it touched, as it was before (see Change.before).
+    before: dict[tuple[str, str], Ticket | Technician] = field(default_factory=dict)
 
 
 class Refused(Exception):
@@ -124,10 +126,13 @@ class Change:
         self.now = now
         self.rules = rules or Rules()
         self.events: list[Event] = []
+        # Each ticket and technician this change touched, as it was before: what an undo restores.
+        self.before: dict[tuple[str, str], Ticket | Technician] = {}
 
     def ticket_event(self, kind: TicketEventKind, before: Ticket | None, after: Ticket, **detail: object) -> None:
         if before is not None:
             after = after.model_copy(update={"version": before.version + 1})
+            self.before.setdefault(("ticket", before.id), before)
         event = TicketEvent(
             seq=self.state.seq + 1,
             ts=self.now,
@@ -140,6 +145,9 @@ class Change:
         self._apply(event)
 
     def technician_event(self, kind: str, technician: Technician, **detail: object) -> None:
+        previous = self.state.technicians.get(technician.id)
+        if previous is not None:
+            self.before.setdefault(("technician", technician.id), previous)
         technician = with_time(technician, self.rules.roster, self.state.work.get(technician.id), self.now)
         self._apply(
             TechnicianEvent(

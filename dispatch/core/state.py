@@ -8,7 +8,9 @@ to its own copy.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from dispatch.core.models import Callout, CalloutStatus, Incident, Role, Technician, TechStatus, Ticket
 from dispatch.core.protocol import CalloutEvent, Event, IncidentEvent, SlaEvent, TechnicianEvent, TicketEvent
@@ -25,6 +27,41 @@ class Actor:
     user: str
     role: Role
     tech_id: str | None = None
+
+
+UNDO_WINDOW = timedelta(minutes=15)
+# The commands whose changes can be taken back (creating a ticket or a technician cannot).
+UNDOABLE = frozenset(
+    {"assign", "unassign", "bulk_assign", "apply_plan", "set_priority", "set_status", "set_tech_status", "link",
+     "merge", "undo"}
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RecentChange:
+    """One undoable change: when, what it was, everything it touched as it was before, and after."""
+
+    at: datetime
+    command: str
+    before: dict[tuple[str, str], Ticket | Technician]
+    after: dict[tuple[str, str], Ticket | Technician | None]
+
+
+@dataclass
+class RecentChanges:
+    """The last 15 minutes of undoable changes, by (user, command_id)."""
+
+    changes: OrderedDict[tuple[str, str], RecentChange] = field(default_factory=OrderedDict)
+
+    def remember(self, user: str, command_id: str, command: str, before: dict[tuple[str, str], Ticket | Technician],
+                 state: DispatchState, now: datetime) -> None:  # fmt: skip
+        """Keep an applied change (its command's type, what it touched before) for `undo`."""
+        if command not in UNDOABLE or not before:
+            return
+        after = {key: entity_at(state, key) for key in before}
+        self.changes[(user, command_id)] = RecentChange(now, command, dict(before), after)
+        while self.changes and now - next(iter(self.changes.values())).at > UNDO_WINDOW:
+            self.changes.popitem(last=False)
 
 
 @dataclass
@@ -44,6 +81,8 @@ class DispatchState:
     callouts: dict[str, Callout] = field(default_factory=dict)
     last_callout_number: int = 0
     work: dict[str, WorkLog] = field(default_factory=dict)
+    # What undo can take back: the server's memory of the last 15 minutes, not a fold of the log.
+    recent_changes: RecentChanges = field(default_factory=lambda: RecentChanges())
 
     def active_load(self, tech_id: str) -> int:
         """How many open tickets a technician holds."""
@@ -75,6 +114,13 @@ def apply_event(state: DispatchState, event: Event) -> None:
     """Fold one event into the state. Events carry the entity's whole new state, so this is an upsert."""
     if isinstance(event, TicketEvent):
         ticket = event.ticket
+        earlier = state.tickets.get(ticket.id)
+        if earlier is not None and earlier.incident_id and earlier.incident_id != ticket.incident_id:
+            # Taken out of an incident (an undone link): the incident no longer lists it.
+            left = state.incidents.get(earlier.incident_id)
+            if left is not None:
+                ids = [i for i in left.ticket_ids if i != ticket.id]
+                state.incidents[left.id] = left.model_copy(update={"ticket_ids": ids})
         state.tickets[ticket.id] = ticket
         if ticket.id.startswith("T-"):
             state.last_ticket_number = max(state.last_ticket_number, ticket_number(ticket.id))
@@ -112,6 +158,12 @@ def remember_work(state: DispatchState, event: TechnicianEvent | CalloutEvent) -
         work.stopped(event.ts)
     else:
         work.started(event.ts)
+
+
+def entity_at(state: DispatchState, key: tuple[str, str]) -> Ticket | Technician | None:
+    """A ticket (`("ticket", id)`) or technician (`("technician", id)`) as the state has it now."""
+    kind, entity_id = key
+    return state.tickets.get(entity_id) if kind == "ticket" else state.technicians.get(entity_id)
 
 
 def callout_id_for(number: int) -> str:
