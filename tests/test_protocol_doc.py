@@ -244,13 +244,25 @@ async def _real_frames(tmp_path: Path) -> list[dict[str, Any]]:
         plan = await ana.ok({"type": "rebalance"})
         assert plan["moves"], plan
         await ana.ok({"type": "apply_plan", "moves": plan["moves"]})
+        # Call-outs: alice accepts hers; bob's is left to expire (5 minutes) while the clock moves below.
+        await ana.ok({"type": "set_tech_status", "tech_id": "alice", "status": "off_shift"})
+        called = await ana.ok({"type": "callout", "tech_id": "alice", "reason": "P1 outage at Acme"})
+        alice = await Session.open(server.url, server.tokens["alice"])
+        await alice.ok({"type": "answer_callout", "callout_id": called["callout_id"], "accept": True})
+        await alice.close()
+        await ana.until_event(lambda e: e["kind"] == "technician_status_changed" and e["reason"] is not None)
+        await ana.ok({"type": "set_tech_status", "tech_id": "bob", "status": "off_shift"})
+        await ana.ok({"type": "callout", "tech_id": "bob"})
         # The SLA clock: an unassigned P1 past 75 % of its 15 minutes, then an escalation and a breach.
         await ana.ok(ticket_frame("Core router down", client="Initech", priority="P1", skills=["voice"]))
         clock.advance(minutes=12)
         await ana.until_event(lambda e: e["kind"] == "sla_warning")
         await ana.until_event(lambda e: e["kind"] == "escalation")
+        await ana.until_event(lambda e: e["kind"] == "callout_expired")
         clock.advance(minutes=5)
         await ana.until_event(lambda e: e["kind"] == "sla_breached")
+        # One call-out left waiting, for the snapshot below (the server may have sent bob one itself).
+        await ana.call({"type": "callout", "tech_id": "bob"})
         frames += ana.frames
         await ana.close()
         # A snapshot with something in every list.
