@@ -189,7 +189,7 @@ class Session:
 
     async def ok(self, frame: dict[str, Any]) -> dict[str, Any]:
         reply = await self.call(frame)
-        assert reply["type"] in ("ack", "suggestions", "history", "plan"), reply
+        assert reply["type"] in ("ack", "suggestions", "history", "plan", "forecast"), reply
         return reply
 
     async def until_event(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:

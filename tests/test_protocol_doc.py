@@ -244,6 +244,10 @@ async def _real_frames(tmp_path: Path) -> list[dict[str, Any]]:
         plan = await ana.ok({"type": "rebalance"})
         assert plan["moves"], plan
         await ana.ok({"type": "apply_plan", "moves": plan["moves"]})
+        scanner = await ana.ok(ticket_frame("Scanner offline", client="Initech", priority="P4"))
+        await ana.ok({"type": "assign", "ticket_id": scanner["ticket_id"], "tech_id": "bob", "command_id": "c40"})
+        await ana.ok({"type": "undo", "of": "c40"})
+        await ana.ok({"type": "forecast", "horizon_minutes": 240, "extra": [{"skills": ["network"], "capacity": 2}]})
         # Call-outs: alice accepts hers; bob's is left to expire (5 minutes) while the clock moves below.
         await ana.ok({"type": "set_tech_status", "tech_id": "alice", "status": "off_shift"})
         called = await ana.ok({"type": "callout", "tech_id": "alice", "reason": "P1 outage at Acme"})
