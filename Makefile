@@ -39,6 +39,7 @@ bench: install
 	$(BIN)/python bench/board.py
 	$(BIN)/python bench/allocation.py
 	$(BIN)/python bench/fairness.py
+	$(BIN)/python bench/forecast.py
 
 # Half an hour of steady load, reporting memory, files and latency every 30 s (bench/soak.py --help).
 soak: install

@@ -160,6 +160,7 @@ def _queue(
             handle = handle_times.estimate(model.category, model.priority)
             waiting.append(_Work("new", model.priority, frozenset(model.skills), arrives, clock["respond_by"],
                                  clock["resolve_by"], handle))  # fmt: skip
+    waiting.sort(key=lambda w: (w.priority, w.respond_by or w.resolve_by, w.arrives, w.ticket_id))
     return waiting, held
 
 
@@ -194,15 +195,19 @@ def _simulate(
             heapq.heapreplace(heap, max(heap[0], finish))
         if finish > work.resolve_by > now and work.resolve_by <= end:
             breaches.append(Breach(work.ticket_id, "resolve", work.resolve_by, work.priority, work.skills))
-    eligible: dict[frozenset[str], list[int]] = {}
-    for work in sorted(queue, key=lambda w: (w.priority, w.respond_by or w.resolve_by, w.arrives, w.ticket_id)):
+    eligible: dict[frozenset[str], list[list[datetime]]] = {}
+    for work in queue:  # already in the server's order
         able = eligible.get(work.skills)
         if able is None:
-            able = eligible[work.skills] = [i for i, has in enumerate(skills) if work.skills <= has]
-        best = min(able, key=lambda i: places[i][0], default=None)
-        start = max(work.arrives, places[best][0]) if best is not None else None
+            able = eligible[work.skills] = [places[i] for i, has in enumerate(skills) if work.skills <= has]
+        # The earliest free place among those who can (a plain loop: this is the forecast's inner loop).
+        best: list[datetime] | None = None
+        for heap in able:
+            if best is None or heap[0] < best[0]:
+                best = heap
+        start = max(work.arrives, best[0]) if best is not None else None
         if start is not None and best is not None and start < end:
-            heapq.heapreplace(places[best], start + work.handle)
+            heapq.heapreplace(best, start + work.handle)
         for target, due, done in (("respond", work.respond_by, start),
                                   ("resolve", work.resolve_by, start + work.handle if start else None)):  # fmt: skip
             if due is not None and now < due <= end and (done is None or done > due):
@@ -238,14 +243,17 @@ def _short(
     for skill in sorted(needing, key=lambda s: (-needing[s], s))[:3]:
         # Extra people who can do every breaching ticket that needs this skill.
         can_do = frozenset().union(*(b.skills for b in breaches if skill in b.skills))
-        counts = [len(breaches)]
-        for k in range(1, MAX_EXTRA + 1):
+
+        def breaching_with(k: int, can_do: frozenset[str] = can_do) -> int:
             more = [*extra, *(Extra(can_do) for _ in range(k))]
-            counts.append(len(_simulate(queue, held, team, more, roster, now, end)))
-        removable = counts[0] - min(counts)
+            return len(_simulate(queue, held, team, more, roster, now, end))
+
+        removable = len(breaches) - breaching_with(MAX_EXTRA)
         if removable <= 0:
             continue
-        # The fewest that remove at least four fifths of what more people could remove.
-        enough = next(k for k, c in enumerate(counts) if counts[0] - c >= 0.8 * removable)
+        # The fewest that remove at least four fifths of what MAX_EXTRA more people would remove.
+        enough = next(
+            (k for k in range(1, MAX_EXTRA) if len(breaches) - breaching_with(k) >= 0.8 * removable), MAX_EXTRA
+        )
         short.append((skill, enough))
     return short
