@@ -145,9 +145,9 @@ def why_queued(ticket: Ticket, roster: TeamLoad) -> str:
     """Why nobody can take `ticket`, in words."""
     needed = set(ticket.skills)
     skilled = [t for t in roster.technicians.values() if needed <= set(t.skills)]
-    label = f"{', '.join(sorted(needed))} skill" if needed else "any skill"
+    who = f"everyone with the {', '.join(sorted(needed))} skill" if needed else "everyone"
     if not skilled:
-        return f"nobody has the {label}" if needed else "no technicians on the roster"
+        return f"nobody has the {', '.join(sorted(needed))} skill" if needed else "no technicians on the team"
     if all(t.status.value in ("break", "off_shift") for t in skilled):
-        return f"everyone with the {label} is on a break or off shift"
-    return f"everyone free with the {label} is at capacity"
+        return f"{who} is on a break or off shift"
+    return f"{who} free is at capacity" if needed else "everyone free is at capacity"

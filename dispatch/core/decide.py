@@ -28,6 +28,7 @@ from dispatch.core.protocol import (
     Error,
     Event,
     GetHistory,
+    TechnicianEvent,
     TicketEvent,
 )
 from dispatch.core.reads import Reading
@@ -178,7 +179,7 @@ class Decider:
             out.events.extend(outcome.events)
             self._learn(outcome.events)
             out.decisions.extend(self._decision_records(outcome, considered, now))
-        if out.events and any(e.kind != "ticket_created" for e in out.events):
+        if any(_may_make_room(e) for e in out.events):
             self.allocation_memory.room_may_have_appeared()  # queued tickets are worth a new look
         if tick:
             rules = self.settings.rules
@@ -286,6 +287,11 @@ class Decider:
                 "candidates": [c.model_dump() for c in considered.get(ticket.id, [])],
             })  # fmt: skip
         return records
+
+
+def _may_make_room(event: Event) -> bool:
+    """Whether an event may let a queued ticket be placed: a ticket moved or closed, a technician changed."""
+    return (isinstance(event, TicketEvent) and event.kind != "ticket_created") or isinstance(event, TechnicianEvent)
 
 
 def _is_preemption(placement: Placement) -> bool:
