@@ -11,7 +11,7 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from enum import Enum
 from typing import Literal
 
@@ -19,7 +19,7 @@ from sortedcontainers import SortedList
 
 from dispatch.core.calendars import ALWAYS_OPEN, Calendar
 from dispatch.core.durations import format_ago
-from dispatch.core.models import OPEN_STATUSES, Priority, Role, Technician, Ticket
+from dispatch.core.models import OPEN_STATUSES, HoldReason, Priority, Role, Technician, Ticket
 from dispatch.core.protocol import (
     BurstEvent,
     Error,
@@ -30,10 +30,17 @@ from dispatch.core.protocol import (
     TicketEvent,
     Welcome,
 )
-from dispatch.core.sla import SlaReading, read_clock, warning_at
+from dispatch.core.sla import SlaReading, SlaState, alert_state, read_clock, warning_at
 from dispatch.core.state import DispatchState, apply_event
 
 ARRIVAL_WINDOW = timedelta(minutes=30)
+# Why a ticket waits, in the dispatcher's words: the hold pickers and the detail say these.
+HOLD_REASON_WORDS = {
+    HoldReason.AWAITING_CLIENT: "awaiting the client",
+    HoldReason.AWAITING_PARTS: "awaiting parts",
+    HoldReason.AWAITING_THIRD_PARTY: "awaiting a third party",
+    HoldReason.OTHER: "other",
+}
 Severity = Literal["information", "warning", "error"]
 # The SLA events the board says in words, most serious first: kind, title, severity.
 ALERT_KINDS: tuple[tuple[str, str, Severity], ...] = (
@@ -107,8 +114,11 @@ class BoardModel:
     # never re-sorts thousands of tickets ten times a second, and counting the tickets at risk or
     # breached is two bisections per list rather than a scan. Also open tickets held per technician.
     _lanes: dict[tuple[Priority, str], SortedList] = field(default_factory=dict)
-    # The same open tickets by the instant their current target's warning falls (75 % used).
+    # Open tickets whose clock runs, by due and by the instant their current target's warning falls
+    # (75 % used); a ticket whose clock stands on hold is read at its pause instead, as its row is.
+    _dues: SortedList = field(default_factory=SortedList)
     _warnings: SortedList = field(default_factory=SortedList)
+    _paused: dict[str, Ticket] = field(default_factory=dict)
     _load: Counter[str] = field(default_factory=Counter)
     touched: set[Priority] = field(default_factory=set)  # lanes changed since the screen last looked
 
@@ -127,7 +137,9 @@ class BoardModel:
         self.arrivals = sorted(t.created_at for t in snapshot.tickets)
         self.calendars = {c.name: Calendar.from_hours(c) for c in snapshot.calendars}
         self._lanes = {(p, target): SortedList() for p in Priority for target in ("respond", "resolve")}
+        self._dues = SortedList()
         self._warnings = SortedList()
+        self._paused = {}
         self._load = Counter()
         for ticket in snapshot.tickets:
             self._index(ticket, +1)
@@ -142,9 +154,18 @@ class BoardModel:
         entries = self._lanes[(ticket.priority, target)]
         if sign > 0:
             entries.add((due, ticket.id))
-            self._warnings.add((warn, ticket.id))
         else:
             entries.discard((due, ticket.id))
+        if ticket.paused_at is not None:
+            if sign > 0:
+                self._paused[ticket.id] = ticket
+            else:
+                self._paused.pop(ticket.id, None)
+        elif sign > 0:
+            self._dues.add((due, ticket.id))
+            self._warnings.add((warn, ticket.id))
+        else:
+            self._dues.discard((due, ticket.id))
             self._warnings.discard((warn, ticket.id))
         if ticket.assignee is not None:
             self._load[ticket.assignee] += sign
@@ -212,8 +233,13 @@ class BoardModel:
 
     # --- reading -------------------------------------------------------------------------------------
 
+    def calendar(self, name: str) -> Calendar:
+        """A calendar by name, as the snapshot gave it; one the board was not told of counts as 24x7."""
+        return self.calendars.get(name, ALWAYS_OPEN)
+
     def clock(self, ticket: Ticket, now: datetime) -> SlaReading:
-        return read_clock(ticket, now, self.calendars.get(ticket.calendar, ALWAYS_OPEN))
+        """How the ticket's SLA stands at `now`, in its own calendar's open time."""
+        return read_clock(ticket, now, self.calendar(ticket.calendar))
 
     def lane(self, priority: Priority | None, query: str = "") -> list[Ticket]:
         """Open tickets of one priority (None: all, for a technician's own lane), most urgent first.
@@ -243,9 +269,14 @@ class BoardModel:
     def sla_counts(self, now: datetime) -> tuple[int, int]:
         """(at risk, breached) among open tickets: the same thresholds as `read_clock`."""
         # The server set each ticket's warning and due instants in its calendar's open time, so
-        # counting is bisection: warned minus breached is at risk.
-        breached = sum(entries.bisect_right((now, "\uffff")) for entries in self._lanes.values())
+        # counting is bisection: warned minus breached is at risk. A clock stood still on hold is
+        # read at its pause (the server moves its instants on only when the hold ends): few tickets.
+        breached = self._dues.bisect_right((now, "\uffff"))
         at_risk = self._warnings.bisect_right((now, "\uffff")) - breached
+        for ticket in self._paused.values():
+            state = alert_state(ticket, now)[2]
+            at_risk += state is SlaState.WARNING
+            breached += state is SlaState.BREACHED
         return at_risk, breached
 
     def arrivals_per_minute(self, now: datetime, minutes: int = 30) -> list[int]:
@@ -282,6 +313,20 @@ class BoardModel:
                     what = "was changed"
             return f"{ticket_id} {what} by {change.actor} {ago} ago"
         return error.message
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def opens_label(opens_at: datetime, now: datetime, zone: tzinfo | None = None) -> str:
+    """When a closed calendar opens, short, in `zone` (None: the dispatcher's, this process's local
+    time): `Mon 09:00` within the coming week, where a weekday cannot be mistaken; `28 Dec` further
+    off (a long holiday). Names are the board's own, not the locale's, so a column keeps its width."""
+    local = opens_at.astimezone(zone)
+    if opens_at - now < timedelta(days=7):
+        return f"{_DAYS[local.weekday()]} {local:%H:%M}"
+    return f"{local.day:02d} {_MONTHS[local.month - 1]}"
 
 
 def matcher(query: str) -> Callable[[Ticket], bool]:

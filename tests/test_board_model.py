@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from dispatch.core.calendars import ALWAYS_OPEN, Calendar
 from dispatch.core.contracts import Contracts
 from dispatch.core.models import Priority, Role, Technician, TechStatus, Ticket, TicketStatus
 from dispatch.core.protocol import (
@@ -22,7 +24,7 @@ from dispatch.core.protocol import (
     Welcome,
 )
 from dispatch.core.sla import SlaState, clock_fields
-from dispatch.model import Alert, Applied, BoardModel, PendingCommand, matcher
+from dispatch.model import Alert, Applied, BoardModel, PendingCommand, matcher, opens_label
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 SNAPSHOT_SEQ = 10
@@ -251,6 +253,93 @@ def test_sla_counts_at_risk_and_breached_as_the_rows_read_them(minutes_old: int,
     # The header's counts (two bisections) and the row's colour (read_clock) must never disagree.
     state = model.clock(model.state.tickets["T-000001"], now).state
     assert expected == ((state is SlaState.WARNING) * 1, (state is SlaState.BREACHED) * 1)
+
+
+P3_RESOLVE = timedelta(days=2)  # at risk after 36 h, breached after 48 h
+
+
+@pytest.mark.parametrize(
+    ("paused_after_hours", "expected"),
+    [
+        (None, (0, 1)),  # running: 50 h of 48 used
+        (10, (0, 0)),  # stood still after 10 h: fine, however long the hold lasts
+        (37, (1, 0)),  # after 37 h: at risk, and it stays so
+        (49, (0, 1)),  # after the breach: breached
+    ],
+)
+def test_a_clock_stopped_by_a_hold_counts_as_it_stood_at_the_pause(
+    paused_after_hours: int | None, expected: tuple[int, int]
+) -> None:
+    paused_at = None if paused_after_hours is None else T0 + timedelta(hours=paused_after_hours)
+    status = TicketStatus.IN_PROGRESS if paused_at is None else TicketStatus.ON_HOLD
+    held = ticket(1, assignee="alice", status=status, responded_at=T0, paused_at=paused_at)
+    model = loaded(tickets=[held])
+    now = T0 + timedelta(hours=50)  # the server moves due times on only when the hold ends
+    assert model.sla_counts(now) == expected
+    state = model.clock(held, now).state
+    assert expected == ((state is SlaState.WARNING) * 1, (state is SlaState.BREACHED) * 1)
+
+
+def test_a_hold_that_ends_puts_the_ticket_back_on_the_running_clocks() -> None:
+    working = ticket(1, assignee="alice", status=TicketStatus.IN_PROGRESS, responded_at=T0)
+    model = loaded(tickets=[working])
+    held = working.model_copy(update={"status": TicketStatus.ON_HOLD, "paused_at": T0 + timedelta(hours=1),
+                                      "version": 2})  # fmt: skip
+    model.apply(ticket_event(11, held, "status_changed"))
+    assert model.sla_counts(T0 + timedelta(hours=47)) == (0, 0)
+    # Resumed after 46 h: the server moved its instants on by the time it stood.
+    stood = timedelta(hours=46)
+    resumed = held.model_copy(update={
+        "status": TicketStatus.IN_PROGRESS, "paused_at": None, "paused_seconds": int(stood.total_seconds()),
+        "resolve_by": held.resolve_by + stood, "resolve_warn_at": (held.resolve_warn_at or T0) + stood, "version": 3,
+    })  # fmt: skip
+    model.apply(ticket_event(12, resumed, "status_changed"))
+    assert model.sla_counts(T0 + timedelta(hours=47)) == (0, 0)
+    assert model.sla_counts(T0 + stood + timedelta(hours=37)) == (1, 0)
+    assert model.sla_counts(T0 + stood + P3_RESOLVE) == (0, 1)
+
+
+OFFICE = Calendar("uk-office", "Europe/London", ((( 9 * 60, 17 * 60 + 30),),) * 5 + ((), ()))  # fmt: skip
+
+
+def test_clocks_run_on_the_snapshots_calendars_and_an_unknown_one_is_24x7() -> None:
+    friday_5pm = datetime(2026, 12, 4, 17, 0, tzinfo=UTC)
+    terms = Contracts.parse(
+        '[calendars.uk-office]\ntimezone = "Europe/London"\n'
+        + "".join(f'{day} = "09:00-17:30"\n' for day in ("mon", "tue", "wed", "thu", "fri"))
+        + '[tiers.gold]\ncalendar = "uk-office"\n[clients.Acme]\ntier = "gold"\n',
+        "sla.toml",
+    ).terms("Acme", Priority.P2)
+    gold = ticket(1, Priority.P2, created=friday_5pm, **clock_fields(terms, friday_5pm))
+    model = BoardModel()
+    model.load_snapshot(
+        Snapshot(seq=1, tickets=[gold], technicians=[], incidents=[], calendars=[terms.calendar.hours()])
+    )
+    assert model.calendar("uk-office") == OFFICE and model.calendar("gone") is ALWAYS_OPEN
+    # Friday 18:00: closed; the half hour used stays used, and the clock stands until Monday 09:00.
+    reading = model.clock(gold, datetime(2026, 12, 4, 18, 0, tzinfo=UTC))
+    assert reading.left == timedelta(minutes=30)
+    assert reading.opens_at == datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    # On a calendar the board was not told of, it reads as 24x7: wall time, never standing.
+    stray = gold.model_copy(update={"calendar": "gone"})
+    assert model.clock(stray, datetime(2026, 12, 4, 18, 0, tzinfo=UTC)).opens_at is None
+
+
+MONDAY_9AM_LONDON = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("now", "zone", "label"),
+    [
+        (datetime(2026, 12, 4, 18, 0, tzinfo=UTC), "Europe/London", "Mon 09:00"),
+        (datetime(2026, 12, 4, 18, 0, tzinfo=UTC), "America/New_York", "Mon 04:00"),
+        (datetime(2026, 12, 4, 18, 0, tzinfo=UTC), "Asia/Tokyo", "Mon 18:00"),
+        (datetime(2026, 11, 30, 9, 1, tzinfo=UTC), "Europe/London", "Mon 09:00"),  # 6 days 23 h ahead
+        (datetime(2026, 11, 30, 9, 0, tzinfo=UTC), "Europe/London", "07 Dec"),  # a week ahead: the date
+    ],
+)
+def test_when_a_calendar_opens_is_said_in_the_dispatchers_time(now: datetime, zone: str, label: str) -> None:
+    assert opens_label(MONDAY_9AM_LONDON, now, ZoneInfo(zone)) == label
 
 
 @pytest.mark.parametrize(
