@@ -3,26 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from rich.console import Console
 from textual.pilot import Pilot
-from textual.widgets import OptionList
+from textual.widgets import OptionList, Static
 from websockets.asyncio.server import ServerConnection, serve
 
 from dispatch.app import DispatchApp
 from dispatch.client import LinkState, ServerLink, backoff_delay
-from dispatch.core.models import Role
+from dispatch.core.contracts import Contracts
+from dispatch.core.models import HoldReason, Priority, Role, Ticket, TicketStatus
 from dispatch.core.protocol import Ack, Assign, Command, Error, ErrorCode, Hello, Rebalance, ServerFrame, Welcome
+from dispatch.core.sla import SlaReading, SlaState, clock_fields
 from dispatch.model import Severity
 from dispatch.screens.board import BoardScreen
-from dispatch.screens.pickers import AssignPicker
+from dispatch.screens.detail import TicketDetail
+from dispatch.screens.pickers import AssignPicker, ChoicePicker
 from dispatch.session import BoardSession
-from dispatch.widgets.lane import Lane
+from dispatch.widgets.lane import SLA, Lane, columns, countdown
+from tests.inprocess import ManualClock, running_server
 from tests.support import TIMEOUT_FACTOR, ServerProcess, Session, tech_frame, ticket_frame
 
 SIZE = (140, 40)
@@ -56,6 +65,24 @@ def picker_ready(app: DispatchApp) -> Callable[[], bool]:
 
 def board_loaded(app: DispatchApp, tickets: int) -> Callable[[], bool]:
     return lambda: isinstance(app.screen, BoardScreen) and sum(len(x.rows) for x in app.screen.lanes) == tickets
+
+
+def row_text(lane: Lane, ticket_id: str) -> str:
+    """The ticket's row as the lane draws it on screen (through its strip cache)."""
+    index = [t.id for t in lane.rows].index(ticket_id)
+    return lane.render_line(index - lane.scroll_offset.y).text
+
+
+def rendered_text(content: object) -> str:
+    """What a Rich renderable reads as, wide enough that nothing wraps."""
+    console = Console(width=300, record=True, file=io.StringIO())
+    console.print(content)
+    return console.export_text()
+
+
+def choices_shown(app: DispatchApp, heading: str) -> Callable[[], bool]:
+    """A choice picker with this heading is open."""
+    return lambda: isinstance(app.screen, ChoicePicker) and app.screen.heading == heading
 
 
 @pytest.fixture
@@ -373,3 +400,205 @@ async def test_losing_the_link_fails_the_commands_in_flight() -> None:
     session.link_changed(LinkState(connected=False, attempt=1, detail="gone"))
     assert await asyncio.wait_for(sending, 10 * TIMEOUT_FACTOR) is None  # not the 15 s reply timeout
     assert session.link_state.detail == "gone"
+
+
+# --- SLA contracts: business hours and hold reasons ------------------------------------------------------
+
+CONTRACTS = """
+[calendars.uk-office]
+timezone = "Europe/London"
+mon = "09:00-17:30"
+tue = "09:00-17:30"
+wed = "09:00-17:30"
+thu = "09:00-17:30"
+fri = "09:00-17:00"
+
+[tiers.gold]
+calendar = "uk-office"
+pause_on = ["awaiting_client", "awaiting_parts"]
+
+[clients."Acme Corp"]
+tier = "gold"
+"""
+# Friday 4 December 2026, 16:30 in London (GMT, so also UTC): half an open hour left this week.
+FRIDAY_4_30PM = datetime(2026, 12, 4, 16, 30, tzinfo=UTC)
+
+
+@contextmanager
+def local_time_zone(rule: str) -> Iterator[None]:
+    """This process's local time zone, the dispatcher's own, set to a POSIX `TZ` rule meanwhile (a
+    rule, not a zone name, so that no system tz database is needed)."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = rule
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+@pytest.fixture
+def in_new_york() -> Iterator[None]:
+    """The dispatcher sits in New York, five hours behind London in December."""
+    with local_time_zone("EST5EDT,M3.2.0,M11.1.0"):
+        yield
+
+
+async def test_a_ticket_on_a_closed_calendar_stands_and_says_when_it_opens(tmp_path: Path, in_new_york: None) -> None:
+    clock = ManualClock(FRIDAY_4_30PM)
+    async with running_server(tmp_path, clock, contracts=Contracts.parse(CONTRACTS, "sla.toml")) as running:
+        ana = await Session.open(running.url, running.tokens["ana"])
+        await ana.ok(ticket_frame("Printer queue stuck", client="Acme Corp", priority="P2"))  # gold: office hours
+        await ana.ok(ticket_frame("Mail down", client="Initech", priority="P2"))  # standard: 24x7
+        app = DispatchApp(running.url, running.tokens["ana"], clock=clock)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, board_loaded(app, 2))
+            p2 = lane(app, "P2")
+            # Open: both count down their hour to respond.
+            assert "1h00m" in row_text(p2, "T-000001") and "1h00m" in row_text(p2, "T-000002")
+
+            clock.advance(minutes=45)  # 17:15: the office closed at 17:00 (a Friday), after 30 open minutes
+            await until(pilot, lambda: "⏸Mon 04:00" in row_text(p2, "T-000001"))  # 09:00 London, in New York
+            assert "15m00s" in row_text(p2, "T-000002")  # the 24x7 clock ran on
+            ticket = app.model.state.tickets["T-000001"]
+            standing = app.model.clock(ticket, clock.now)
+            assert standing.left == timedelta(minutes=30) and standing.state is SlaState.FINE
+            clock.advance(hours=60)  # Monday 05:15 in London: still closed, still standing
+            await until(pilot, lambda: "!-2d11h" in row_text(p2, "T-000002"))
+            assert "⏸Mon 04:00" in row_text(p2, "T-000001")
+            assert app.model.clock(ticket, clock.now) == standing
+
+            # The detail says on which terms, when it is due in London and in New York, and why it stands.
+            await pilot.press("right", "down")  # the P2 lane, its second ticket (due last)
+            assert current_id(app, "P2") == "T-000001"
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, TicketDetail))
+            fields = rendered_text(app.screen.query_one("#fields", Static).content)
+            assert "gold" in fields and "uk-office (business hours, Europe/London)" in fields
+            assert "2026-12-07 09:30 GMT the client's time · 2026-12-07 04:30 EST yours" in fields
+            assert "standing: uk-office is closed until Mon 04:00 your time (Mon 09:00 theirs)" in fields
+            await pilot.press("escape")
+
+            clock.now = datetime(2026, 12, 7, 9, 20, tzinfo=UTC)  # open again: it counts down from where it stood
+            await until(pilot, lambda: row_text(p2, "T-000001").split()[-2:] == ["10m00s", "unassigned"])
+        await ana.close()
+
+
+async def test_o_asks_why_the_ticket_is_on_hold_and_escape_sends_nothing(tmp_path: Path) -> None:
+    clock = ManualClock(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))  # a Tuesday, the office open
+    async with running_server(tmp_path, clock, contracts=Contracts.parse(CONTRACTS, "sla.toml")) as running:
+        ana = await Session.open(running.url, running.tokens["ana"])
+        await ana.ok(tech_frame("alice"))
+        await ana.ok(ticket_frame("Laptop screen", client="Acme Corp", priority="P2"))
+        await ana.ok({"type": "assign", "ticket_id": "T-000001", "tech_id": "alice"})
+        app = DispatchApp(running.url, running.tokens["alice"], clock=clock)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, board_loaded(app, 1))
+            mine = app.screen.query_one("#lane-mine", Lane)
+            await pilot.press("o")
+            await until(pilot, choices_shown(app, "Why is T-000001 on hold?"))
+            options = app.screen.query_one("#choices", OptionList)
+            labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+            assert labels == ["awaiting the client", "awaiting parts", "awaiting a third party", "other"]
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, BoardScreen))
+            # Nothing went: the next event the server publishes is the marker, not a status change.
+            marker = await ana.ok(ticket_frame("marker", client="Initech", priority="P4"))
+            await ana.until_seq(marker["seq"])
+            assert not [e for e in ana.events if e["kind"] == "status_changed"]
+
+            await pilot.press("o")
+            await until(pilot, choices_shown(app, "Why is T-000001 on hold?"))
+            await pilot.press("down", "enter")  # awaiting parts: the gold contract stops the clock for it
+            event = await ana.until_event(lambda e: e["kind"] == "status_changed")
+            assert event["actor"] == "alice"
+            assert (event["ticket"]["status"], event["ticket"]["hold_reason"]) == ("on_hold", "awaiting_parts")
+            await until(pilot, lambda: app.model.state.tickets["T-000001"].status is TicketStatus.ON_HOLD)
+            held = app.model.state.tickets["T-000001"]
+            assert held.hold_reason is HoldReason.AWAITING_PARTS and held.paused_at == clock.now
+            clock.advance(hours=2)  # it stands: an hour to respond was already met, 8 to resolve stand still
+            await until(pilot, lambda: "⏸8h00m" in row_text(mine, "T-000001"))
+            assert "on hold" in row_text(mine, "T-000001")
+        await ana.close()
+
+
+async def test_the_dispatchers_status_picker_asks_the_hold_reason_too(tmp_path: Path) -> None:
+    clock = ManualClock(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
+    async with running_server(tmp_path, clock, contracts=Contracts.parse(CONTRACTS, "sla.toml")) as running:
+        ana = await Session.open(running.url, running.tokens["ana"])
+        await ana.ok(tech_frame("alice"))
+        await ana.ok(ticket_frame("Laptop screen", client="Acme Corp", priority="P2"))
+        await ana.ok({"type": "assign", "ticket_id": "T-000001", "tech_id": "alice"})
+        app = DispatchApp(running.url, running.tokens["ana"], clock=clock)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, board_loaded(app, 1))
+            await pilot.press("right")  # the P2 lane
+            await pilot.press("s")
+            await until(pilot, choices_shown(app, "Status of T-000001"))
+            statuses = [s.value for s in TicketStatus]
+            moves = statuses.index("on_hold") - statuses.index("assigned")
+            await pilot.press(*["down"] * moves, "enter")
+            await until(pilot, choices_shown(app, "Why is T-000001 on hold?"))
+            await pilot.press("down", "down", "enter")  # awaiting a third party: gold does not stop for it
+            event = await ana.until_event(lambda e: e["kind"] == "status_changed")
+            assert event["ticket"]["hold_reason"] == "awaiting_third_party" and event["ticket"]["paused_at"] is None
+            await until(pilot, lambda: app.model.state.tickets["T-000001"].status is TicketStatus.ON_HOLD)
+            p2 = lane(app, "P2")
+            assert "⏸" not in row_text(p2, "T-000001").split("alice")[0]  # its clock runs on
+            assert "alice ⏸" in row_text(p2, "T-000001")  # (the work waits)
+        await ana.close()
+
+
+# --- the countdown column, by rule ---------------------------------------------------------------------
+
+FRIDAY_6PM = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)
+MONDAY_9AM = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("left_minutes", "state", "paused", "opens_at", "text"),
+    [
+        (30, SlaState.FINE, False, None, "30m00s"),
+        (-7, SlaState.BREACHED, False, None, "!-7m00s"),
+        (30, SlaState.FINE, True, None, "⏸30m00s"),  # a hold stopped the clock
+        (-7, SlaState.BREACHED, True, None, "!⏸-7m00s"),
+        (30, SlaState.WARNING, False, MONDAY_9AM, "⏸Mon 04:00"),  # closed: when it opens, in New York
+        (-7, SlaState.BREACHED, False, MONDAY_9AM, "!⏸Mon04:00"),
+        (30, SlaState.FINE, False, MONDAY_9AM + timedelta(days=7), "⏸14 Dec"),  # a week or more away
+    ],
+)
+def test_the_countdown_column_says_how_the_clock_stands(
+    in_new_york: None, left_minutes: int, state: SlaState, paused: bool, opens_at: datetime | None, text: str
+) -> None:
+    created = FRIDAY_6PM - timedelta(hours=1)
+    ticket = board_ticket(created, paused_at=created if paused else None)
+    reading = SlaReading("respond", ticket.respond_by, timedelta(minutes=left_minutes), state, opens_at)
+    shown = countdown(reading, ticket, FRIDAY_6PM)
+    assert shown == text
+    assert len(shown) <= SLA - 1  # the column (with its gap) always holds it whole
+
+
+@pytest.mark.parametrize(
+    ("width", "shown", "title"),
+    [
+        (87, {"client", "age", "assignee", "incident"}, 24),  # the 140-column board
+        (75, {"client", "age", "assignee", "incident"}, 12),
+        (74, {"client", "age", "assignee"}, 19),  # the incident goes first
+        (60, {"client", "assignee"}, 12),  # then the age
+        (50, {"assignee"}, 16),  # then the client (the 80-column board)
+        (30, set(), 8),  # the assignee last
+        (20, set(), 0),  # only the mark, the id and the countdown: never cut
+    ],
+)
+def test_a_narrow_lane_drops_columns_and_keeps_the_countdown(width: int, shown: set[str], title: int) -> None:
+    assert columns(width) == (frozenset(shown), title)
+
+
+def board_ticket(created: datetime, **fields: Any) -> Ticket:
+    terms = Contracts().terms("Acme", Priority.P2)
+    values = {"id": "T-000001", "title": "x", "client": "Acme", "priority": Priority.P2, "created_at": created}
+    return Ticket(**values, **clock_fields(terms, created), **fields)

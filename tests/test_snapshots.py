@@ -1,5 +1,6 @@
 """Snapshot tests of the main screens: a seeded outage, a fixed clock, the real server.
 
+The dispatcher's local time zone is pinned to UTC, as the clock is fixed: the board shows local times.
 Update after an intended change of look with `pytest tests/test_snapshots.py --snapshot-update`, and
 look at the report before committing the new SVGs.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,20 @@ import pytest
 from textual.pilot import Pilot
 
 from dispatch.app import DispatchApp
+from dispatch.core.models import Role
 from dispatch.screens.board import BoardScreen
 from dispatch.screens.detail import TicketDetail
-from tests.test_board import picker_ready, until
+from tests.support import ServerProcess, Session, tech_frame, ticket_frame
+from tests.test_board import CONTRACTS, local_time_zone, picker_ready, until
 from tests.world import NOW, World, seeded_world
 
 SIZE = (140, 40)
+
+
+@pytest.fixture(autouse=True)
+def dispatcher_in_utc() -> Iterator[None]:
+    with local_time_zone("UTC0"):
+        yield
 
 
 @pytest.fixture
@@ -71,3 +81,79 @@ def test_ticket_detail_with_history(world: World, snap_compare: Any) -> None:
 def test_technician_lane(world: World, snap_compare: Any) -> None:
     app = DispatchApp(world.server.url, world.technician, clock=lambda: NOW)
     assert snap_compare(app, terminal_size=(120, 20), run_before=loaded(2))
+
+
+def test_dispatcher_board_at_80x24(world: World, snap_compare: Any) -> None:
+    # A narrow terminal: the panel narrows, the lanes drop client, age and incident, the countdowns stay.
+    app = DispatchApp(world.server.url, world.dispatcher, clock=lambda: NOW)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=loaded(38))
+
+
+# --- business hours: Friday evening, the office closed ---------------------------------------------------
+
+FRIDAY_3PM = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)  # London is on GMT: also 15:00 there
+FRIDAY_5_15PM = FRIDAY_3PM + timedelta(hours=2, minutes=15)
+# (title, client, priority, hold reason for alice or None): gold clients are on uk-office's hours,
+# Initech on the standard tier, 24x7.
+OFFICE_TICKETS = (
+    ("Printer queue stuck", "Acme Corp", "P2", None),  # breached at 16:00, standing since 17:00
+    ("Mail down", "Initech", "P2", None),  # breached at 16:00, still counting
+    ("Laptop screen cracked", "Acme Corp", "P2", "awaiting_parts"),  # gold stops the clock for parts
+    ("New starter laptop", "Acme Corp", "P3", None),  # 2 h of 4 left, standing
+    ("Slow Wi-Fi", "Initech", "P3", None),  # 1h45m left
+    ("VPN for the auditors", "Acme Corp", "P2", "awaiting_third_party"),  # runs on hold, but closed
+)
+
+
+async def office_hours_world(workdir: Path) -> World:
+    """Tickets made on Friday at 15:00 under CONTRACTS, looked at on Friday at 17:15."""
+    contracts = workdir / "sla.toml"
+    contracts.write_text(CONTRACTS)
+    server = ServerProcess(db=workdir / "office.db", workdir=workdir, options=("--sla", str(contracts)))
+    server.start("--port", "0", "--fixed-clock", FRIDAY_3PM.isoformat())
+    session = await Session.open(server.url, await server.token(Role.DISPATCHER, "ana-setup"))
+    await session.ok(tech_frame("alice"))
+    for number, (title, client, priority, hold) in enumerate(OFFICE_TICKETS, start=1):
+        await session.ok(ticket_frame(title, client=client, priority=priority))
+        if hold is not None:
+            ticket_id = f"T-{number:06d}"
+            await session.ok({"type": "assign", "ticket_id": ticket_id, "tech_id": "alice"})
+            await session.ok({"type": "set_status", "ticket_id": ticket_id, "status": "on_hold", "reason": hold})
+    await session.close()
+    server.stop()
+    server.start("--port", "0", "--fixed-clock", FRIDAY_5_15PM.isoformat())
+    world = World(
+        server=server,
+        dispatcher=await server.token(Role.DISPATCHER, "ana"),
+        technician=await server.token(Role.TECHNICIAN, "alice-laptop", "alice"),
+        viewer=await server.token(Role.VIEWER, "wallboard"),
+    )
+    # As in seeded_world: the breaches come on the clock's first tick, before any board connects.
+    watcher = await Session.open(server.url, world.viewer)
+    await watcher.until_event(lambda e: e["kind"] == "sla_breached")
+    await watcher.close()
+    return world
+
+
+@pytest.fixture
+def office_world(tmp_path: Path) -> Iterator[World]:
+    world = asyncio.run(office_hours_world(tmp_path))
+    yield world
+    world.server.stop()
+
+
+def test_closed_calendar_rows_stand_and_say_when_they_open(office_world: World, snap_compare: Any) -> None:
+    app = DispatchApp(office_world.server.url, office_world.dispatcher, clock=lambda: FRIDAY_5_15PM)
+    assert snap_compare(app, terminal_size=(120, 30), run_before=loaded(len(OFFICE_TICKETS)))
+
+
+def test_ticket_detail_on_hold_with_its_clock_standing(office_world: World, snap_compare: Any) -> None:
+    app = DispatchApp(office_world.server.url, office_world.dispatcher, clock=lambda: FRIDAY_5_15PM)
+
+    async def open_detail(pilot: Pilot[None]) -> None:
+        await loaded(len(OFFICE_TICKETS))(pilot)
+        await pilot.press("slash", *"cracked", "enter", "enter")
+        await until(pilot, lambda: isinstance(app.screen, TicketDetail)
+                    and "created" in str(app.screen.query_one("#history").render()))  # fmt: skip
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=open_detail)

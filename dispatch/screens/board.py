@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from dispatch.client import LinkState
-from dispatch.core.models import Priority, Role, TechStatus, Ticket, TicketStatus
+from dispatch.core.models import HoldReason, Priority, Role, TechStatus, Ticket, TicketStatus
 from dispatch.core.protocol import (
     AddNote,
     ApplyPlan,
@@ -29,6 +29,7 @@ from dispatch.core.protocol import (
     SetTechStatus,
     Unassign,
 )
+from dispatch.model import HOLD_REASON_WORDS
 from dispatch.screens.detail import TicketDetail
 from dispatch.screens.help import HelpScreen
 from dispatch.screens.pickers import AssignPicker, ChoicePicker, NoteEditor
@@ -51,6 +52,8 @@ TECHNICIAN_STATUSES = [
     (TicketStatus.ON_HOLD, "hold"),
     (TicketStatus.RESOLVED, "resolve"),
 ]
+# Below this many columns the technician panel narrows so that the lanes keep their countdowns.
+NARROW_BELOW = 120
 
 
 class BoardScreen(Screen[None]):
@@ -123,6 +126,9 @@ class BoardScreen(Screen[None]):
         self.refresh_board(None)
         self.show_link(self.session.link_state)
         self.post_message(self.Ready(self))
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW_BELOW, "-narrow")
 
     @property
     def lanes(self) -> list[Lane]:
@@ -390,16 +396,36 @@ class BoardScreen(Screen[None]):
             choices = [(s.value, s.value.replace("_", " ")) for s in TicketStatus]
 
         def chosen(value: str | None) -> None:
-            if value is not None and value != ticket.status.value:
+            if value is None or value == ticket.status.value:
+                return
+            if value == TicketStatus.ON_HOLD:
+                self._hold(ticket)
+            else:
                 self._set_status(ticket, TicketStatus(value))
 
         self.app.push_screen(ChoicePicker(f"Status of {ticket.id}", choices, ticket.status.value), chosen)
 
-    def _set_status(self, ticket: Ticket, status: TicketStatus) -> None:
+    def _hold(self, ticket: Ticket) -> None:
+        """Put the ticket on hold once the reason is chosen: the client's contract says which reasons
+        stop its SLA clock. Esc sends nothing."""
+        if ticket.status is TicketStatus.ON_HOLD:
+            reason = HOLD_REASON_WORDS[ticket.hold_reason or HoldReason.OTHER]
+            self.notify(f"{ticket.id} is already on hold ({reason}).", severity="warning")
+            return
+        choices = [(reason.value, words) for reason, words in HOLD_REASON_WORDS.items()]
+
+        def chosen(value: str | None) -> None:
+            if value is not None:
+                self._set_status(ticket, TicketStatus.ON_HOLD, HoldReason(value))
+
+        self.app.push_screen(ChoicePicker(f"Why is {ticket.id} on hold?", choices), chosen)
+
+    def _set_status(self, ticket: Ticket, status: TicketStatus, reason: HoldReason | None = None) -> None:
+        words = status.value.replace("_", " ") + (f" ({HOLD_REASON_WORDS[reason]})" if reason else "")
         self._send(
-            SetStatus(command_id=self.session.new_id(), ticket_id=ticket.id, status=status,
+            SetStatus(command_id=self.session.new_id(), ticket_id=ticket.id, status=status, reason=reason,
                       expected_version=ticket.version),
-            f"set {ticket.id} {status.value.replace('_', ' ')}", (ticket.id,),
+            f"set {ticket.id} {words}", (ticket.id,),
         )  # fmt: skip
 
     def action_tech_status(self) -> None:
@@ -545,7 +571,7 @@ class BoardScreen(Screen[None]):
 
     def action_hold(self) -> None:
         if (ticket := self._ticket()) is not None:
-            self._set_status(ticket, TicketStatus.ON_HOLD)
+            self._hold(ticket)
 
     def action_resolve(self) -> None:
         if (ticket := self._ticket()) is not None:

@@ -1,7 +1,13 @@
-"""A ticket's detail: every field, and its history (who assigned whom, when, why)."""
+"""A ticket's detail: every field, and its history (who assigned whom, when, why).
+
+The SLA part says which terms the clock runs on (tier, calendar), when each target is due in the
+client's time zone and in the dispatcher's own, and whether the clock stands (calendar closed, or
+stopped by the hold's reason) or runs.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 from rich.table import Table
@@ -13,10 +19,12 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from dispatch.core.calendars import Calendar
 from dispatch.core.durations import format_left
-from dispatch.core.models import Ticket
+from dispatch.core.models import HoldReason, Ticket, TicketStatus
 from dispatch.core.protocol import Event, TicketEvent
 from dispatch.core.sla import SlaReading, SlaState
+from dispatch.model import HOLD_REASON_WORDS, opens_label
 from dispatch.session import BoardSession
 
 
@@ -42,23 +50,31 @@ class TicketDetail(ModalScreen[None]):
 
     def _fields(self) -> Table:
         t = self.ticket
-        reading = self.session.model.clock(t, self.session.now())
+        model, now = self.session.model, self.session.now()
+        reading = model.clock(t, now)
+        calendar = model.calendar(t.calendar)
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column()
+        status = t.status.value.replace("_", " ")
+        if t.status is TicketStatus.ON_HOLD:
+            status += f": {HOLD_REASON_WORDS[t.hold_reason or HoldReason.OTHER]}"
         rows = [
             ("client", t.client),
             ("site", t.site or "-"),
             ("category", t.category.value),
             ("priority", t.priority.value),
-            ("status", t.status.value.replace("_", " ")),
+            ("status", status),
             ("assignee", t.assignee or "unassigned"),
             ("skills", ", ".join(t.skills) or "-"),
             ("incident", t.incident_id or "-"),
             ("created", _local(t.created_at)),
-            ("respond by", _local(t.respond_by)),
-            ("resolve by", _local(t.resolve_by)),
-            ("SLA", _describe_sla(reading)),
+            ("SLA tier", t.sla_tier),
+            ("calendar", _describe_calendar(calendar)),
+            ("respond by", _in_both_zones(t.respond_by, calendar)),
+            ("resolve by", _in_both_zones(t.resolve_by, calendar)),
+            ("SLA", _describe_sla(reading, calendar)),
+            ("clock", _describe_clock(t, reading, calendar, now)),
             ("version", str(t.version)),
         ]
         for name, value in rows:
@@ -79,13 +95,47 @@ class TicketDetail(ModalScreen[None]):
         widget.update(describe_history(events))
 
 
-def _describe_sla(reading: SlaReading) -> str:
+def _describe_calendar(calendar: Calendar) -> str:
+    if calendar.always_open:
+        return f"{calendar.name} (always open, UTC)"
+    return f"{calendar.name} (business hours, {calendar.timezone})"
+
+
+def _in_both_zones(at: datetime, calendar: Calendar) -> str:
+    """`at` in the client's calendar time zone and in the dispatcher's, once when they read the same."""
+    theirs, yours = calendar.local(at), at.astimezone()
+    if theirs.utcoffset() == yours.utcoffset() and theirs.tzname() == yours.tzname():
+        return f"{theirs:%Y-%m-%d %H:%M %Z} (the client's time and yours)"
+    return f"{theirs:%Y-%m-%d %H:%M %Z} the client's time · {yours:%Y-%m-%d %H:%M %Z} yours"
+
+
+def _describe_sla(reading: SlaReading, calendar: Calendar) -> str:
     if reading.state is SlaState.STOPPED:
         return "stopped (closed)"
+    # On a business calendar the countdown is open time, which is not what a wall clock says.
+    unit = "" if calendar.always_open else " of open time"
     if reading.state is SlaState.BREACHED:
-        return f"{reading.target} target breached {format_left(-reading.left)} ago"
+        return f"{reading.target} target breached, {format_left(-reading.left)}{unit} over"
     at_risk = " (75 % of the target used)" if reading.state is SlaState.WARNING else ""
-    return f"{format_left(reading.left)} left to {reading.target}{at_risk}"
+    return f"{format_left(reading.left)}{unit} left to {reading.target}{at_risk}"
+
+
+def _describe_clock(ticket: Ticket, reading: SlaReading, calendar: Calendar, now: datetime) -> str:
+    """Whether the SLA clock runs or stands, and why."""
+    if reading.state is SlaState.STOPPED:
+        return "stopped: the ticket is closed"
+    if ticket.paused_at is not None:
+        reason = HOLD_REASON_WORDS[ticket.hold_reason or HoldReason.OTHER]
+        since = ticket.paused_at.astimezone().strftime("%Y-%m-%d %H:%M")
+        return f"standing since {since} your time: on hold, {reason}\n(the due times move on by the time it stands)"
+    if reading.opens_at is not None:
+        yours = opens_label(reading.opens_at, now)
+        theirs = opens_label(reading.opens_at, now, calendar.local(reading.opens_at).tzinfo)
+        return f"standing: {calendar.name} is closed until {yours} your time ({theirs} theirs)"
+    if ticket.status is TicketStatus.ON_HOLD:
+        reason = HOLD_REASON_WORDS[ticket.hold_reason or HoldReason.OTHER]
+        return f"running: on hold, {reason}, which the client's contract does not stop the clock for"
+    return "running" if calendar.always_open else f"running: {calendar.name} is open"
 
 
 def describe_history(events: list[Event]) -> Text:
@@ -114,7 +164,8 @@ def describe_event(event: Event) -> str:
             return f"priority {event.previous_priority} -> {t.priority}"
         case "status_changed":
             previous = event.previous_status.value if event.previous_status else "?"
-            return f"status {previous} -> {t.status.value}".replace("_", " ")
+            why = f" ({HOLD_REASON_WORDS[t.hold_reason]})" if t.status is TicketStatus.ON_HOLD and t.hold_reason else ""
+            return f"status {previous} -> {t.status.value}".replace("_", " ") + why
         case "note_added":
             return f"note: {event.note}"
         case "ticket_linked":
@@ -126,8 +177,5 @@ def describe_event(event: Event) -> str:
     return event.kind
 
 
-def _local(value: object) -> str:
-    from datetime import datetime
-
-    assert isinstance(value, datetime)
+def _local(value: datetime) -> str:
     return value.astimezone().strftime("%Y-%m-%d %H:%M:%S")

@@ -25,6 +25,7 @@ class BoardHeader(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Static(id="connection")
+        yield Static(id="who")  # apart, so that a narrow board can drop it before the counts
         yield Static(id="counts")
         yield Static("arrivals/30 min ", id="arrivals-label")
         yield Sparkline([0] * 30, id="arrivals")
@@ -38,11 +39,12 @@ class BoardHeader(Horizontal):
 
     def refresh_from(self, model: BoardModel, now: datetime) -> None:
         connection = Text()
+        who = ""
         if self.link.connected:
-            connection.append("● connected ", style="bold green")
-            who = f"as {model.user}" if model.user else ""
+            connection.append("● connected", style="bold green")
+            name = f" as {model.user}" if model.user else ""
             role = f" ({model.role.value})" if model.role else ""
-            connection.append(f"{who}{role}")
+            who = f"{name}{role}"
         else:
             connection.append("◌ reconnecting", style="bold yellow")
             if self.link.attempt:
@@ -52,6 +54,7 @@ class BoardHeader(Horizontal):
                     f" · offline since {self.offline_since.astimezone().strftime('%H:%M:%S')}", style="bold"
                 )
         self.query_one("#connection", Static).update(connection)
+        self.query_one("#who", Static).update(who)
 
         counts = Text()
         lanes = model.lane_counts()

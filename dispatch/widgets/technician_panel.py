@@ -20,6 +20,8 @@ STATUS_MARK = {
     TechStatus.OFF_SHIFT: "○",
 }
 BAR = 6
+# The width from which the status is written out (and skills follow it).
+WITH_STATUS = 2 + 10 + BAR + 6 + 10
 
 
 class TechnicianPanel(RowList[Technician]):
@@ -65,12 +67,17 @@ class TechnicianPanel(RowList[Technician]):
         full = load >= row.capacity
         bar_style = base + (styles.get("technicians--full", Style()) if full else status_style)
         skills = ",".join(row.skills) or "-"
-        return [
+        segments = [
             Segment(STATUS_MARK[row.status] + " ", base + status_style),
             pad(row.id, 10, base),
             Segment("█" * filled, bar_style),
             Segment("░" * (BAR - filled), dim),
             pad(f" {load}/{row.capacity}", 6, base),
+        ]
+        if width < WITH_STATUS:  # a narrow panel: the mark says the status, the bar the load
+            return segments
+        return [
+            *segments,
             pad(f"{row.status.value.replace('_', ' ')}", 10, base + status_style),
-            pad(skills, max(width - 2 - 10 - BAR - 6 - 10, 0), dim),
+            pad(skills, max(width - WITH_STATUS, 0), dim),
         ]
