@@ -3,9 +3,9 @@
     dispatch-server --db PATH report [--incident INC-ID | --since 6h] [--out DIR]
 
 Prints a compact text report (fits 80 columns) and, with `--out`, writes DIR/report.html: the same
-figures with charts of queue depth, arrivals and breaches over time, and of SLA compliance per client
-and per tier. The charts are static SVG drawn by pygal and inlined, so the file works offline and
-needs no script from anywhere.
+figures with charts of queue depth, arrivals and breaches over time, of SLA compliance per client
+and per tier, and of people's after-hours interruptions and hours. The charts are static SVG drawn
+by pygal and inlined, so the file works offline and needs no script from anywhere.
 
 Every figure comes from the events, never from the current-state tables, so a report can be made as
 of any moment the log covers (the hidden `--as-of` option, for tests and reruns). The SLA clock does
@@ -18,6 +18,15 @@ if either of those says so, met if its clock stopped in time (first taken; resol
 it still runs. The due times are the ticket's own, already counted in its calendar's open time and
 moved on by its holds, so the report needs no contract file; tickets stored before contracts existed
 read as tier "standard" on calendar "24x7".
+
+People's time (issue 13) is read from the technicians' status history and the call-outs, without the
+roster file. Hours worked: time on the clock (available, busy, on site). Called in: from accepting a
+call-out until they go off shift or a change shows them on a shift (a shift that starts while they are
+on the clock leaves no event of its own). After hours: a call-out accepted, or a ticket given to
+someone called in or off shift. An interruption is a call-out sent (whatever the answer: it reached
+them off the clock) or a ticket given while off shift without one; tickets given while called in are
+the work the call-out brought, not new interruptions. Counts are scaled to a month (30 days) to read
+against the scale on-call research uses: about 2 a month healthy, 7 bad, 19 burnout.
 """
 
 from __future__ import annotations
@@ -36,9 +45,10 @@ import pygal  # type: ignore[import-untyped]  # pygal ships no type information
 from pygal.style import Style  # type: ignore[import-untyped]
 
 from dispatch.core.durations import DurationError, format_duration, format_span, parse_duration
-from dispatch.core.models import Priority, Technician, Ticket, TicketStatus
-from dispatch.core.protocol import Event, SlaEvent, TechnicianEvent, TicketEvent
-from server.storage import Storage
+from dispatch.core.models import CalloutStatus, Priority, Technician, TechStatus, Ticket, TicketStatus
+from dispatch.core.protocol import CalloutEvent, Event, SlaEvent, TechnicianEvent, TicketEvent
+from dispatch.core.state import OFF_THE_CLOCK
+from server.storage import Storage, is_postgres_url
 
 __all__ = [
     "ReportError",
@@ -46,6 +56,10 @@ __all__ = [
     "Breach",
     "SlaCompliance",
     "TechnicianLoad",
+    "PeopleTime",
+    "GuardrailOverride",
+    "INTERRUPTION_SCALE",
+    "interruption_band",
     "add_report_parser",
     "run_report",
     "build_report",
@@ -63,6 +77,12 @@ BreachKind = Literal["respond", "resolve_closed", "resolve_open"]
 SlaTarget = Literal["respond", "resolve"]
 SlaOutcome = Literal["met", "breached"]
 _TARGETS: tuple[SlaTarget, ...] = ("respond", "resolve")
+
+# After-hours interruptions a person a month that on-call research calls healthy, bad and burnout; the
+# report scales the window's counts to MONTH to read them against it.
+INTERRUPTION_SCALE: tuple[tuple[int, str], ...] = ((2, "healthy"), (7, "bad"), (19, "burnout"))
+MONTH = timedelta(days=30)
+InterruptionBand = Literal["healthy", "raised", "bad", "burnout"]
 
 
 class ReportError(Exception):
@@ -149,6 +169,60 @@ class TechnicianLoad:
 
 
 @dataclass
+class PeopleTime:
+    """One technician's time in the window, from their status history and the call-outs sent to them.
+
+    `worked`: on the clock (available, busy, on site), `called_in` the part of it after accepting a
+    call-out. Call-outs count when sent (`callouts_sent`) or answered (`callouts_accepted`, of them
+    `night_callouts` inside the fatigue night) in the window. Tickets given to them while called in or
+    while off shift are after-hours assignments; `overrides`, those given against a fatigue rule.
+    """
+
+    tech_id: str
+    name: str
+    worked: timedelta = timedelta(0)
+    called_in: timedelta = timedelta(0)
+    callouts_sent: int = 0
+    callouts_accepted: int = 0
+    night_callouts: int = 0
+    assigned_called_in: int = 0
+    assigned_off_shift: int = 0
+    overrides: int = 0
+
+    @property
+    def after_hours_assignments(self) -> int:
+        return self.assigned_called_in + self.assigned_off_shift
+
+    @property
+    def interruptions(self) -> int:
+        """Call-outs sent (answered or not, each reached them off the clock) and tickets given while off
+        shift without one; what a call-out brought after it was accepted is part of it."""
+        return self.callouts_sent + self.assigned_off_shift
+
+
+@dataclass(frozen=True)
+class GuardrailOverride:
+    """A ticket given to a technician against a fatigue rule: `rule` in words, `by` who gave it."""
+
+    at: datetime
+    ticket_id: str
+    tech_id: str
+    by: str
+    rule: str
+
+
+def interruption_band(per_month: float) -> InterruptionBand:
+    """Where a rate of after-hours interruptions a month falls on INTERRUPTION_SCALE: up to 2 healthy,
+    from 7 bad, from 19 burnout, and "raised" between healthy and bad."""
+    (healthy, _), (bad, _), (burnout, _) = INTERRUPTION_SCALE
+    if per_month <= healthy:
+        return "healthy"
+    if per_month < bad:
+        return "raised"
+    return "bad" if per_month < burnout else "burnout"
+
+
+@dataclass
 class Report:
     """Everything the report says, computed from the events; `format_text` and `render_html` only lay it out."""
 
@@ -177,6 +251,10 @@ class Report:
     technicians: list[TechnicianLoad]
     queue_depth: list[tuple[datetime, int]]  # (moment, open unassigned tickets from then on)
     arrivals: list[tuple[datetime, Priority]]
+    # People's time, most interrupted first; the team is everyone on the roster by the end (for an
+    # incident, those it involved). Overrides in time order.
+    people: list[PeopleTime] = field(default_factory=list)
+    overrides: list[GuardrailOverride] = field(default_factory=list)
 
     @property
     def ticket_count(self) -> int:
@@ -203,6 +281,19 @@ class Report:
         while starts[-1] + size <= self.chart_end:
             starts.append(starts[-1] + size)
         return starts
+
+    def per_month(self, count: float) -> float | None:
+        """`count` in the window scaled to a month (MONTH), as if every stretch of the month were like
+        the window; None for a window of no length."""
+        span = self.end - self.start
+        return count * (MONTH / span) if span > timedelta(0) else None
+
+    @property
+    def interruptions_per_person(self) -> float | None:
+        """The team's after-hours interruptions in the window, per person; None without a team."""
+        if not self.people:
+            return None
+        return sum(p.interruptions for p in self.people) / len(self.people)
 
     def peak_queue(self) -> tuple[int, datetime]:
         depth, moment = max(((d, m) for m, d in self.queue_depth), key=lambda dm: (dm[0], -dm[1].timestamp()))
@@ -350,6 +441,21 @@ def build_report(
         if life.ticket.is_open and life.ticket.assignee is not None:
             load(life.ticket.assignee).holding += 1
 
+    people, overrides = _people_time(logged, start, end)
+    if incident is not None:
+        # A person's time is not split by ticket: the incident's report covers all the time of the
+        # technicians it involved (given one of its tickets, or called out for one) in its window.
+        involved = set(loads) | {
+            e.callout.tech_id
+            for e in logged
+            if isinstance(e, CalloutEvent) and e.callout.ticket_id in in_scope and in_window(e.ts)
+        }
+        people = {tid: p for tid, p in people.items() if tid in involved}
+        overrides = [o for o in overrides if o.tech_id in involved]
+    else:
+        for tech in roster.values():
+            people.setdefault(tech.id, PeopleTime(tech.id, tech.name))
+
     chart_start = start
     if since is not None:
         chart_end = end
@@ -386,7 +492,93 @@ def build_report(
         technicians=sorted(loads.values(), key=lambda t: t.tech_id),
         queue_depth=_queue_depth(logged, in_scope, chart_start, chart_end),
         arrivals=sorted((life.ticket.created_at, life.ticket.priority) for life in arriving.values()),
+        people=sorted(
+            people.values(),
+            key=lambda p: (-p.interruptions, -p.after_hours_assignments, -p.worked, p.tech_id),
+        ),
+        overrides=overrides,
     )
+
+
+@dataclass
+class _OnTheClock:
+    """Where one technician stands while the log is read: their status, whether they are called in,
+    and since when both have been so."""
+
+    status: TechStatus
+    since: datetime
+    called_in: bool = False
+
+    @property
+    def on_the_clock(self) -> bool:
+        return self.status not in OFF_THE_CLOCK
+
+
+def _people_time(
+    events: Sequence[Event], start: datetime, end: datetime
+) -> tuple[dict[str, PeopleTime], list[GuardrailOverride]]:
+    """Each technician's time in [start, end] and the guardrail overrides, reading the whole log so
+    that someone already on the clock (or called in) when the window began counts from its start."""
+    people: dict[str, PeopleTime] = {}
+    clocks: dict[str, _OnTheClock] = {}
+    overrides: list[GuardrailOverride] = []
+
+    def person(tech_id: str) -> PeopleTime:
+        return people.setdefault(tech_id, PeopleTime(tech_id, tech_id))
+
+    def advance(tech_id: str, now: datetime) -> _OnTheClock | None:
+        """Add the time since the last change to the technician's figures; their clock, if known."""
+        clock = clocks.get(tech_id)
+        if clock is None:
+            return None
+        overlap = min(now, end) - max(clock.since, start)
+        if clock.on_the_clock and overlap > timedelta(0):
+            person(tech_id).worked += overlap
+            if clock.called_in:
+                person(tech_id).called_in += overlap
+        clock.since = now
+        return clock
+
+    for event in events:
+        in_window = start <= event.ts <= end
+        if isinstance(event, TechnicianEvent):
+            tech = event.technician
+            person(tech.id).name = tech.name
+            standing = advance(tech.id, event.ts) or clocks.setdefault(tech.id, _OnTheClock(tech.status, event.ts))
+            standing.status = tech.status
+            if event.reason == "call-out accepted":
+                standing.called_in = True
+            elif tech.status is TechStatus.OFF_SHIFT or event.reason == "shift starts" or tech.on_shift_until:
+                # Off shift, or on a shift: the log has no event when a shift starts for someone already
+                # on the clock, so any later change that shows them on one ends the call-out too.
+                standing.called_in = False
+        elif isinstance(event, CalloutEvent):
+            callout = event.callout
+            if event.kind == "callout_sent" and in_window:
+                person(callout.tech_id).callouts_sent += 1
+            elif event.kind == "callout_answered" and callout.status is CalloutStatus.ACCEPTED:
+                # Called in from the answer on, also when they were already available (no status change).
+                answered = advance(callout.tech_id, event.ts)
+                if answered is not None:
+                    answered.called_in = True
+                if in_window:
+                    person(callout.tech_id).callouts_accepted += 1
+                    person(callout.tech_id).night_callouts += callout.night
+        elif isinstance(event, TicketEvent) and event.kind == "ticket_assigned" and in_window:
+            tech_id = event.ticket.assignee
+            if tech_id is None:
+                continue
+            given_to = clocks.get(tech_id)
+            if given_to is not None and given_to.called_in:
+                person(tech_id).assigned_called_in += 1
+            elif given_to is not None and given_to.status is TechStatus.OFF_SHIFT:
+                person(tech_id).assigned_off_shift += 1
+            if event.override is not None:
+                person(tech_id).overrides += 1
+                overrides.append(GuardrailOverride(event.ts, event.ticket.id, tech_id, event.actor, event.override))
+    for tech_id in clocks:
+        advance(tech_id, end)
+    return people, overrides
 
 
 def _follow(lives: dict[str, _TicketLife], event: TicketEvent) -> None:
@@ -573,7 +765,85 @@ def format_text(report: Report) -> str:
         lines.append("  (assigned: given to them in the window; holding: open at its end / capacity)")
     else:
         lines.append("  no technician had a ticket")
+    lines += ["", *_people_lines(r), "", *_override_lines(r)]
     return "\n".join(lines) + "\n"
+
+
+def _hours(value: timedelta) -> str:
+    """Hours worked as the fatigue rules write them: `8h05`, `0h00`, `41h30` (no days: a week's work reads
+    as hours)."""
+    minutes = round(value.total_seconds() / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}"
+
+
+def _shown(rate: float) -> float:
+    """A rate a month as the report shows it: one decimal below 10, whole above."""
+    return round(rate, 1) if rate < 10 else float(round(rate))
+
+
+def _rate(value: float | None) -> str:
+    """A rate a month: `0.4`, `6.5`, `94`; `n/a` for none."""
+    if value is None:
+        return "n/a"
+    shown = _shown(value)
+    return "0" if shown == 0 else f"{shown:.1f}" if shown < 10 else f"{shown:.0f}"
+
+
+def _band(rate: float | None) -> str:
+    """Where a rate falls on the scale, judged on the figure shown (so "2.0" never reads "raised")."""
+    return "" if rate is None else interruption_band(_shown(rate))
+
+
+def _scale_words() -> str:
+    """`about 2 a month healthy, 7 bad, 19 burnout`, from INTERRUPTION_SCALE."""
+    (first, word), *rest = INTERRUPTION_SCALE
+    return ", ".join([f"about {first} a month {word}", *(f"{limit} {word}" for limit, word in rest)])
+
+
+def _people_lines(report: Report) -> list[str]:
+    """A row per technician, most interrupted first: hours worked, call-outs, tickets given after hours
+    or against a fatigue rule, interruptions in the window and a month; then the team against the scale."""
+    r = report
+    title = "PEOPLE'S TIME"
+    if not r.people:
+        return [title, "  no technician in the window"]
+    lines = [
+        f"{title:<19}{'call-outs':^16}{'assigned':^20}{'interruptions':^15}".rstrip(),
+        f"  {'technician':<10}{'worked':>7}{'accepted':>10}{'night':>6}"
+        f"{'after hrs':>10}{'overrides':>10}{'window':>7}{'a month':>8}",
+    ]
+    for p in r.people:
+        rate = r.per_month(p.interruptions)
+        band = _band(rate)
+        lines.append(
+            f"  {_clip(p.tech_id, 10):<10}{_hours(p.worked):>7}{f'{p.callouts_accepted}/{p.callouts_sent}':>10}"
+            f"{p.night_callouts:>6}{p.after_hours_assignments:>10}{p.overrides:>10}{p.interruptions:>7}"
+            f"{_rate(rate):>8} {band}".rstrip()
+        )
+    each = r.interruptions_per_person or 0.0
+    team_rate = r.per_month(each)
+    team_band = _band(team_rate)
+    lines += [
+        f"  {_TEAM_ROW:<53}{each:>7.1f}{_rate(team_rate):>8} {team_band}".rstrip(),
+        f"  the scale from on-call research: {_scale_words()}",
+        f"  (a month: the count in the window x 30 days / {_span(r.end - r.start)}, as if the month were",
+        "   all like the window. worked: time on the clock; accepted/sent: call-outs;",
+        "   night: accepted inside the fatigue night; after hrs: tickets given while",
+        "   called in or off shift; interruptions: call-outs sent, answered or not,",
+        "   and tickets given while off shift without a call-out)",
+    ]
+    return lines
+
+
+def _override_lines(report: Report) -> list[str]:
+    """Each assignment against a fatigue rule: when, which ticket to whom, who overrode, the rule."""
+    if not report.overrides:
+        return ["GUARDRAIL OVERRIDES", "  none: no ticket was given against a fatigue rule"]
+    lines = ["GUARDRAIL OVERRIDES"]
+    for o in report.overrides:
+        line = f"  {_clock(o.at, report)}  {o.ticket_id} to {o.tech_id} by {o.by}: {o.rule}"
+        lines.append(_clip(line, 80))
+    return lines
 
 
 def _met_percent(met: int, breached: int) -> str:
@@ -795,6 +1065,87 @@ def compliance_chart(rows: Sequence[SlaCompliance], what: str) -> str:
     return _svg(chart)
 
 
+# Bars of the interruption chart, by where they fall on INTERRUPTION_SCALE.
+_BAND_COLOURS: dict[InterruptionBand, str] = {
+    "healthy": "#2e7d32",
+    "raised": "#f9a825",
+    "bad": "#ef6c00",
+    "burnout": "#c62828",
+}
+_HOURS_COLOURS = ("#1565c0", "#8e24aa")  # on the clock; of it, called in
+_TEAM_ROW = "team, a person"
+# The log axis of the interruption chart: round steps, with the scale's own lines in between.
+_RATE_STEPS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10**4, 10**5)
+
+
+def interruptions_chart(report: Report) -> str:
+    """After-hours interruptions a person, scaled to a month: a bar per technician and one for the team,
+    coloured by where it falls on the scale, with the scale's lines at 2, 7 and 19. Log scale: the
+    scale's steps are each about three times the last, and a short window's rates run to the hundreds."""
+    rates = [(p.tech_id, report.per_month(p.interruptions)) for p in report.people]
+    rates.insert(0, (_TEAM_ROW, report.per_month(report.interruptions_per_person or 0.0)))
+    rows = [(name, _shown(rate or 0.0)) for name, rate in rates]
+    shown = list(reversed(rows))  # pygal draws the first row at the bottom: the team goes on top
+    positive = [rate for _, rate in rows if rate > 0]
+    floor = max((s for s in _RATE_STEPS if s <= min(positive, default=0.5)), default=_RATE_STEPS[0])
+    floor = min(floor, 0.5)
+    top = max([*positive, INTERRUPTION_SCALE[-1][0]])
+    ceiling = next((s for s in _RATE_STEPS if s >= top * 1.3), _RATE_STEPS[-1])
+    scale: dict[float, str] = {limit: word for limit, word in INTERRUPTION_SCALE}
+    steps = sorted({*(s for s in _RATE_STEPS if floor <= s <= ceiling and not 2 <= s <= 20), *scale})
+    labels = [{"label": f"{s:g} {scale[s]}" if s in scale else f"{s:g}", "value": s} for s in steps]
+    style = _chart_style(list(_BAND_COLOURS.values()))
+    # The scale's lines solid and dark, the round steps faint.
+    style.major_guide_stroke_color, style.major_guide_stroke_dasharray = "#37474f", "0"
+    chart = pygal.HorizontalStackedBar(
+        **{
+            **_chart_config(
+                list(_BAND_COLOURS.values()),
+                title="After-hours interruptions a person, scaled to a month (log scale)",
+                height=150 + 36 * len(shown),
+                x_labels=[_clip(name, 28) for name, _ in shown],
+                logarithmic=True,
+                range=(floor, ceiling),
+                zero=floor,  # bars grow from the axis; pygal's log bars would start at the smallest value
+                y_labels=labels,
+                y_labels_major=list(scale),
+                print_values=True,
+                value_formatter=_rate,
+            ),
+            "style": style,
+        }
+    )
+    # One series per band, so the legend names the colours; each row has its value in one of them.
+    for band in _BAND_COLOURS:
+        chart.add(band, [rate if rate > 0 and interruption_band(rate) == band else None for _, rate in shown])
+    return _svg(chart)
+
+
+def hours_chart(report: Report) -> str:
+    """Hours on the clock per technician, the part after accepting a call-out stacked on the rest."""
+    shown = list(reversed(report.people))  # most interrupted on top, as in the table
+
+    def hours(value: timedelta) -> float:
+        return value.total_seconds() / 3600
+
+    top = max((hours(p.worked) for p in shown), default=0.0)
+    chart = pygal.HorizontalStackedBar(
+        **_chart_config(
+            list(_HOURS_COLOURS),
+            title="Hours on the clock per technician",
+            height=170 + 36 * len(shown),
+            x_labels=[_clip(p.tech_id, 28) for p in shown],
+            value_formatter=lambda h: _hours(timedelta(hours=h)),
+            # As many legend columns as series: with more, pygal leaves the legend no room below.
+            legend_at_bottom_columns=2,
+            **_count_axis(math.ceil(top)),
+        )
+    )
+    chart.add("on the clock", [hours(p.worked - p.called_in) for p in shown])
+    chart.add("called in (after accepting a call-out)", [hours(p.called_in) or None for p in shown])
+    return _svg(chart)
+
+
 _PAGE_STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; color: #263238; margin: 2rem auto;
        max-width: 960px; padding: 0 1rem; line-height: 1.4; }
@@ -812,7 +1163,9 @@ th { color: #607d8b; font-weight: 600; }
 .chart svg { width: 100%; height: auto; }
 .note { color: #607d8b; font-size: .85rem; }
 th.group { text-align: center; border-bottom: 1px solid #cfd8dc; }
-table.sla th, table.sla td { white-space: nowrap; }
+table.sla th, table.sla td, table.people th, table.people td { white-space: nowrap; }
+table.people { font-size: .92rem; }
+table.people th, table.people td { padding: .25rem .45rem; }
 """
 
 
@@ -878,6 +1231,85 @@ def _compliance_html(rows: Sequence[SlaCompliance], what: str) -> str:
     return f"<div class='chart' id='sla-by-{what}'>{compliance_chart(rows, what)}</div>\n{table}"
 
 
+def _people_html(report: Report) -> str:
+    """People's time: the team against the scale, the two charts, the table, and the overrides."""
+    r = report
+    if not r.people:
+        return "<p class='note'>No technician in the window.</p>"
+    each = r.interruptions_per_person or 0.0
+    team_rate = r.per_month(each)
+    if team_rate is None:
+        team = f"The team of {len(r.people)} had {each:.1f} after-hours interruptions a person."
+    else:
+        team = (
+            f"The team of {len(r.people)} had {each:.1f} after-hours interruptions a person in the window: "
+            f"{_rate(team_rate)} a month, <b>{_band(team_rate)}</b> on the scale on-call research "
+            f"uses ({_scale_words()})."
+        )
+    span = _span(r.end - r.start)
+    table = _table(
+        [
+            "technician",
+            "worked",
+            "called in",
+            "sent",
+            "accepted",
+            "night",
+            "called in",
+            "off shift",
+            "overrides",
+            "window",
+            "a month",
+            "scale",
+        ],
+        [
+            [
+                p.tech_id,
+                _hours(p.worked),
+                _hours(p.called_in),
+                p.callouts_sent,
+                p.callouts_accepted,
+                p.night_callouts,
+                p.assigned_called_in,
+                p.assigned_off_shift,
+                p.overrides,
+                p.interruptions,
+                _rate(rate := r.per_month(p.interruptions)),
+                _band(rate),
+            ]
+            for p in r.people
+        ],
+        groups=[("", 1), ("hours", 2), ("call-outs", 3), ("tickets given", 3), ("interruptions", 3)],
+        css_class="people",
+    )
+    overrides = (
+        _table(
+            ["when", "ticket", "given to", "overridden by", "fatigue rule"],
+            [[_moment(o.at), o.ticket_id, o.tech_id, o.by, o.rule] for o in r.overrides],
+            text_columns=5,
+        )
+        if r.overrides
+        else "<p class='note'>No ticket was given against a fatigue rule.</p>"
+    )
+    return f"""<p>{team}</p>
+<div class="chart" id="interruptions">{interruptions_chart(r)}</div>
+<p class="note">A month: the count in the window &times; 30 days / {html.escape(span)}, as if the whole month
+were like the window (a short window of an outage runs high). Interruptions: call-outs sent, whether
+accepted, declined or left to expire (each reached them off the clock), and tickets given to them while
+off shift without a call-out; the tickets a call-out brought once accepted are part of it. Up to 2 a
+month reads healthy, from 7 bad, from 19 burnout, and &ldquo;raised&rdquo; in between.</p>
+<div class="chart" id="hours">{hours_chart(r)}</div>
+{table}
+<p class="note">Worked: time on the clock (available, busy or on site) from the status history in the log; called
+in: the part after accepting a call-out, until they went off shift or a change showed them on a shift.
+Night: call-outs accepted inside the fatigue night. Tickets given while called in or off shift are
+after hours; overrides are tickets given against a fatigue rule. The report reads no roster file, only
+the log: a shift that starts while someone is on the clock leaves no event, so a call-out runs on to
+their next change of status.</p>
+<h2>Guardrail overrides</h2>
+{overrides}"""
+
+
 def render_html(report: Report) -> str:
     """One self-contained page: the figures, and the charts as inline SVG; nothing is loaded from elsewhere."""
     r = report
@@ -893,6 +1325,10 @@ def render_html(report: Report) -> str:
         (len(r.recorded_breaches), "SLA breaches (recorded)"),
         (met_overall, "SLA targets met"),
         (r.reassignments, "reassignments"),
+        (
+            "n/a" if (each := r.interruptions_per_person) is None else _rate(r.per_month(each)),
+            "after-hours interruptions a person, a month",
+        ),
     ]
     tickets = _table(
         ["", *[p.value for p in Priority], "total"],
@@ -1007,6 +1443,8 @@ stood still on hold (holds that have ended).</p>
 <h2>Load per technician</h2>
 {technicians}
 <p class="note">Assigned: tickets given to them in the window. Holding: their open tickets at its end.</p>
+<h2>People's time</h2>
+{_people_html(r)}
 </body>
 </html>
 """
@@ -1018,7 +1456,8 @@ stood still on hold (holds that have ended).</p>
 def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `report` to dispatch-server's subcommands."""
     report = commands.add_parser(
-        "report", help="after-action report: tickets, time to assignment, SLA breaches, reassignments, load"
+        "report",
+        help="after-action report: tickets, time to assignment, SLA breaches, reassignments, load, people's time",
     )
     scope = report.add_mutually_exclusive_group()
     scope.add_argument("--incident", metavar="INC-ID", help="only the tickets of this incident")
@@ -1035,7 +1474,7 @@ async def run_report(args: argparse.Namespace) -> int:
     except DurationError as exc:
         raise ReportError(f"--since: {exc}") from None
     now = _as_of(getattr(args, "as_of", None))
-    if not Path(args.db).exists():
+    if not is_postgres_url(args.db) and not Path(args.db).exists():
         # Storage.open would create an empty database: a typo in the path should not look like a quiet night.
         raise ReportError(f"no database at {args.db}")
     page = Path(args.out) / REPORT_FILE if args.out is not None else None
@@ -1045,7 +1484,7 @@ async def run_report(args: argparse.Namespace) -> int:
             page.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ReportError(f"cannot create {page.parent}: {exc.strerror or exc}") from None
-    storage = await Storage.open(args.db)
+    storage = await Storage.open(args.db, create=False)
     try:
         events = await storage.all_events()
     finally:

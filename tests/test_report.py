@@ -17,12 +17,24 @@ import pytest
 
 from dispatch.core.commands import execute
 from dispatch.core.contracts import Contracts
+from dispatch.core.decide import TICK, Decider, DeciderSettings, Request
 from dispatch.core.models import Priority, Role, Technician, Ticket, TicketStatus
 from dispatch.core.protocol import Event, SlaEvent, TechnicianEvent, TicketEvent, decode_client_frame, event_adapter
+from dispatch.core.roster import Roster
 from dispatch.core.rules import Outcome, Rules, clock_alerts
 from dispatch.core.sla import clock_fields
 from dispatch.core.state import Actor, DispatchState, apply_event, ticket_id_for
-from server.report import ReportError, SlaCompliance, build_report, format_text, render_html, run_report
+from server.report import (
+    GuardrailOverride,
+    Report,
+    ReportError,
+    SlaCompliance,
+    build_report,
+    format_text,
+    interruption_band,
+    render_html,
+    run_report,
+)
 from tests.support import ServerProcess, Session, tech_frame, ticket_frame, timeout
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -106,6 +118,11 @@ def line(text: str, label: str) -> str:
     return found[0]
 
 
+def section(text: str, title: str) -> str:
+    """The lines of the text report under the line that starts with `title`, up to the next blank line."""
+    return text.split(f"\n{title}", 1)[1].split("\n", 1)[1].split("\n\n", 1)[0]
+
+
 def figures(row: str) -> list[str]:
     return re.findall(r"\d+(?:/\d+)?", row)
 
@@ -130,10 +147,14 @@ async def test_text_report_over_the_whole_log(db: Path, capsys: pytest.CaptureFi
     assert figures(line(text, "queue at its peak")) == ["6", "08", "00"]
     assert figures(line(text, "queue at the end")) == ["2"]
     # technician, assigned, holding/capacity, resolved; dave had nothing but is on the roster
-    assert figures(line(text, "alice")) == ["3", "2/3", "0"]
-    assert figures(line(text, "bob")) == ["3", "1/3", "1"]
-    assert figures(line(text, "carol")) == ["1", "0/3", "0"]
-    assert figures(line(text, "dave")) == ["0", "0/3", "0"]
+    assert figures(line(section(text, "LOAD PER TECHNICIAN"), "alice")) == ["3", "2/3", "0"]
+    assert figures(line(section(text, "LOAD PER TECHNICIAN"), "bob")) == ["3", "1/3", "1"]
+    assert figures(line(section(text, "LOAD PER TECHNICIAN"), "carol")) == ["1", "0/3", "0"]
+    assert figures(line(section(text, "LOAD PER TECHNICIAN"), "dave")) == ["0", "0/3", "0"]
+    # People's time without a roster: added available and never sent home, so on the clock throughout.
+    people = section(text, "PEOPLE'S TIME")
+    assert line(people, "alice").split() == ["alice", "5h00", "0/0", "0", "0", "0", "0", "0", "healthy"]
+    assert line(people, "team, a person").split() == ["team,", "a", "person", "0.0", "0", "healthy"]
     # SLA compliance: every ticket is Acme's, on the standard tier (no contract file). Respond met by
     # T1, T2, T3, T6, breached by T4 and T5; resolve met by T1, breached by T5 (still open).
     assert line(text, "Acme").split() == ["Acme", "6", "4", "2", "1", "1", "62%", "0s"]
@@ -154,8 +175,8 @@ async def test_since_counts_only_what_happened_in_the_window(db: Path, capsys: p
     assert figures(line(text, "resolve-by overdue")) == ["0"]
     assert figures(line(text, "reassigned")) == ["1", "1"]
     assert figures(line(text, "unassigned  ")) == ["1"]
-    assert figures(line(text, "alice")) == ["2", "2/3", "0"]
-    assert figures(line(text, "bob")) == ["1", "1/3", "1"]
+    assert figures(line(section(text, "LOAD PER TECHNICIAN"), "alice")) == ["2", "2/3", "0"]
+    assert figures(line(section(text, "LOAD PER TECHNICIAN"), "bob")) == ["1", "1/3", "1"]
 
 
 async def test_html_report_is_self_contained_with_charts(
@@ -166,9 +187,9 @@ async def test_html_report_is_self_contained_with_charts(
     assert capsys.readouterr().out.rstrip().endswith(f"wrote {out / 'report.html'}")
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
-    # The five charts (three over time, SLA compliance per client and per tier), as inline SVG drawn by
-    # pygal, with their series.
-    assert page.count("<svg") == 5 and page.count("pygal-chart") >= 5
+    # The seven charts (three over time, SLA compliance per client and per tier, people's interruptions
+    # and hours), as inline SVG drawn by pygal, with their series.
+    assert page.count("<svg") == 7 and page.count("pygal-chart") >= 7
     titles = ("Queue depth", "Arrivals per 10 minutes", "SLA breaches per 10 minutes", "respond-by missed (derived)")
     assert all(title in page for title in titles)
     assert ">P1<" in page and ">P2<" in page  # arrivals by priority (legend)
@@ -584,7 +605,7 @@ def test_text_without_tickets_says_so() -> None:
 
 def test_html_shows_sla_compliance_charts_offline() -> None:
     page = render_html(build_report(contract_log(), now=MONDAY + timedelta(hours=27)))
-    assert page.count("<svg") == 5
+    assert page.count("<svg") == 7  # and people's time: alice's interruptions and hours
     for what in ("client", "tier"):
         assert f"id='sla-by-{what}'" in page
         assert f"SLA targets met and breached per {what}" in page
@@ -601,8 +622,276 @@ def test_html_shows_sla_compliance_charts_offline() -> None:
 def test_html_without_decided_targets_draws_no_empty_chart() -> None:
     # Tuesday 10:00 to 12:00: four tickets still running, none met or breached: the tables, no charts.
     page = render_html(build_report(contract_log(), now=MONDAY + timedelta(hours=27), since=timedelta(hours=2)))
-    assert page.count("<svg") == 3 and "id='sla-by-" not in page
+    assert page.count("<svg") == 5 and "id='sla-by-" not in page  # over time (3) and people's time (2)
     assert page.count("No SLA target was met or breached in the window") == 2
     assert "<td>Acme Corp</td><td class='n'>2</td>" in page
     empty = render_html(build_report([], now=MONDAY))
     assert "No tickets in the window, so no SLA figures per client." in empty
+
+
+# --- people's time: hours, call-outs, after-hours work and overrides, over a log the server's rules write --
+
+ROSTER_FILE = """
+[technicians.alice]
+timezone = "Europe/London"
+shifts = ["mon-fri 08:00-16:00"]
+
+[technicians.bob]
+timezone = "Europe/London"
+on_call = ["mon-sun 16:00-08:00"]
+
+[technicians.carol]
+timezone = "Europe/London"
+on_call = ["mon-sun 16:00-08:00"]
+
+[technicians.dave]
+timezone = "Europe/London"
+shifts = ["mon-fri 08:00-16:00"]
+
+[fatigue]
+max_hours_per_day = 10
+min_rest_hours = 11
+night = "22:00-07:00"
+max_night_callouts_per_week = 2
+
+[callouts]
+after = "5m"
+answer_within = "5m"
+"""
+TUESDAY = datetime(2026, 12, 1, tzinfo=UTC)  # GMT: London time is UTC
+
+
+def tue(clock: str) -> datetime:
+    """`06:12` on Tuesday 1 December 2026; `mon 18:00` the evening before."""
+    day, _, hhmm = clock.rpartition(" ")
+    hours, mins = map(int, hhmm.split(":"))
+    return TUESDAY - timedelta(days=1 if day == "mon" else 0) + timedelta(hours=hours, minutes=mins)
+
+
+class Crew:
+    """Batches as the server's writer decides them (dispatch.core.decide, with auto-assign on) under
+    ROSTER_FILE: commands from the dispatcher or a technician, and the clock's looks (shift edges,
+    call-outs sent and expired, SLA alerts) when told. The events a server with that roster would log."""
+
+    def __init__(self) -> None:
+        rules = Rules(roster=Roster.parse(ROSTER_FILE, "roster.toml"))
+        self.decider = Decider(DispatchState(), DeciderSettings(rules=rules, auto_assign=True, burst_threshold=0))
+        self.events: list[Event] = []
+
+    def do(self, at: str, command: dict[str, Any], by: str = "ana") -> dict[str, Any]:
+        """Send `command` at `tue(at)` as the dispatcher ana, or as technician `by`; its ack."""
+        actor = Actor("ana", Role.DISPATCHER) if by == "ana" else Actor(by, Role.TECHNICIAN, by)
+        frame = decode_client_frame(json.dumps({"command_id": f"c{len(self.events)}", **command}))
+        decided = self.decider.decide([Request("conn", actor, frame)], {}, tue(at))  # type: ignore[arg-type]
+        ack: dict[str, Any] = json.loads(decided.replies[0].frame or "{}")
+        assert ack["type"] == "ack", ack
+        self.events += decided.events
+        return ack
+
+    def tick(self, *moments: str) -> None:
+        """The server's clock looks at each moment in turn."""
+        for at in moments:
+            self.events += self.decider.decide([TICK], {}, tue(at)).events
+
+
+def people_log() -> list[Event]:
+    """Monday 18:00 to Tuesday 16:00 (London is on UTC). alice works 08:00-16:00; bob and carol are on
+    call 16:00-08:00; nobody is on the clock until alice's shift.
+
+      06:00 P1 T1 arrives. 06:05 nobody on the clock can take it: bob is called out (CO-1, at night,
+            inside 22:00-07:00); 06:10 he has not answered: CO-1 expires, carol is called (CO-2, night).
+      06:12 carol accepts: available, called in; auto-assign gives her T1 (after hours, called in).
+      08:00 alice's shift starts.  09:00 ana calls bob in by hand (CO-3, not at night); he declines.
+      10:00 T2 goes to alice (auto), and ana gives it to bob, who is off shift: an interruption.
+      11:00 ana sends carol home (off shift): she worked 06:12-11:00, 4h48, all of it called in.
+      12:00 T3 goes to alice, and ana gives it to carol, resting until 22:00: an override.
+      16:00 alice's shift ends: she worked 8h00.
+    """
+    crew = Crew()
+    crew.tick("mon 18:00")
+    for tech in ("alice", "bob", "carol"):
+        crew.do("mon 18:00", tech_frame(tech))
+        crew.do("mon 18:00", {"type": "set_tech_status", "tech_id": tech, "status": "off_shift"})
+    crew.do("06:00", ticket_frame("Core switch down", priority="P1"))
+    crew.tick("06:00", "06:05", "06:10")
+    crew.do("06:12", {"type": "answer_callout", "callout_id": "CO-2", "accept": True}, by="carol")
+    crew.tick("08:00")
+    assert crew.do("09:00", {"type": "callout", "tech_id": "bob", "reason": "extra hands"})["callout_id"] == "CO-3"
+    crew.do("09:02", {"type": "answer_callout", "callout_id": "CO-3", "accept": False}, by="bob")
+    crew.do("10:00", ticket_frame("Printer jammed", priority="P3"))
+    crew.do("10:00", assign("T-000002", "bob"))
+    crew.do("11:00", {"type": "set_tech_status", "tech_id": "carol", "status": "off_shift"})
+    crew.do("12:00", ticket_frame("VPN flaky", priority="P3"))
+    assert crew.do("12:00", assign("T-000003", "carol"))["override"] == "resting until Tue 22:00"
+    crew.do("12:30", {"type": "create_incident", "title": "Core switch", "ticket_ids": ["T-000001"]})
+    crew.tick("16:00")
+    return crew.events
+
+
+# (technician, worked, called in, call-outs sent, accepted, at night, tickets given called in, given off
+# shift, overrides, interruptions), most interrupted first.
+PeopleRow = tuple[str, str, str, int, int, int, int, int, int, int]
+
+
+def people_rows(report: Report) -> list[PeopleRow]:
+    return [
+        (p.tech_id, _hhmm(p.worked), _hhmm(p.called_in), p.callouts_sent, p.callouts_accepted, p.night_callouts,
+         p.assigned_called_in, p.assigned_off_shift, p.overrides, p.interruptions)
+        for p in report.people
+    ]  # fmt: skip
+
+
+def _hhmm(value: timedelta) -> str:
+    minutes = int(value.total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}"
+
+
+@pytest.mark.parametrize(
+    ("now", "since", "incident", "expected"),
+    [
+        pytest.param(
+            tue("17:00"),
+            None,
+            None,
+            [
+                ("bob", "0h00", "0h00", 2, 0, 0, 0, 1, 0, 3),  # CO-1 expired, CO-3 declined, T2 off shift
+                ("carol", "4h48", "4h48", 1, 1, 1, 1, 1, 1, 2),  # CO-2 at night, then T1; T3 off shift
+                ("alice", "8h00", "0h00", 0, 0, 0, 0, 0, 0, 0),  # her shift; T2 and T3 came in it
+            ],
+            id="whole log",
+        ),
+        pytest.param(
+            tue("17:00"),
+            timedelta(hours=6),  # 11:00 to 17:00: alice counts from the window's start, carol is home
+            None,
+            [
+                ("carol", "0h00", "0h00", 0, 0, 0, 0, 1, 1, 1),
+                ("alice", "5h00", "0h00", 0, 0, 0, 0, 0, 0, 0),
+                ("bob", "0h00", "0h00", 0, 0, 0, 0, 0, 0, 0),
+            ],
+            id="since 6h",
+        ),
+        pytest.param(
+            tue("06:30"),
+            timedelta(hours=1),  # 05:30 to 06:30: the night's two call-outs
+            None,
+            [
+                ("carol", "0h18", "0h18", 1, 1, 1, 1, 0, 0, 1),  # ties go to more work after hours
+                ("bob", "0h00", "0h00", 1, 0, 0, 0, 0, 0, 1),
+                ("alice", "0h00", "0h00", 0, 0, 0, 0, 0, 0, 0),
+            ],
+            id="since 1h at night",
+        ),
+        pytest.param(
+            tue("17:00"),
+            None,
+            "INC-1",  # T1 from 06:00: carol took it, bob was called out for it; alice had no part
+            [
+                ("bob", "0h00", "0h00", 2, 0, 0, 0, 1, 0, 3),  # all his time in the window, CO-3 too
+                ("carol", "4h48", "4h48", 1, 1, 1, 1, 1, 1, 2),
+            ],
+            id="incident",
+        ),
+    ],
+)
+def test_people_time_per_technician(
+    now: datetime, since: timedelta | None, incident: str | None, expected: list[PeopleRow]
+) -> None:
+    report = build_report(people_log(), now=now, since=since, incident=incident)
+    assert people_rows(report) == expected
+
+
+def test_people_time_overrides_say_who_and_which_rule() -> None:
+    # Read back from JSON as the database stores events, so the new fields survive the trip.
+    stored = [event_adapter.validate_json(event_adapter.dump_json(e)) for e in people_log()]
+    report = build_report(stored, now=tue("17:00"))
+    assert report.overrides == [GuardrailOverride(tue("12:00"), "T-000003", "carol", "ana", "resting until Tue 22:00")]
+    assert build_report(people_log(), now=tue("17:00"), since=timedelta(hours=4)).overrides == []
+
+
+def test_a_call_out_accepted_while_available_calls_in_until_a_shift_shows() -> None:
+    # dave is called out at 07:00, makes himself available, then accepts: no status change, but called
+    # in all the same. His shift starts at 08:00 while he is on the clock, which the log does not show;
+    # his change to busy at 09:00 does (it carries his shift's end), and ends the call-out there.
+    crew = Crew()
+    crew.tick("mon 18:00")
+    crew.do("mon 18:00", tech_frame("dave"))
+    crew.do("mon 18:00", {"type": "set_tech_status", "tech_id": "dave", "status": "off_shift"})
+    crew.do("07:00", {"type": "callout", "tech_id": "dave"})
+    crew.do("07:01", {"type": "set_tech_status", "tech_id": "dave", "status": "available"}, by="dave")
+    crew.do("07:02", {"type": "answer_callout", "callout_id": "CO-1", "accept": True}, by="dave")
+    crew.do("07:10", ticket_frame("Badge reader", priority="P3"))  # auto-assigned to dave: called in
+    crew.tick("08:00")
+    crew.do("09:00", {"type": "set_tech_status", "tech_id": "dave", "status": "busy"}, by="dave")
+    crew.do("10:00", ticket_frame("Label printer", priority="P4"))  # auto-assigned in his shift: not after hours
+    crew.do("15:00", {"type": "set_tech_status", "tech_id": "dave", "status": "available"}, by="dave")
+    crew.tick("16:00")  # shift ends: off shift
+    report = build_report(crew.events, now=tue("17:00"))
+    assert people_rows(report) == [("dave", "8h59", "1h58", 1, 1, 0, 1, 0, 0, 1)]
+
+
+@pytest.mark.parametrize(
+    ("per_month", "band"),
+    [(0, "healthy"), (2, "healthy"), (2.1, "raised"), (6.9, "raised"), (7, "bad"), (18.9, "bad"), (19, "burnout"),
+     (400, "burnout")],
+)  # fmt: skip
+def test_interruption_band(per_month: float, band: str) -> None:
+    assert interruption_band(per_month) == band
+
+
+@pytest.mark.parametrize(
+    ("window", "count", "per_month"),
+    [
+        (timedelta(days=30), 3, 3.0),  # a month: as counted
+        (timedelta(days=7), 1, 30 / 7),
+        (timedelta(hours=6), 1, 120.0),  # an outage's evening, as if every 6 h of the month were like it
+        (timedelta(0), 1, None),  # a window of no length scales to nothing
+    ],
+)
+def test_counts_are_scaled_to_a_month(window: timedelta, count: int, per_month: float | None) -> None:
+    scaled = build_report([], now=T0 + window, since=window or None).per_month(count)
+    if per_month is None:
+        assert scaled is None
+    else:
+        assert scaled == pytest.approx(per_month)
+
+
+def test_text_shows_people_by_interruptions_against_the_scale() -> None:
+    text = format_text(build_report(people_log(), now=tue("17:00")))
+    assert max(len(row) for row in text.splitlines()) <= 80, text
+    lines = text.splitlines()
+    at = lines.index("PEOPLE'S TIME         call-outs          assigned       interruptions")
+    assert lines[at + 1 : at + 7] == [
+        "  technician worked  accepted night after hrs overrides window a month",
+        "  bob          0h00       0/2     0         1         0      3      94 burnout",
+        "  carol        4h48       1/1     1         2         1      2      63 burnout",
+        "  alice        8h00       0/0     0         0         0      0       0 healthy",
+        "  team, a person                                           1.7      52 burnout",
+        "  the scale from on-call research: about 2 a month healthy, 7 bad, 19 burnout",
+    ]
+    # 23 h of log: bob's 3 interruptions are 3 x 720 h / 23 h = 94 a month, and the window says so.
+    assert lines[at + 7].startswith("  (a month: the count in the window x 30 days / 23h 00m")
+    assert "GUARDRAIL OVERRIDES\n  12-01 12:00  T-000003 to carol by ana: resting until Tue 22:00\n" in text
+
+
+def test_text_people_time_without_technicians_or_overrides() -> None:
+    text = format_text(build_report([], now=T0))
+    assert "PEOPLE'S TIME\n  no technician in the window" in text
+    assert "GUARDRAIL OVERRIDES\n  none: no ticket was given against a fatigue rule" in text
+
+
+def test_html_shows_people_time_charts_with_the_scale() -> None:
+    page = render_html(build_report(people_log(), now=tue("17:00")))
+    assert 'id="interruptions"' in page and 'id="hours"' in page
+    assert "After-hours interruptions a person, scaled to a month (log scale)" in page
+    assert "Hours on the clock per technician" in page
+    for label in ("2 healthy", "7 bad", "19 burnout"):  # the scale's lines, on the interruption axis
+        assert f">{label}<" in page
+    for series in ("healthy", "raised", "bad", "burnout", "on the clock", "called in (after accepting a call-out)"):
+        assert f">{series}<" in page  # in the charts' legends
+    assert "<td>bob</td><td class='n'>0h00</td><td class='n'>0h00</td><td class='n'>2</td>" in page
+    assert "<td class='n'>94</td><td class='n'>burnout</td>" in page
+    assert "<td>T-000003</td><td>carol</td><td>ana</td><td>resting until Tue 22:00</td>" in page
+    assert "<b>burnout</b> on the scale on-call research uses (about 2 a month healthy, 7 bad, 19 burnout)" in page
+    fetched = re.findall(r"""(?:src|href)\s*=\s*["']?((?:https?:)?//[^"' >]+)""", page, re.I)
+    assert fetched == [], fetched
