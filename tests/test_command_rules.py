@@ -39,7 +39,7 @@ command_adapter: TypeAdapter[Command] = TypeAdapter(Command)
 
 
 def floor() -> DispatchState:
-    """alice holds T-000001, bob holds T-000002, T-000003 waits; incident INC-1 is open; carol is off
+    """alice holds T-000001, bob holds T-000002, T-000003 waits; incident INC-1 (T-000001) is open; carol is off
     shift; call-out CO-1 waits for alice's answer; ana's last change (undo-me) set bob busy."""
     state = DispatchState()
     setup = Change(state, ACTORS[Role.DISPATCHER], NOW)
@@ -48,7 +48,7 @@ def floor() -> DispatchState:
     for n in range(3):
         create_ticket(setup, CreateTicket(command_id=f"c{n}", title=f"ticket {n + 1}", client="Acme",
                                           priority=Priority.P2))  # fmt: skip
-    create_incident(setup, CreateIncident(command_id="i1", title="ISP down"))
+    create_incident(setup, CreateIncident(command_id="i1", title="ISP down", ticket_ids=["T-000001"]))
     assign(setup, Assign(command_id="a1", ticket_id="T-000001", tech_id="alice"))
     assign(setup, Assign(command_id="a2", ticket_id="T-000002", tech_id="bob"))
     add_technician(setup, AddTechnician(command_id="t3", tech_id="carol", name="Carol"))
@@ -78,6 +78,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "create_incident": {"title": "Mail outage", "ticket_ids": ["T-000003"]},
     "link": {"incident_id": "INC-1", "ticket_ids": ["T-000003"]},
     "merge": {"primary_id": "T-000002", "duplicate_ids": ["T-000003"]},
+    "update_clients": {"incident_id": "INC-1", "message": "The ISP is on site"},
     "callout": {"tech_id": "carol"},
     "answer_callout": {"callout_id": "CO-1", "accept": True},
     "undo": {"of": "undo-me"},
@@ -103,6 +104,7 @@ ALLOWED: dict[str, set[Role]] = {
     "create_incident": {D},
     "link": {D},
     "merge": {D},
+    "update_clients": {D},
     "callout": {D},
     "answer_callout": {T},
     "undo": {D},

@@ -234,6 +234,7 @@ async def _real_frames(tmp_path: Path) -> list[dict[str, Any]]:
             {"type": "create_incident", "title": "Beta outage", "ticket_ids": [printer["ticket_id"]]}
         )
         await ana.ok({"type": "link", "incident_id": incident["incident_id"], "ticket_ids": [switch["ticket_id"]]})
+        await ana.ok({"type": "update_clients", "incident_id": incident["incident_id"], "message": "Fibre cut"})
         duplicate = await ana.ok(ticket_frame("Printer jam again", client="Beta Ltd"))
         await ana.ok({"type": "merge", "primary_id": printer["ticket_id"], "duplicate_ids": [duplicate["ticket_id"]]})
         for _ in range(2):

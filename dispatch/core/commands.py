@@ -40,6 +40,7 @@ from dispatch.core.protocol import (
     Suggest,
     Unassign,
     Undo,
+    UpdateClients,
 )
 from dispatch.core.rules import Change, Outcome, Refusal, Refused, Rules
 from dispatch.core.state import Actor, DispatchState
@@ -101,6 +102,7 @@ _SPECS = (
     CommandSpec(CreateIncident, DISPATCHER, "create incidents", write=rules.create_incident),
     CommandSpec(Link, DISPATCHER, "link tickets to incidents", write=rules.link),
     CommandSpec(Merge, DISPATCHER, "merge tickets", write=rules.merge),
+    CommandSpec(UpdateClients, DISPATCHER, "update clients", write=rules.update_clients),
     CommandSpec(CalloutCommand, DISPATCHER, "call technicians out", write=rules.callout),
     # A technician: call-outs sent to them.
     CommandSpec(AnswerCallout, frozenset({Role.TECHNICIAN}), "answer call-outs", write=rules.answer_callout),

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from dispatch.core.calendars import ALWAYS_OPEN, DAY_NAMES, MINUTES_PER_DAY, Calendar, OpenHours
 from dispatch.core.config import ConfigError, load_toml
 from dispatch.core.durations import parse_duration
-from dispatch.core.models import HoldReason, Priority
+from dispatch.core.models import HoldReason, NotifyUrl, Priority
 
 __all__ = ["BUILT_IN_TARGETS", "Contracts", "Target", "Terms"]
 
@@ -159,6 +159,8 @@ class TierTable(_File):
 class ClientTable(_File):
     tier: str | None = None
     calendar: str | None = None
+    # Apprise URLs that hear of this client's incidents (`update_clients`).
+    contacts: list[NotifyUrl] = []
 
 
 class SlaFile(_File):
@@ -248,3 +250,8 @@ class Contracts:
     def calendar(self, name: str) -> Calendar:
         """A calendar by name; one no longer defined (the file changed) counts as 24x7."""
         return self.calendars.get(name, ALWAYS_OPEN)
+
+    def contacts(self, client: str) -> list[str]:
+        """Where `client` hears of its incidents: the apprise URLs of its `contacts` (none if not listed)."""
+        listed = self.clients.get(client.casefold())
+        return list(listed.contacts) if listed else []

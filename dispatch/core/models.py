@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from dispatch.core.text import MAX_SKILLS, Identifier, Name, OptionalName, Skill, Title
+
+# An apprise URL (`ntfys://…`, `mailto://…`, `json://…`): where a notification goes. Checked for shape
+# here (the core does no I/O); the server's notifier says in one line if apprise cannot use one.
+MAX_NOTIFY_URL = 1000
+_NOTIFY_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s\x00-\x1f\x7f]+")
+
+
+def _notify_url(text: str) -> str:
+    # The URL itself is not repeated: it often holds a token.
+    if not _NOTIFY_URL.fullmatch(text):
+        raise ValueError("not a notification URL: write it as apprise does, e.g. ntfys://ntfy.sh/TOPIC")
+    return text
+
+
+NotifyUrl = Annotated[str, StringConstraints(max_length=MAX_NOTIFY_URL), AfterValidator(_notify_url)]
 
 
 class Priority(StrEnum):
@@ -138,6 +154,10 @@ class Technician(BaseModel):
     on_shift_until: datetime | None = None
     on_call: bool = False
     hours_today: float = 0.0
+    # Extension (notifications): where this technician hears of their assignments and call-outs (an
+    # apprise URL). It often holds a token, so it never leaves the server: excluded from every dump (the
+    # events, snapshots and errors boards receive) and from repr; the server keeps it in its own table.
+    notify: NotifyUrl | None = Field(default=None, exclude=True, repr=False)
 
 
 class CalloutStatus(StrEnum):

@@ -17,6 +17,7 @@ from dispatch.core.models import (
     Category,
     HoldReason,
     Incident,
+    NotifyUrl,
     Priority,
     Role,
     Skills,
@@ -173,6 +174,9 @@ class AddTechnician(_Command):
     name: Name
     skills: Skills = []
     capacity: Annotated[int, Field(ge=0, le=100)] = 3
+    # Extension: an apprise URL where they hear of their assignments and call-outs; kept on the server,
+    # never sent to a board (it often holds a token).
+    notify: NotifyUrl | None = None
 
 
 class BulkAssign(_Command):
@@ -247,6 +251,16 @@ class Undo(_Command):
     of: CommandId
 
 
+class UpdateClients(_Command):
+    """Extension: tell the clients of an incident what is going on. The server sends `message` to the
+    contacts (the SLA file's `contacts`) of every client with an open ticket in the incident, and records
+    a `client_updated` event on each of those tickets."""
+
+    type: Literal["update_clients"] = "update_clients"
+    incident_id: Identifier
+    message: NoteText
+
+
 class PlanMove(_Frame):
     """One move of a plan: give `ticket_id` (still at `expected_version`) to `tech_id`."""
 
@@ -318,6 +332,7 @@ _Commands = (
     | CreateIncident
     | Link
     | Merge
+    | UpdateClients
     | CalloutCommand
     | AnswerCallout
     | Undo
@@ -348,6 +363,7 @@ TicketEventKind = Literal[
     "ticket_linked",
     "ticket_merged",
     "ticket_duplicated",
+    "client_updated",
 ]
 
 
@@ -362,6 +378,7 @@ class TicketEvent(_EventBase):
     previous_priority: Priority | None = None
     previous_status: TicketStatus | None = None
     reason: str | None = None
+    # A note's text; on `client_updated`, the message the clients were sent.
     note: str | None = None
     # Extension: on an assignment a dispatcher made against a fatigue rule, that rule in words.
     override: str | None = None

@@ -52,6 +52,7 @@ from dispatch.core.protocol import (
     TicketEvent,
     TicketEventKind,
     Unassign,
+    UpdateClients,
 )
 from dispatch.core.roster import Fatigue, Roster, WorkLog
 from dispatch.core.sla import SlaState, alert_state, clock_fields
@@ -313,7 +314,8 @@ def add_technician(c: Change, command: AddTechnician) -> Ack:
     if command.tech_id in c.state.technicians:
         existing = c.state.technicians[command.tech_id]
         raise Refused(ErrorCode.CONFLICT, f"technician {command.tech_id} already exists", existing)
-    technician = Technician(id=command.tech_id, name=command.name, skills=command.skills, capacity=command.capacity)
+    technician = Technician(id=command.tech_id, name=command.name, skills=command.skills, capacity=command.capacity,
+                            notify=command.notify)  # fmt: skip
     c.technician_event("technician_added", technician)
     return Ack(command_id=command.command_id, seq=c.state.seq)
 
@@ -357,6 +359,27 @@ def merge(c: Change, command: Merge) -> Ack:
         c.ticket_event("ticket_merged", ticket, after, previous_status=ticket.status, reason=reason)
     return Ack(command_id=command.command_id, seq=c.state.seq, ticket_id=primary.id, version=primary.version,
                ticket_ids=list(command.duplicate_ids))  # fmt: skip
+
+
+def update_clients(c: Change, command: UpdateClients) -> Ack:
+    """Record the message on each open ticket of the incident, saying whom it goes to; the server's
+    notifier sends it to the contacts once the batch is stored."""
+    incident = c.state.incidents.get(command.incident_id)
+    if incident is None:
+        raise Refused(ErrorCode.NOT_FOUND, f"no incident {command.incident_id}")
+    tickets = [t for i in incident.ticket_ids if (t := c.state.tickets.get(i)) is not None and t.is_open]
+    if not tickets:
+        raise Refused(ErrorCode.CONFLICT, f"{incident.id} has no open tickets: no client to update")
+    for ticket in tickets:
+        contacts = len(c.rules.contracts.contacts(ticket.client))
+        reason = (
+            f"sent to {contacts} contact{'s' if contacts > 1 else ''} of {ticket.client}"
+            if contacts
+            else f"{ticket.client} has no contacts in the SLA file: sent to nobody"
+        )
+        c.ticket_event("client_updated", ticket, ticket, note=command.message, reason=reason)
+    return Ack(command_id=command.command_id, seq=c.state.seq, incident_id=incident.id,
+               ticket_ids=[t.id for t in tickets])  # fmt: skip
 
 
 def callout(c: Change, command: CalloutCommand) -> Ack:
