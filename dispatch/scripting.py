@@ -6,6 +6,7 @@
     dispatch tech list [--json]
     dispatch tech status TECH_ID STATUS
     dispatch callout send TECH_ID [--reason TEXT] | accept CALLOUT_ID | decline CALLOUT_ID | list
+    dispatch incident update INCIDENT_ID --message TEXT
     dispatch simulate [--scenario NAME] [--rate 30/min] [--duration 10m] [--speed 10] [--seed 7] [--team]
     dispatch import FILE.csv|FILE.json [--dry-run]          (dispatch/importer.py)
 
@@ -61,9 +62,13 @@ from dispatch.core.protocol import (
     CreateTicket,
     Error,
     ErrorCode,
+    GetHistory,
+    History,
     ServerFrame,
     SetTechStatus,
     Snapshot,
+    TicketEvent,
+    UpdateClients,
     Welcome,
 )
 from dispatch.core.sla import current_target, read_clock
@@ -256,6 +261,10 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument("--name", required=True)
     add.add_argument("--skills", default="", metavar="A,B", help="comma-separated skills")
     add.add_argument("--capacity", type=int, default=3, help="active tickets at once (default: %(default)s)")
+    add.add_argument(
+        "--notify", metavar="URL", help="an apprise URL (ntfys://, mailto://, ...) where they hear of their"
+        " assignments and call-outs; kept on the server, never shown on a board",
+    )  # fmt: skip
     add.set_defaults(run=technician_add, prog_name="dispatch tech add")
     tech_list = _subparser(tech_commands, "list", "list technicians with status, load and skills", common)
     tech_list.add_argument("--json", action="store_true", help="print a JSON list of technician objects")
@@ -300,6 +309,16 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     waiting = _subparser(callout_commands, "list", "call-outs waiting for an answer (yours, with a technician token)",
                          common)  # fmt: skip
     waiting.set_defaults(run=callout_list, prog_name="dispatch callout list")
+
+    incident = commands.add_parser("incident", help="tell the clients of an incident what is going on")
+    incident_commands = incident.add_subparsers(dest="incident_command", required=True, metavar="{update}")
+    update = _subparser(
+        incident_commands, "update", "send a message to the contacts of every client with an open ticket in the"
+        " incident, and record it on those tickets (dispatcher token)", common,
+    )  # fmt: skip
+    update.add_argument("incident_id", metavar="INCIDENT_ID")
+    update.add_argument("--message", required=True, help="what the clients are told, up to 2000 characters")
+    update.set_defaults(run=incident_update, prog_name="dispatch incident update")
 
 
 # --- running a command ----------------------------------------------------------------------------
@@ -542,6 +561,7 @@ async def technician_add(args: argparse.Namespace) -> int:
         command = AddTechnician(
             type="add_technician", command_id=new_command_id(), tech_id=args.tech_id, name=args.name,
             skills=[skill for skill in args.skills.split(",") if skill.strip()], capacity=args.capacity,
+            notify=args.notify,
         )  # fmt: skip
     except ValidationError as exc:
         raise CommandFailed(validation_message(exc), ExitCode.FAILED) from None
@@ -563,6 +583,35 @@ async def technician_status(args: argparse.Namespace) -> int:
     async with open_session(target) as session:
         await _expect_ack(session, command)
     print(f"{command.tech_id} -> {command.status.value}")
+    return ExitCode.OK
+
+
+# --- incidents -----------------------------------------------------------------------------------
+
+
+async def incident_update(args: argparse.Namespace) -> int:
+    """`dispatch incident update INC-1 --message "ISP fixed the line; checking each site"`: prints whom
+    the update went to, client by client."""
+    target = target_of(args)
+    try:
+        command = UpdateClients(command_id=new_command_id(), incident_id=args.incident_id, message=args.message)
+    except ValidationError as exc:
+        raise CommandFailed(validation_message(exc), ExitCode.FAILED) from None
+    async with open_session(target) as session:
+        ack = await _expect_ack(session, command)
+        clients: dict[str, list[str]] = {}
+        tickets = {t.id: t for t in _snapshot(session).tickets}
+        for ticket_id in ack.ticket_ids or []:
+            clients.setdefault(tickets[ticket_id].client if ticket_id in tickets else "?", []).append(ticket_id)
+        # Whom each client's update went to is in its tickets' history (the SLA file is the server's).
+        lines = []
+        for ticket_ids in clients.values():
+            history = await send(session, GetHistory(command_id=new_command_id(), ticket_id=ticket_ids[0]))
+            events = history.events if isinstance(history, History) else []
+            sent_to = [e.reason for e in events if isinstance(e, TicketEvent) and e.kind == "client_updated"]
+            lines.append(f"  {sent_to[-1] if sent_to else 'recorded'} ({', '.join(ticket_ids)})")
+    print(f"{ack.incident_id}: update recorded on {len(ack.ticket_ids or [])} open tickets")
+    print("\n".join(lines))
     return ExitCode.OK
 
 

@@ -22,6 +22,7 @@ from dispatch.core.roster import Roster
 from dispatch.core.state import DispatchState
 from server.connection import Connections
 from server.fanout import CLOSE_WAIT_S, Fanout
+from server.notify import Notifier
 from server.settings import ServerSettings
 from server.storage import Storage
 from server.writer import Writer
@@ -43,6 +44,9 @@ class DispatchServer:
         self.settings = settings
         self.fanout = Fanout(state.seq, event_log)
         self.writer = Writer(storage, state, settings, self.fanout)
+        # Told of each stored batch; sends its messages in the background (server/notify.py).
+        self.notifier = Notifier(settings, state)
+        self.writer.watchers.append(self.notifier.watch)
         self.connections = Connections(storage, state, settings, self.fanout, self.writer)
 
     @classmethod
@@ -86,6 +90,7 @@ class DispatchServer:
             host, port = next(iter(ws_server.sockets)).getsockname()[:2]
             scheme = "wss" if self.settings.tls is not None else "ws"
             ready(f"{scheme}://{host}:{port}")
+            self.notifier.start()
             stopped = asyncio.create_task(stop.wait())
             await asyncio.wait([stopped, writer], return_when=asyncio.FIRST_COMPLETED)
             # Stop accepting and stop reading; what is already queued is still committed and acked.
@@ -102,6 +107,8 @@ class DispatchServer:
             stopped.cancel()
             await self.writer.record_decision_log_position()
             await self.fanout.close_all(1001, "server shutting down")
+            # Last: every stored batch's messages are queued by now; they get a bounded time to go out.
+            await self.notifier.stop(self.settings.notify_drain_s)
         if self.fatal is not None:
             raise self.fatal
 

@@ -3,7 +3,7 @@
     dispatch-server --version
     dispatch-server --db PATH serve [--host H] [--port P] [--log FILE] [--auto-assign] [--decision-log FILE]
                                     [--policy FILE] [--sla FILE] [--roster FILE] [--tls-cert FILE --tls-key FILE]
-                                    [--allowed-origin URL ...]
+                                    [--allowed-origin URL ...] [--notify URL ...]
                                     [--rate-limit N] [--max-connections N] [--max-connections-per-token N]
     dispatch-server --db PATH token create --role ROLE --name NAME [--tech TECH_ID]
     dispatch-server --db PATH token list
@@ -43,6 +43,7 @@ from dispatch.core.version import version_line
 from server.app import DispatchServer, install_stop_signals
 from server.decisions import default_decision_log, show_decisions
 from server.embedded import running
+from server.notify import usable
 from server.operations import add_operations_parsers, run_operation
 from server.report import ReportError, add_report_parser, run_report
 from server.roster import load_roster, pending_technicians
@@ -86,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--roster", metavar="FILE", help="shifts, on-call rotations, fatigue rules, call-outs, TOML (re-read on SIGHUP)"
     )
+    serve.add_argument(
+        "--notify", metavar="URL", action="append", default=[],
+        help="an apprise URL (ntfys://, mailto://, json://, ...) that hears of P1 escalations, SLA breaches,"
+        " bursts and call-outs (repeatable)",
+    )  # fmt: skip
     serve.add_argument(
         "--dedupe-window", metavar="MIN", type=float, default=DEFAULTS.dedupe_window_minutes,
         help="a report with a dedupe key joins an open ticket with that key this many minutes old "
@@ -216,6 +222,10 @@ async def _serve(args: argparse.Namespace) -> int:
     contracts = load_contracts(args.sla)
     roster = load_roster(args.roster)
     tls = _tls_context(args.tls_cert, args.tls_key)
+    for url in args.notify:
+        if not usable(url):
+            # Only the scheme: the rest of a notification URL is often a token.
+            raise _Refused(f"--notify {url.split('://', 1)[0]}://…: not a URL apprise can send to")
     storage = await Storage.open(args.db)
     try:
         with ExitStack() as files:
@@ -231,6 +241,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 tls=tls, allowed_origins=tuple(args.allowed_origin),
                 rate_limit=args.rate_limit,
                 max_connections=args.max_connections, max_connections_per_token=args.max_connections_per_token,
+                notify=tuple(args.notify),
             )  # fmt: skip
             if args.fixed_clock is not None:
                 fixed: datetime = args.fixed_clock

@@ -66,6 +66,18 @@ class ServerSettings:
     # Open connections in all (HTTP 503 beyond) and per token (close 4409 beyond, after the hello).
     max_connections: int = 1000
     max_connections_per_token: int = 64
+    # Notifications (server/notify.py): apprise URLs that hear of P1 escalations, SLA breaches, bursts and
+    # call-outs (`--notify`, repeatable). Technicians' own URLs come with add_technician, clients' contacts
+    # from the SLA file.
+    notify: tuple[str, ...] = ()
+    # Messages (one per URL) waiting to go out at most; beyond, new ones are dropped and counted as failures.
+    notify_queue: int = 1000
+    # Tries after a failed one, the wait before the first of them (doubling each time), how long one try
+    # may take, and how long what is queued may take to go out when the server stops.
+    notify_retries: int = 3
+    notify_backoff_s: float = 2.0
+    notify_timeout_s: float = 10.0
+    notify_drain_s: float = 5.0
 
 
 # The defaults, for `serve`'s options and help. Read it, never change it: it is shared.

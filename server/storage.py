@@ -146,6 +146,11 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE kind IN ('technician_added', 'technician_status_changed',
                        'callout_sent', 'callout_answered', 'callout_expired');
     """,
+    # 8: where a technician hears of their assignments (an apprise URL). Kept here only: the events and
+    # snapshots boards receive never carry it.
+    """
+    ALTER TABLE technicians ADD COLUMN notify TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -285,9 +290,10 @@ class Storage:
                 state.tickets[ticket.id] = ticket
                 if ticket.id.startswith("T-"):
                     state.last_ticket_number = max(state.last_ticket_number, ticket_number(ticket.id))
-        async with self._db.execute("SELECT id, name, skills, status, capacity FROM technicians") as cursor:
+        async with self._db.execute("SELECT id, name, skills, status, capacity, notify FROM technicians") as cursor:
             async for row in cursor:
-                tech = Technician(id=row[0], name=row[1], skills=json.loads(row[2]), status=row[3], capacity=row[4])
+                tech = Technician(id=row[0], name=row[1], skills=json.loads(row[2]), status=row[3], capacity=row[4],
+                                  notify=row[5])  # fmt: skip
                 state.technicians[tech.id] = tech
         async with self._db.execute("SELECT id, title, ticket_ids, opened_at FROM incidents") as cursor:
             async for row in cursor:
@@ -346,10 +352,12 @@ class Storage:
                     f"INSERT OR REPLACE INTO tickets ({_TICKET_COLUMNS}) VALUES ({_TICKET_PLACEHOLDERS})",
                     ticket_rows,
                 )
-            tech_rows = [(t.id, t.name, json.dumps(t.skills), t.status.value, t.capacity) for t in technicians]
+            tech_rows = [(t.id, t.name, json.dumps(t.skills), t.status.value, t.capacity, t.notify)
+                         for t in technicians]  # fmt: skip
             if tech_rows:
                 await db.executemany(
-                    "INSERT OR REPLACE INTO technicians (id, name, skills, status, capacity) VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO technicians (id, name, skills, status, capacity, notify)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
                     tech_rows,
                 )
             incident_rows = [(i.id, i.title, json.dumps(i.ticket_ids), _iso(i.opened_at)) for i in incidents]
