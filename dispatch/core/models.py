@@ -181,6 +181,8 @@ class Callout(BaseModel):
     status: CalloutStatus = CalloutStatus.WAITING
     # Inside the fatigue rules' night, in the technician's own time zone.
     night: bool = False
+    # A dispatcher's call-out against a fatigue rule: that rule in words.
+    override: str | None = None
 
 
 class Incident(BaseModel):

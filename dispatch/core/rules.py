@@ -389,7 +389,7 @@ def callout(c: Change, command: CalloutCommand) -> Ack:
     if any(co.tech_id == technician.id and co.status is CalloutStatus.WAITING for co in c.state.callouts.values()):
         raise Refused(ErrorCode.CONFLICT, f"{technician.id} already has a call-out waiting for an answer", technician)
     override = c.fatigue(technician.id, callout=True)
-    sent = send_callout(c, technician.id, None, command.reason or f"called in by {c.actor.user}")
+    sent = send_callout(c, technician.id, None, command.reason or f"called in by {c.actor.user}", override)
     return Ack(command_id=command.command_id, seq=c.state.seq, callout_id=sent.id, override=override)
 
 
@@ -414,8 +414,9 @@ def answer_callout(c: Change, command: AnswerCallout) -> Ack:
     return Ack(command_id=command.command_id, seq=c.state.seq, callout_id=callout.id)
 
 
-def send_callout(c: Change, tech_id: str, ticket_id: str | None, reason: str) -> Callout:
-    """A call-out to `tech_id`, answered within the roster's `answer_within`."""
+def send_callout(c: Change, tech_id: str, ticket_id: str | None, reason: str, override: str | None = None) -> Callout:
+    """A call-out to `tech_id`, answered within the roster's `answer_within` (`override`: the fatigue
+    rule a dispatcher called them out against)."""
     roster = c.rules.roster
     callout = Callout(
         id=callout_id_for(c.state.last_callout_number + 1),
@@ -425,6 +426,7 @@ def send_callout(c: Change, tech_id: str, ticket_id: str | None, reason: str) ->
         sent_at=c.now,
         expires_at=c.now + roster.answer_within,
         night=roster.is_night(tech_id, c.now),
+        override=override,
     )
     c.callout_event("callout_sent", callout)
     return callout
