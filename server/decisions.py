@@ -1,4 +1,4 @@
-"""Allocation decisions read back: `dispatch-server --db PATH decisions [--since 2h] [--ticket T]
+"""Allocation decisions read back: `dispatch-server --db PATH|URL decisions [--since 2h] [--ticket T]
 [--technician TECH] [--format table|json]`.
 
 The server stores one record per allocation (manual, bulk, rebalance, auto, preemption) in the
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatch.core.durations import DurationError, format_left, parse_duration
-from server.storage import Storage, StorageError
+from server.storage import Storage, StorageError, is_postgres_url
 
 __all__ = ["DecisionsError", "default_decision_log", "format_table", "read_decisions", "show_decisions"]
 
@@ -44,12 +44,12 @@ async def read_decisions(
 ) -> list[dict[str, Any]]:
     """The decisions stored in `db`, oldest first: made within `since` of `now`, about `ticket`, giving
     work to or taking it from `technician` (each filter only when given)."""
-    if not Path(db).exists():
+    if not is_postgres_url(db) and not Path(db).exists():
         # Storage.open would create an empty database: a typo in the path must not look like a quiet night.
         raise DecisionsError(f"no database at {db}")
     start = (now or datetime.now(UTC)) - since if since is not None else None
     # No full integrity check: that is the server's job at start, and it reads every page of the file.
-    storage = await Storage.open(db, check_integrity=False)
+    storage = await Storage.open(db, check_integrity=False, create=False)
     try:
         return await storage.find_decisions(since=start, ticket=ticket, technician=technician)
     finally:

@@ -1,9 +1,14 @@
-"""SQLite storage: the append-only event log and the current-state tables, written together.
+"""Storage: the append-only event log and the current-state tables, written together.
 
-One `Storage` owns one aiosqlite connection and is the only writer. Handlers never see SQL: they hand
-over a batch (events, the state rows they changed, the replies of the commands that made them) and get
-it back durable, in one transaction. The narrow interface (`apply_batch`, `load_state`, `events_after`)
-is what a PostgreSQL backend would implement.
+`Storage` is the interface the server and the operator commands use, and `Storage.open(db)` picks the
+engine from the `--db` text: a `postgresql://` (or `postgres://`) URL is PostgreSQL (server/pgstorage.py,
+asyncpg), anything else a SQLite file (`SqliteStorage`, below). Both keep the same tables and columns
+(`TABLES`), migrated by the same numbered steps, so a database moves from one to the other by copying
+rows (`dispatch-server import-sqlite`).
+
+One `Storage` is the only writer of its database. Handlers never see SQL: they hand over a batch
+(events, the state rows they changed, the replies of the commands that made them) and get it back
+durable, in one transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import hashlib
 import hmac
 import json
 import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +30,16 @@ from dispatch.core.models import Incident, Role, Technician, Ticket
 from dispatch.core.protocol import CalloutEvent, Event, SlaEvent, TechnicianEvent, TicketEvent, event_adapter
 from dispatch.core.state import DispatchState, alert_key, incident_number, remember_work, ticket_number
 
-__all__ = ["Storage", "StorageError", "TokenRecord", "CommandRecord", "hash_token"]
+__all__ = [
+    "Storage",
+    "SqliteStorage",
+    "StorageError",
+    "TokenRecord",
+    "CommandRecord",
+    "TABLES",
+    "hash_token",
+    "is_postgres_url",
+]
 
 
 class StorageError(Exception):
@@ -162,6 +178,19 @@ _TICKET_COLUMNS = (
 
 _TICKET_PLACEHOLDERS = ", ".join("?" for _ in _TICKET_COLUMNS.split(","))
 
+# Every table with the columns it stores at SCHEMA_VERSION (computed ones left out): the same in both
+# engines (a test compares each engine's real schema with this), and what import-sqlite copies, in order.
+TABLES: dict[str, tuple[str, ...]] = {
+    "events": ("seq", "ts", "actor", "kind", "ticket_id", "payload"),
+    "tickets": tuple(c.strip() for c in _TICKET_COLUMNS.split(",")),
+    "technicians": ("id", "name", "skills", "status", "capacity", "notify"),
+    "incidents": ("id", "title", "ticket_ids", "opened_at"),
+    "commands": ("user", "command_id", "seq", "reply"),
+    "tokens": ("name", "role", "tech_id", "token_hash", "created_at", "revoked_at"),
+    "decisions": ("seq", "record"),
+    "decision_log_through": ("id", "seq"),
+}
+
 
 @dataclass(frozen=True)
 class TokenRecord:
@@ -187,6 +216,131 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def is_postgres_url(db: str | Path) -> bool:
+    """Whether `--db` names a PostgreSQL database (a libpq URL) rather than a SQLite file."""
+    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
+
+
+def live_token_matching(token: str, live: Iterable[tuple[TokenRecord, str]]) -> TokenRecord | None:
+    """The record among (live token, its hash) pairs whose hash is `token`'s.
+
+    Every hash is compared, each in constant time, with no early exit: how long a wrong guess takes says
+    nothing about how close it was nor which token it nearly matched."""
+    wanted = hash_token(token).encode()
+    found: TokenRecord | None = None
+    for record, token_hash in live:
+        if hmac.compare_digest(wanted, token_hash.encode()):
+            found = record
+    return found
+
+
+def duplicate_token(name: str) -> StorageError:
+    return StorageError(
+        f"a token named {name!r} already exists (names are never reused, revoked ones included: choose another name)"
+    )
+
+
+class Storage(ABC):
+    """A dispatch database: what the server, its writer and the operator commands read and write.
+
+    Two engines implement it: `SqliteStorage` (a file) and `server.pgstorage.PostgresStorage`. Each is
+    the only writer of its database within its process; `apply_batch` is the one write of the server.
+
+    Several servers on one PostgreSQL (later): `apply_batch` there already runs under a database-wide
+    writer lock and announces the last stored seq on the `dispatch_events` channel (NOTIFY, delivered at
+    commit). What remains is in the writer: take the same lock before deciding, catch up with
+    `events_after(state.seq, ...)` written by other nodes, decide, then store in that transaction; and a
+    LISTEN on the channel telling idle nodes there is more to read.
+    """
+
+    @staticmethod
+    async def open(db: str | Path, *, check_integrity: bool = True, create: bool = True) -> Storage:
+        """Open the database `db` names, creating its tables if needed (unless not `create`) and migrating
+        them; raises `StorageError` with a one-line reason. A postgresql:// or postgres:// URL is
+        PostgreSQL; anything else the path of a SQLite file."""
+        if is_postgres_url(db):
+            # Imported here, not at the top: server.pgstorage builds on this module.
+            from server.pgstorage import PostgresStorage
+
+            return await PostgresStorage.connect(str(db), create=create)
+        return await SqliteStorage.open_file(db, check_integrity=check_integrity, create=create)
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def load_state(self, now: datetime | None = None) -> DispatchState:
+        """Current state from the state tables (not a replay: that is what the log is kept for); `now`
+        (the server's clock) bounds how far back technicians' hours are rebuilt from the log."""
+
+    @abstractmethod
+    async def apply_batch(
+        self,
+        events: Sequence[tuple[Event, str]],
+        tickets: Iterable[Ticket],
+        technicians: Iterable[Technician],
+        incidents: Iterable[Incident],
+        commands: Sequence[CommandRecord],
+        decisions: Sequence[tuple[int, str]] = (),
+        decision_log_through: int | None = None,
+    ) -> None:
+        """Write one batch in one transaction: events (with their serialised payload), changed rows,
+        command replies, decision records (seq, JSON line), and how far the decision-log file is known
+        to be written. Returns once it is durable; a failed batch leaves nothing behind."""
+
+    @abstractmethod
+    async def decisions_missing_from_log(self, last_in_file: int) -> list[str]:
+        """Decision records that may not have reached the decision-log file: those after the last seq
+        in the file or, for a file with no record (rotated, emptied), after the last one recorded as
+        written, so a rotated log is not given the old lines again."""
+
+    @abstractmethod
+    async def find_decisions(
+        self, *, since: datetime | None = None, ticket: str | None = None, technician: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Decision records, oldest first: those made at or after `since`, about `ticket`, and moving work
+        to or from `technician` (each filter only when given)."""
+
+    @abstractmethod
+    async def events_after(self, after_seq: int, up_to: int) -> list[str]:
+        """Serialised events with after_seq < seq <= up_to, in order."""
+
+    @abstractmethod
+    async def all_events(self) -> list[Event]:
+        """The whole log, parsed (for replay checks and tools, not the hot path)."""
+
+    @abstractmethod
+    async def ticket_history(self, ticket_id: str) -> list[str]:
+        """Serialised events about one ticket, oldest first."""
+
+    @abstractmethod
+    async def find_replies(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """Stored replies for (user, command_id) pairs that were applied before."""
+
+    @abstractmethod
+    async def create_token(self, name: str, role: Role, tech_id: str | None, token: str) -> None:
+        """Store a new token's hash under a name never used before (else `StorageError`)."""
+
+    @abstractmethod
+    async def find_token(self, token: str) -> TokenRecord | None:
+        """The live (not revoked) token with this secret, if any (see `live_token_matching`)."""
+
+    @abstractmethod
+    async def list_tokens(self) -> list[TokenRecord]:
+        """Every token, revoked ones included, by name."""
+
+    @abstractmethod
+    async def revoke_token(self, name: str) -> bool:
+        """Revoke the live token `name`; False if there is none."""
+
+    @abstractmethod
+    async def revoked_names(self) -> set[str]: ...
+
+    @abstractmethod
+    async def table_counts(self) -> dict[str, int]:
+        """The number of rows in each of `TABLES`."""
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -208,17 +362,19 @@ def _ticket_from_row(row: Sequence[object]) -> Ticket:
     return Ticket.model_validate(values)
 
 
-class Storage:
-    """The one writer of a dispatch database."""
+class SqliteStorage(Storage):
+    """The one writer of a dispatch database in a SQLite file, through one aiosqlite connection."""
 
     def __init__(self, connection: aiosqlite.Connection, path: Path) -> None:
         self._db = connection
         self.path = path
 
     @classmethod
-    async def open(cls, path: str | Path, *, check_integrity: bool = True) -> Storage:
-        """Open (creating if needed) and migrate; raises `StorageError` with a one-line reason."""
+    async def open_file(cls, path: str | Path, *, check_integrity: bool = True, create: bool = True) -> SqliteStorage:
+        """Open (creating if needed, unless not `create`) and migrate; raises `StorageError` with a one-line reason."""
         path = Path(path)
+        if not create and not path.exists():
+            raise StorageError(f"no database at {path}")
         try:
             db = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as exc:
@@ -456,26 +612,18 @@ class Storage:
             await self._db.execute("COMMIT")
         except sqlite3.IntegrityError:
             await self._db.execute("ROLLBACK")
-            raise StorageError(
-                f"a token named {name!r} already exists (names are never reused, revoked ones included:"
-                " choose another name)"
-            ) from None
+            raise duplicate_token(name) from None
 
     async def find_token(self, token: str) -> TokenRecord | None:
         """The live (not revoked) token with this secret, if any.
 
         Every live token's hash is compared, each in constant time, with no early exit: how long a
         wrong guess takes says nothing about how close it was nor which token it nearly matched."""
-        wanted = hash_token(token).encode()
         async with self._db.execute(
             "SELECT name, role, tech_id, created_at, revoked_at, token_hash FROM tokens WHERE revoked_at IS NULL"
         ) as cursor:
             rows = await cursor.fetchall()
-        found: TokenRecord | None = None
-        for row in rows:
-            if hmac.compare_digest(wanted, str(row[5]).encode()):
-                found = TokenRecord(row[0], Role(row[1]), row[2], row[3], row[4])
-        return found
+        return live_token_matching(token, ((TokenRecord(r[0], Role(r[1]), r[2], r[3], r[4]), str(r[5])) for r in rows))
 
     async def list_tokens(self) -> list[TokenRecord]:
         async with self._db.execute(
@@ -495,6 +643,16 @@ class Storage:
     async def revoked_names(self) -> set[str]:
         async with self._db.execute("SELECT name FROM tokens WHERE revoked_at IS NOT NULL") as cursor:
             return {row[0] for row in await cursor.fetchall()}
+
+    async def table_counts(self) -> dict[str, int]:
+        return {table: int((await self._one(f"SELECT COUNT(*) FROM {table}"))[0]) for table in TABLES}
+
+    async def read_rows(self, table: str, chunk: int = 5_000) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """The rows of one of `TABLES`, its columns in `TABLES`' order, `chunk` at a time (import-sqlite)."""
+        columns = ", ".join(f'"{c}"' for c in TABLES[table])
+        async with self._db.execute(f"SELECT {columns} FROM {table}") as cursor:
+            while rows := await cursor.fetchmany(chunk):
+                yield [tuple(row) for row in rows]
 
 
 def apply_alert(state: DispatchState, event: Event) -> None:
