@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -226,8 +227,9 @@ def _check_url(url: str, where: str) -> None:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within {CONNECT_TIMEOUT_S:g} s"
-    if isinstance(exc, OSError) and exc.strerror and not str(exc).startswith("Multiple exceptions"):
-        return exc.strerror.lower()
+    if isinstance(exc, OSError) and exc.errno:
+        # asyncio's "Connect call failed ('127.0.0.1', 5432)" says less than the errno's own words.
+        return os.strerror(exc.errno).lower()
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
