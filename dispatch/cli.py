@@ -6,6 +6,7 @@
     dispatch demo
     dispatch ticket new|list, assign, tech list|status, callout, simulate    (dispatch/scripting.py)
     dispatch import FILE.csv|FILE.json [--dry-run]                  (dispatch/importer.py)
+    dispatch wallboard --web [--host 127.0.0.1] [--port 8080]       (dispatch/wallboard.py; viewer token only)
 
 Exit status of the scripted commands, documented in dispatch/scripting.py and `dispatch --help`:
 0 done, 1 invalid or other failure (import: some rows skipped), 2 usage, 3 token refused or forbidden
@@ -19,7 +20,7 @@ import argparse
 import os
 import sys
 
-from dispatch import importer, scripting
+from dispatch import importer, scripting, wallboard
 from dispatch.client import DEFAULT_SERVER, tls_context
 from dispatch.core.version import version_line
 
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = scripting.connection_options()
     scripting.add_commands(commands, common)
     importer.add_command(commands, common)
+    wallboard.add_command(commands, common)
     return parser
 
 
@@ -59,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         from dispatch.demo import run_demo
 
         return run_demo()
+    if args.command == "wallboard":
+        return wallboard.run(args)
     if hasattr(args, "run"):
         return scripting.run(args)
     return EXIT_USAGE
