@@ -22,6 +22,8 @@ from dispatch.core.roster import Roster
 from dispatch.core.state import DispatchState
 from server.connection import Connections
 from server.fanout import CLOSE_WAIT_S, Fanout
+from server.http import HttpIntake
+from server.metrics import ServerMetrics
 from server.notify import Notifier
 from server.settings import ServerSettings
 from server.storage import Storage
@@ -48,6 +50,15 @@ class DispatchServer:
         self.notifier = Notifier(settings, state)
         self.writer.watchers.append(self.notifier.watch)
         self.connections = Connections(storage, state, settings, self.fanout, self.writer)
+        self.metrics = ServerMetrics(state, self.fanout)
+        self.writer.watchers.append(self.metrics.observe)
+        # HTTP intake and /metrics (`--http-port`), and its URL once it listens.
+        self.http = (
+            HttpIntake(storage, state, settings, self.writer, self.fanout, self.metrics)
+            if settings.http_port is not None
+            else None
+        )
+        self.http_url: str | None = None
 
     @classmethod
     async def start(cls, storage: Storage, settings: ServerSettings, event_log: IO[str]) -> DispatchServer:
@@ -89,12 +100,22 @@ class DispatchServer:
             self.connections.ws_server = ws_server
             host, port = next(iter(ws_server.sockets)).getsockname()[:2]
             scheme = "wss" if self.settings.tls is not None else "ws"
+            if self.http is not None and self.settings.http_port is not None:
+                try:
+                    self.http_url = await self.http.start(self.settings.http_port, self.settings.tls)
+                except OSError:
+                    self.writer.close()
+                    watcher.cancel()
+                    clock.cancel()
+                    raise
             ready(f"{scheme}://{host}:{port}")
             self.notifier.start()
             stopped = asyncio.create_task(stop.wait())
             await asyncio.wait([stopped, writer], return_when=asyncio.FIRST_COMPLETED)
             # Stop accepting and stop reading; what is already queued is still committed and acked.
             self.connections.draining = True
+            if self.http is not None:
+                self.http.draining = True
             ws_server.close(close_connections=False)
             self.writer.close()
             try:
@@ -105,6 +126,8 @@ class DispatchServer:
             watcher.cancel()
             clock.cancel()
             stopped.cancel()
+            if self.http is not None:
+                await self.http.stop()  # its requests are answered now: the writer has drained
             await self.writer.record_decision_log_position()
             await self.fanout.close_all(1001, "server shutting down")
             # Last: every stored batch's messages are queued by now; they get a bounded time to go out.

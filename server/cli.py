@@ -5,6 +5,7 @@
                                     [--policy FILE] [--sla FILE] [--roster FILE] [--tls-cert FILE --tls-key FILE]
                                     [--allowed-origin URL ...] [--notify URL ...]
                                     [--rate-limit N] [--max-connections N] [--max-connections-per-token N]
+                                    [--http-port P] [--client-label NAME]
     dispatch-server --db PATH token create --role ROLE --name NAME [--tech TECH_ID]
     dispatch-server --db PATH token list
     dispatch-server --db PATH token revoke NAME
@@ -43,6 +44,7 @@ from dispatch.core.version import version_line
 from server.app import DispatchServer, install_stop_signals
 from server.decisions import default_decision_log, show_decisions
 from server.embedded import running
+from server.http import HttpListenError
 from server.notify import usable
 from server.operations import add_operations_parsers, run_operation
 from server.report import ReportError, add_report_parser, run_report
@@ -106,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--burst-window", metavar="MIN", type=float, default=DEFAULTS.burst_window_minutes,
         help="... within MIN minutes (default %(default)g)",
     )  # fmt: skip
+    intake = serve.add_argument_group("HTTP intake and metrics")
+    intake.add_argument(
+        "--http-port", metavar="P", type=_port, default=DEFAULTS.http_port,
+        help="also listen for HTTP: POST /v1/tickets, /v1/alerts/alertmanager, /v1/alerts/grafana, "
+        "GET /metrics (0 picks a free port; default: no HTTP listener)",
+    )  # fmt: skip
+    intake.add_argument(
+        "--client-label", metavar="NAME", default=DEFAULTS.client_label,
+        help="the alert label that names the client an alert is about (default %(default)s)",
+    )  # fmt: skip
     security = serve.add_argument_group("exposure beyond loopback")
     security.add_argument("--tls-cert", metavar="FILE", help="PEM certificate (chain): serve wss:// instead of ws://")
     security.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
@@ -158,6 +170,12 @@ def _non_negative(text: str) -> float:
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
     return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535)")
+    return int(text)
 
 
 def _positive(text: str) -> int:
@@ -241,6 +259,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 tls=tls, allowed_origins=tuple(args.allowed_origin),
                 rate_limit=args.rate_limit,
                 max_connections=args.max_connections, max_connections_per_token=args.max_connections_per_token,
+                http_port=args.http_port, client_label=args.client_label,
                 notify=tuple(args.notify),
             )  # fmt: skip
             if args.fixed_clock is not None:
@@ -258,7 +277,11 @@ async def _serve(args: argparse.Namespace) -> int:
                     _reload_files_on_sighup(server.server, args.sla, args.roster)
                     # Printed on stdout once the socket is bound: scripts and tests wait for this line.
                     print(f"listening on {server.url}", flush=True)
+                    if server.server.http_url is not None:
+                        print(f"http on {server.server.http_url}", flush=True)
                     await server.wait()
+            except HttpListenError as exc:
+                raise _Refused(exc.strerror) from None
             except OSError as exc:
                 if listening:
                     raise _Refused(f"stopped: {exc}") from None

@@ -66,6 +66,11 @@ class ServerSettings:
     # Open connections in all (HTTP 503 beyond) and per token (close 4409 beyond, after the hello).
     max_connections: int = 1000
     max_connections_per_token: int = 64
+    # A second listener (aiohttp) for HTTP intake (tickets, Alertmanager and Grafana alerts) and
+    # /metrics, on the same host; None: none, 0: a free port.
+    http_port: int | None = None
+    # The alert label that names the client an alert is about (else the notification's common labels).
+    client_label: str = "client"
     # Notifications (server/notify.py): apprise URLs that hear of P1 escalations, SLA breaches, bursts and
     # call-outs (`--notify`, repeatable). Technicians' own URLs come with add_technician, clients' contacts
     # from the SLA file.
