@@ -399,6 +399,22 @@ async def test_a_token_that_is_not_a_viewers_is_refused(server: ServerProcess, r
         pass  # it never listened
 
 
+async def test_a_port_in_use_is_one_line(server: ServerProcess) -> None:
+    viewer = await server.token(Role.VIEWER, "wall")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        failed = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "dispatch", "wallboard", "--web", "--port", str(taken.getsockname()[1]),
+             "--server", server.url],
+            env={**os.environ, "DISPATCH_TOKEN": viewer}, capture_output=True, text=True, timeout=timeout(30),
+        )  # fmt: skip
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("dispatch wallboard: cannot listen on 127.0.0.1:")
+    assert failed.stderr.count("\n") == 1, failed.stderr
+
+
 def test_it_listens_on_loopback_unless_told(capsys: pytest.CaptureFixture[str]) -> None:
     args = build_parser().parse_args(["wallboard", "--web"])
     assert (args.host, args.port) == (DEFAULT_HOST, 8080) and DEFAULT_HOST == "127.0.0.1"
