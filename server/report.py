@@ -4,8 +4,9 @@
 
 Prints a compact text report (fits 80 columns) and, with `--out`, writes DIR/report.html: the same
 figures with charts of queue depth, arrivals and breaches over time, of SLA compliance per client
-and per tier, and of people's after-hours interruptions and hours. The charts are static SVG drawn
-by pygal and inlined, so the file works offline and needs no script from anywhere.
+and per tier, and of people's after-hours interruptions and hours, and a timeline of each incident's
+client updates. The charts are static SVG drawn by pygal and inlined (the timelines are plain HTML), so
+the file works offline and needs no script from anywhere.
 
 Every figure comes from the events, never from the current-state tables, so a report can be made as
 of any moment the log covers (the hidden `--as-of` option, for tests and reruns). The SLA clock does
@@ -27,6 +28,12 @@ someone called in or off shift. An interruption is a call-out sent (whatever the
 them off the clock) or a ticket given while off shift without one; tickets given while called in are
 the work the call-out brought, not new interruptions. Counts are scaled to a month (30 days) to read
 against the scale on-call research uses: about 2 a month healthy, 7 bad, 19 burnout.
+
+Client updates (issue 14) are the `client_updated` events, one `update_clients` command to an update
+(its events share the moment, the sender, the message and the incident). An incident's clients wait
+from its opening, or from its first ticket if that came first, until its last ticket is closed; the
+longest silence is the longest of the gaps that make up that wait (to the first update, between two,
+after the last), of those that reach into the window, counted whole.
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ from __future__ import annotations
 import argparse
 import html
 import math
+import re
+import textwrap
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,8 +55,8 @@ from pygal.style import Style  # type: ignore[import-untyped]
 
 from dispatch.core.durations import DurationError, format_duration, format_span, parse_duration
 from dispatch.core.models import CalloutStatus, Priority, Technician, TechStatus, Ticket, TicketStatus
-from dispatch.core.protocol import CalloutEvent, Event, SlaEvent, TechnicianEvent, TicketEvent
-from dispatch.core.state import OFF_THE_CLOCK
+from dispatch.core.protocol import CalloutEvent, Event, IncidentEvent, SlaEvent, TechnicianEvent, TicketEvent
+from dispatch.core.state import OFF_THE_CLOCK, incident_number
 from server.storage import Storage, is_postgres_url
 
 __all__ = [
@@ -58,6 +67,10 @@ __all__ = [
     "TechnicianLoad",
     "PeopleTime",
     "GuardrailOverride",
+    "ClientReach",
+    "ClientUpdate",
+    "Silence",
+    "IncidentUpdates",
     "INTERRUPTION_SCALE",
     "interruption_band",
     "add_report_parser",
@@ -211,6 +224,86 @@ class GuardrailOverride:
     rule: str
 
 
+@dataclass(frozen=True)
+class ClientReach:
+    """Whom one client update went to at one client: `contacts`, how many the SLA file listed for it then
+    (0: nobody), None if the event does not say in the rules' words; `reason` the event's own words;
+    `tickets`, the client's open tickets of the incident it was recorded on."""
+
+    client: str
+    contacts: int | None
+    reason: str
+    tickets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClientUpdate:
+    """One `update_clients` command: when, who sent it, the message, and each client it went to (by name).
+    `number` counts the incident's updates from 1 over its whole life, so one before the window keeps its
+    place in the sequence."""
+
+    number: int
+    at: datetime
+    by: str
+    message: str
+    reached: tuple[ClientReach, ...]
+
+
+# Where a silence begins and ends: the incident's start (its opening, or its first ticket if that came
+# first), an update, its last open ticket closing, or the end of the window while it is still open.
+SilenceEdge = Literal["opened", "first ticket", "update", "closed", "window end"]
+
+
+@dataclass(frozen=True)
+class Silence:
+    """A stretch in which the clients of an incident heard nothing: from `start` (`after` what) to `end`
+    (`before` what)."""
+
+    start: datetime
+    end: datetime
+    after: SilenceEdge
+    before: SilenceEdge
+
+    @property
+    def length(self) -> timedelta:
+        return self.end - self.start
+
+
+@dataclass
+class IncidentUpdates:
+    """What the clients of one incident were told, and the longest time they were told nothing.
+
+    `began`: the incident's opening, or its first ticket's creation if that came earlier (the clients
+    were waiting from then); `closed_at`, when its last open ticket was closed (`closed_by`, as
+    `closed_as`), None while one is open at the end. `updates`: all of them up to the end, from before the
+    window too; `listed` are those in it. `longest_silence`: the longest of the gaps (start to first
+    update, update to update, last update to closed or the window's end) that reach into the window;
+    the first of equals.
+    """
+
+    incident_id: str
+    title: str  # "" if the log has no incident_created for it
+    tickets: int
+    began: datetime
+    began_as: Literal["opened", "first ticket"]
+    closed_at: datetime | None
+    closed_by: str | None
+    closed_as: TicketStatus | None
+    updates: list[ClientUpdate]
+    window_start: datetime
+    longest_silence: Silence
+
+    @property
+    def listed(self) -> list[ClientUpdate]:
+        """The updates sent in the window."""
+        return [u for u in self.updates if u.at >= self.window_start]
+
+    @property
+    def earlier(self) -> int:
+        """How many updates were sent before the window."""
+        return len(self.updates) - len(self.listed)
+
+
 def interruption_band(per_month: float) -> InterruptionBand:
     """Where a rate of after-hours interruptions a month falls on INTERRUPTION_SCALE: up to 2 healthy,
     from 7 bad, from 19 burnout, and "raised" between healthy and bad."""
@@ -255,6 +348,8 @@ class Report:
     # incident, those it involved). Overrides in time order.
     people: list[PeopleTime] = field(default_factory=list)
     overrides: list[GuardrailOverride] = field(default_factory=list)
+    # Client updates per incident the window saw open, in the order they began.
+    incidents: list[IncidentUpdates] = field(default_factory=list)
 
     @property
     def ticket_count(self) -> int:
@@ -497,6 +592,7 @@ def build_report(
             key=lambda p: (-p.interruptions, -p.after_hours_assignments, -p.worked, p.tech_id),
         ),
         overrides=overrides,
+        incidents=_client_updates(logged, scoped, start, end),
     )
 
 
@@ -579,6 +675,129 @@ def _people_time(
     for tech_id in clocks:
         advance(tech_id, end)
     return people, overrides
+
+
+# The rules' words for whom an update went to (dispatch.core.rules.update_clients): "sent to 2 contacts
+# of Acme Corp", "Gamma has no contacts in the SLA file: sent to nobody".
+_SENT_TO = re.compile(r"^sent to (\d+) contacts? of ")
+_SENT_TO_NOBODY = re.compile(r"sent to nobody$")
+
+
+def _contacts(reason: str) -> int | None:
+    if (found := _SENT_TO.match(reason)) is not None:
+        return int(found.group(1))
+    return 0 if _SENT_TO_NOBODY.search(reason) else None
+
+
+def _update_commands(events: Sequence[Event]) -> list[list[TicketEvent]]:
+    """The `client_updated` events, one list per `update_clients` command. A command's events follow
+    one another in the log and share the moment, the sender, the message and the incident; a ticket
+    met a second time starts the next command (the same message sent twice in one batch)."""
+    commands: list[list[TicketEvent]] = []
+    previous: Event | None = None
+    for event in events:
+        if isinstance(event, TicketEvent) and event.kind == "client_updated":
+            last = commands[-1] if commands and previous is commands[-1][-1] else None
+            if (
+                last is not None
+                and (last[0].ts, last[0].actor, last[0].note, last[0].ticket.incident_id)
+                == (event.ts, event.actor, event.note, event.ticket.incident_id)
+                and all(e.ticket.id != event.ticket.id for e in last)
+            ):
+                last.append(event)
+            else:
+                commands.append([event])
+        previous = event
+    return commands
+
+
+def _updates_sent(events: Sequence[Event]) -> dict[str, list[ClientUpdate]]:
+    """Every client update in `events`, per incident, in time order."""
+    sent: dict[str, list[ClientUpdate]] = {}
+    for command in _update_commands(events):
+        first = command[0]
+        if first.ticket.incident_id is None:
+            continue  # the rules record updates only on an incident's tickets
+        by_client: dict[str, list[TicketEvent]] = {}
+        for event in command:
+            by_client.setdefault(event.ticket.client, []).append(event)
+        reached = tuple(
+            ClientReach(
+                client,
+                _contacts(said[0].reason or ""),
+                said[0].reason or "",
+                tuple(e.ticket.id for e in said),
+            )
+            for client, said in sorted(by_client.items())
+        )
+        updates = sent.setdefault(first.ticket.incident_id, [])
+        updates.append(ClientUpdate(len(updates) + 1, first.ts, first.actor, first.note or "", reached))
+    return sent
+
+
+def _incident_closed(lives: Sequence[_TicketLife]) -> TicketEvent | None:
+    """The event that closed the last open ticket of these, if none is open after the last event."""
+    open_now: set[str] = set()
+    closed: TicketEvent | None = None
+    for event in sorted((e for life in lives for e in life.history), key=lambda e: e.seq):
+        if event.ticket.is_open:
+            open_now.add(event.ticket.id)
+            closed = None
+        elif event.ticket.id in open_now:
+            open_now.discard(event.ticket.id)
+            if not open_now:
+                closed = event
+    return closed
+
+
+def _client_updates(
+    events: Sequence[Event], scoped: dict[str, _TicketLife], start: datetime, end: datetime
+) -> list[IncidentUpdates]:
+    """The client updates of each incident the window saw open (one of its tickets belongs to the scope
+    and it was not over before the window began), and each one's longest silence."""
+    members: dict[str, list[_TicketLife]] = {}
+    for life in scoped.values():
+        if life.ticket.incident_id is not None:
+            members.setdefault(life.ticket.incident_id, []).append(life)
+    opened = {e.incident.id: e.incident for e in events if isinstance(e, IncidentEvent)}
+    sent = _updates_sent(events)
+    found: list[IncidentUpdates] = []
+    for incident_id, lives in members.items():
+        closed = _incident_closed(lives)
+        if closed is not None and closed.ts < start:
+            continue
+        first_ticket = min(life.ticket.created_at for life in lives)
+        incident = opened.get(incident_id)
+        # The clients have waited since the first of the two: tickets may be grouped into an incident
+        # some time after they arrived.
+        began_as: Literal["opened", "first ticket"]
+        if incident is not None and incident.opened_at <= first_ticket:
+            began, began_as = incident.opened_at, "opened"
+        else:
+            began, began_as = first_ticket, "first ticket"
+        updates = sent.get(incident_id, [])
+        stop: tuple[datetime, SilenceEdge] = (closed.ts, "closed") if closed is not None else (end, "window end")
+        starts: list[tuple[datetime, SilenceEdge]] = [(began, began_as), *((u.at, "update") for u in updates)]
+        stops: list[tuple[datetime, SilenceEdge]] = [*((u.at, "update") for u in updates), stop]
+        silences = [Silence(a, b, after, before) for (a, after), (b, before) in zip(starts, stops, strict=True)]
+        # A silence that began before the window and ran into it counts whole: the clients waited that long.
+        longest = max((s for s in silences if s.end >= start), key=lambda s: s.length)
+        found.append(
+            IncidentUpdates(
+                incident_id=incident_id,
+                title=incident.title if incident is not None else "",
+                tickets=len(lives),
+                began=began,
+                began_as=began_as,
+                closed_at=closed.ts if closed is not None else None,
+                closed_by=closed.ticket.id if closed is not None else None,
+                closed_as=closed.ticket.status if closed is not None else None,
+                updates=updates,
+                window_start=start,
+                longest_silence=longest,
+            )
+        )
+    return sorted(found, key=lambda i: (i.began, incident_number(i.incident_id), i.incident_id))
 
 
 def _follow(lives: dict[str, _TicketLife], event: TicketEvent) -> None:
@@ -751,6 +970,8 @@ def format_text(report: Report) -> str:
         "   it runs; breached: recorded or derived, as above; paused: open time the",
         "   clock stood still on hold, holds ended)",
         "",
+        *_client_update_lines(r),
+        "",
         "REASSIGNMENTS",
         _row("reassigned", r.reassignments, f"{_plural(r.reassigned_tickets, 'ticket')}, technician to technician"),
         _row("unassigned", r.unassignments, "back to the queue"),
@@ -832,6 +1053,94 @@ def _people_lines(report: Report) -> list[str]:
         "   called in or off shift; interruptions: call-outs sent, answered or not,",
         "   and tickets given while off shift without a call-out)",
     ]
+    return lines
+
+
+def _at(moment: datetime, report: Report) -> str:
+    """As `_clock`, and with the day for a moment on another day than a one-day window's (a silence may
+    begin before the window)."""
+    day = moment.astimezone(UTC).date()
+    same_day = report.start.astimezone(UTC).date() == report.end.astimezone(UTC).date() == day
+    return moment.astimezone(UTC).strftime("%H:%M" if same_day else "%m-%d %H:%M")
+
+
+def _reach(reach: ClientReach, width: int) -> str:
+    """`Acme Corp (2)`, `Gamma (none)`: the client and how many of its contacts an update went to."""
+    if reach.contacts is None:
+        return _clip(reach.client, width)
+    count = f"({reach.contacts or 'none'})"
+    return f"{_clip(reach.client, width - len(count) - 1)} {count}"
+
+
+def _incident_span(incident: IncidentUpdates, report: Report) -> str:
+    """`4 tickets, 09:00 to 13:20` or `1 ticket, from 13:00, still open`."""
+    tickets = _plural(incident.tickets, "ticket")
+    if incident.closed_at is None:
+        return f"{tickets}, from {_at(incident.began, report)}, still open"
+    return f"{tickets}, {_at(incident.began, report)} to {_at(incident.closed_at, report)}"
+
+
+def _silence_words(incident: IncidentUpdates, report: Report) -> str:
+    """Which gap the longest silence was, in words: `between the updates at 10:10 and 12:20`."""
+    silence = incident.longest_silence
+    start, end = _at(silence.start, report), _at(silence.end, report)
+    if silence.after == "update" and silence.before == "update":
+        return f"between the updates at {start} and {end}"
+    since = {
+        "update": f"from the last update at {start}",
+        "opened": f"from its opening at {start}",
+        "first ticket": f"from its first ticket at {start}",
+    }[silence.after]
+    if silence.before == "update":
+        until = f"to the first update at {end}"
+    elif silence.before == "closed":
+        closed_as = incident.closed_as.value if incident.closed_as is not None else "closed"
+        until = f"to its last ticket {closed_as} at {end} ({incident.closed_by})"
+    else:
+        until = f"to the end of the window at {end}, still open"
+    return f"{since} {until}"
+
+
+def _client_update_lines(report: Report) -> list[str]:
+    """Per incident: its updates (time, sender, the message shortened, each client it went to with how
+    many contacts) and the longest silence, saying which gap it was."""
+    title = "CLIENT UPDATES"
+    if not report.incidents:
+        return [title, "  no incident in the window"]
+    lines = [title]
+    for incident in report.incidents:
+        span = _incident_span(incident, report)
+        name = _clip(incident.title, 80 - len(f"  {incident.incident_id}  : {span}"))
+        lines.append(f"  {incident.incident_id}  {name}: {span}" if name else f"  {incident.incident_id}  {span}")
+        listed = incident.listed
+        earlier = f" ({incident.earlier} earlier, before the window)" if incident.earlier else ""
+        if listed:
+            width = max(len(_at(u.at, report)) for u in listed)
+            message_width = 42 - width
+            lines.append(f"    {'time':<{width}}  {'sent by':<8}  {'message':<{message_width}}  sent to (contacts)")
+            for update in listed:
+                message = _clip(" ".join(update.message.split()), message_width)
+                left = f"    {_at(update.at, report):<{width}}  {_clip(update.by, 8):<8}  {message:<{message_width}}  "
+                for index, reach in enumerate(update.reached):
+                    lines.append((left if index == 0 else " " * len(left)) + _reach(reach, 80 - len(left)))
+            if earlier:
+                lines.append(f"    {earlier.strip()}")
+        elif incident.updates:
+            lines.append(f"    no update in the window{earlier}")
+        else:
+            lines.append("    no client update at all")
+        label = f"    {'longest silence':<17}{_span(incident.longest_silence.length):>7}  "
+        wrapped = textwrap.wrap(_silence_words(incident, report), width=80 - len(label))
+        lines += [(label if index == 0 else " " * len(label)) + part for index, part in enumerate(wrapped)]
+    lines += textwrap.wrap(
+        "an update: one update_clients, sent to the contacts of each client with an open ticket in the "
+        "incident; the longest silence: from the incident's start (its opening, or its first ticket if "
+        "earlier) to the first update, between two updates, or from the last update to its last ticket "
+        "closed or the window's end)",
+        width=80,
+        initial_indent="  (",
+        subsequent_indent="   ",
+    )
     return lines
 
 
@@ -1166,6 +1475,23 @@ th.group { text-align: center; border-bottom: 1px solid #cfd8dc; }
 table.sla th, table.sla td, table.people th, table.people td { white-space: nowrap; }
 table.people { font-size: .92rem; }
 table.people th, table.people td { padding: .25rem .45rem; }
+h3 { font-size: 1rem; margin: 1.6rem 0 0; }
+h3 + .note { margin-top: .1rem; }
+/* Fixed columns, so the tables of all incidents line up; the message takes the rest. */
+table.updates { width: 100%; table-layout: fixed; }
+table.updates th { white-space: nowrap; }
+table.updates td { vertical-align: top; overflow-wrap: anywhere; }
+.silent { color: #c62828; }
+.timeline { position: relative; height: 2.9rem; margin: .6rem .7rem .3rem; }
+.timeline .track { position: absolute; top: .6rem; left: 0; right: 0; height: 4px; background: #cfd8dc;
+                   border-radius: 2px; }
+.timeline .gap { position: absolute; top: .45rem; height: 10px; background: #e57373; border-radius: 5px; }
+.timeline .mark { position: absolute; top: 0; width: 1.3rem; height: 1.3rem; margin-left: -.65rem;
+                  border-radius: 50%; background: #1565c0; color: white; font-size: .75rem; line-height: 1.3rem;
+                  text-align: center; }
+.timeline .mark.earlier { background: #90a4ae; }
+.timeline .edge { position: absolute; top: 1.5rem; left: 0; font-size: .8rem; color: #607d8b; white-space: nowrap; }
+.timeline .edge.end { left: auto; right: 0; }
 """
 
 
@@ -1310,6 +1636,106 @@ their next change of status.</p>
 {overrides}"""
 
 
+# A message longer than this is shortened in the HTML table; the whole text is in its tooltip.
+_HTML_MESSAGE = 160
+
+
+def _timeline_html(incident: IncidentUpdates, report: Report) -> str:
+    """The incident's life as a line, from its start to its last ticket closed (or the window's end):
+    each update a numbered dot, the longest silence a red band. Plain HTML and CSS, nothing to load."""
+    first = incident.began
+    last = incident.closed_at or report.end
+    span = (last - first).total_seconds()
+
+    def left(moment: datetime) -> str:
+        share = (moment - first).total_seconds() / span if span > 0 else 0.0
+        return f"{100 * min(max(share, 0.0), 1.0):.2f}%"
+
+    silence = incident.longest_silence
+    width = f"{100 * silence.length.total_seconds() / span:.2f}%" if span > 0 else "0%"
+    gap = (
+        f"<div class='gap' style='left:{left(silence.start)};width:{width}' "
+        f"title='longest silence: {html.escape(_span(silence.length))}'></div>"
+    )
+    marks = "".join(
+        f"<div class='mark{'' if u.at >= incident.window_start else ' earlier'}' style='left:{left(u.at)}' "
+        f"title='{html.escape(f'{_at(u.at, report)} {u.by}: {_clip(u.message, 80)}', quote=True)}'>{u.number}</div>"
+        for u in incident.updates
+    )
+    if incident.closed_at is None:
+        end_words = f"{_at(last, report)} still open"
+    else:
+        closed_as = incident.closed_as.value if incident.closed_as is not None else "closed"
+        end_words = f"{incident.closed_by} {closed_as} {_at(last, report)}"
+    return (
+        "<div class='timeline'><div class='track'></div>"
+        f"{gap}{marks}"
+        f"<span class='edge'>{html.escape(f'{_at(first, report)} {incident.began_as}')}</span>"
+        f"<span class='edge end'>{html.escape(end_words)}</span></div>"
+    )
+
+
+def _updates_table(incident: IncidentUpdates, report: Report) -> str:
+    """A row per update in the window: its number, time, sender, message and the clients it went to."""
+
+    def message(text: str) -> str:
+        shown = html.escape(_clip(text, _HTML_MESSAGE))
+        return (
+            f"<td title='{html.escape(text, quote=True)}'>{shown}</td>"
+            if len(text) > _HTML_MESSAGE
+            else f"<td>{shown}</td>"
+        )
+
+    def reached(update: ClientUpdate) -> str:
+        # The rules' own words and the client's tickets it was recorded on, in the tooltip.
+        return "<br>".join(
+            f"<span title='{html.escape(r.reason + ' (' + ', '.join(r.tickets) + ')', quote=True)}'>"
+            f"{html.escape(_reach(r, 200))}</span>"
+            for r in update.reached
+        )
+
+    rows = "".join(
+        f"<tr><td class='n'>{u.number}</td><td>{html.escape(_at(u.at, report))}</td><td>{html.escape(u.by)}</td>"
+        f"{message(u.message)}<td>{reached(u)}</td></tr>"
+        for u in incident.listed
+    )
+    head = "<tr><th class='n'>#</th><th>time</th><th>sent by</th><th>message</th><th>sent to (contacts)</th></tr>"
+    columns = "".join(f"<col style='width:{w}'>" for w in ("2.6rem", "7.2rem", "6.5rem", "auto", "13rem"))
+    return f"<table class='updates'><colgroup>{columns}</colgroup><thead>{head}</thead><tbody>{rows}</tbody></table>"
+
+
+def _client_updates_html(report: Report) -> str:
+    """Per incident: a heading, its timeline, the table of its updates and the longest silence in words."""
+    if not report.incidents:
+        return "<p class='note'>No incident in the window.</p>"
+    parts = []
+    for incident in report.incidents:
+        heading = incident.incident_id + (f" · {incident.title}" if incident.title else "")
+        silence = f"<b>{html.escape(_span(incident.longest_silence.length))}</b>, " + html.escape(
+            _silence_words(incident, report)
+        )
+        earlier = (
+            f" Updates 1&ndash;{incident.earlier} were sent before the window."
+            if incident.earlier > 1
+            else " Update 1 was sent before the window."
+            if incident.earlier
+            else ""
+        )
+        if incident.listed:
+            body = _updates_table(incident, report) + (f"<p class='note'>{earlier.strip()}</p>" if earlier else "")
+        elif incident.updates:
+            body = f"<p class='silent'>No client update in the window.{earlier}</p>"
+        else:
+            body = "<p class='silent'>No client update at all: the clients were never told anything.</p>"
+        parts.append(
+            f"<h3>{html.escape(heading)}</h3>\n"
+            f"<p class='note'>{html.escape(_incident_span(incident, report))}</p>\n"
+            f"{_timeline_html(incident, report)}\n{body}\n"
+            f"<p>Longest silence: {silence}.</p>"
+        )
+    return "\n".join(parts)
+
+
 def render_html(report: Report) -> str:
     """One self-contained page: the figures, and the charts as inline SVG; nothing is loaded from elsewhere."""
     r = report
@@ -1438,6 +1864,13 @@ window saw it open; its respond and resolve targets count once met (first taken,
 stood still on hold (holds that have ended).</p>
 {_compliance_html(r.sla_by_client, "client")}
 {_compliance_html(r.sla_by_tier, "tier")}
+<h2>Client updates</h2>
+<p class="note">Each update is one <code>update_clients</code>: the message went to the contacts (in the SLA
+file) of every client with an open ticket in the incident. The longest silence is the longest the clients
+heard nothing: from the incident's start (its opening, or its first ticket if that came first) to the first
+update, between two updates, or from the last update to its last ticket closed or the end of the window.
+On each line, the dots are the updates (numbered as in the table) and the red band the longest silence.</p>
+{_client_updates_html(r)}
 <h2>Reassignments</h2>
 {moves}
 <h2>Load per technician</h2>
@@ -1457,7 +1890,8 @@ def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     """Add `report` to dispatch-server's subcommands."""
     report = commands.add_parser(
         "report",
-        help="after-action report: tickets, time to assignment, SLA breaches, reassignments, load, people's time",
+        help="after-action report: tickets, time to assignment, SLA breaches, client updates, reassignments, load, "
+        "people's time",
     )
     scope = report.add_mutually_exclusive_group()
     scope.add_argument("--incident", metavar="INC-ID", help="only the tickets of this incident")

@@ -26,6 +26,7 @@ from dispatch.core.sla import clock_fields
 from dispatch.core.state import Actor, DispatchState, apply_event, ticket_id_for
 from server.report import (
     GuardrailOverride,
+    IncidentUpdates,
     Report,
     ReportError,
     SlaCompliance,
@@ -161,6 +162,7 @@ async def test_text_report_over_the_whole_log(db: Path, capsys: pytest.CaptureFi
     assert line(text, "standard").split() == ["standard", "6", "4", "2", "1", "1", "62%", "0s"]
     assert max(len(row) for row in text.splitlines()) <= 80, text
     assert "carried in" not in text  # nothing can be open before the first event
+    assert "CLIENT UPDATES\n  no incident in the window\n" in text
 
 
 async def test_since_counts_only_what_happened_in_the_window(db: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -198,6 +200,7 @@ async def test_html_report_is_self_contained_with_charts(
     assert not re.search(r"""<link\b""", page, re.I)
     assert "kozea.github.io" not in page
     assert "T-000005" in page and "T-000004" in page  # the breached tickets are listed
+    assert "<h2>Client updates</h2>" in page and "No incident in the window." in page
 
 
 async def test_unknown_incident_is_a_one_line_error(db: Path) -> None:
@@ -392,19 +395,21 @@ class Desk:
     (dispatch.core.commands.execute) under SLA_FILE, and the server's SLA clock ticking when told:
     the events a server with that contract would log, without a socket."""
 
-    def __init__(self) -> None:
+    def __init__(self, sla_file: str = SLA_FILE) -> None:
         self.state = DispatchState()
-        self.rules = Rules(contracts=Contracts.parse(SLA_FILE, "sla.toml"))
+        self.rules = Rules(contracts=Contracts.parse(sla_file, "sla.toml"))
         self.ana = Actor("ana", Role.DISPATCHER)
         self.events: list[Event] = []
 
-    def do(self, at: float, command: dict[str, Any]) -> str:
-        """Apply `command` at MONDAY + `at` minutes; the ticket id it was about."""
+    def do(self, at: float, command: dict[str, Any], by: str = "ana") -> str:
+        """Apply `command` at MONDAY + `at` minutes, as the dispatcher ana (or `by`); the ticket id it was
+        about (the incident's, for an incident's command)."""
         frame = decode_client_frame(json.dumps({"command_id": f"c{len(self.events)}", **command}))
-        outcome = execute(self.state, frame, self.ana, MONDAY + minutes(at), self.rules)  # type: ignore[arg-type]
+        actor = self.ana if by == "ana" else Actor(by, Role.DISPATCHER)
+        outcome = execute(self.state, frame, actor, MONDAY + minutes(at), self.rules)  # type: ignore[arg-type]
         assert isinstance(outcome, Outcome), outcome
         self.events += outcome.events
-        return str(outcome.ack.ticket_id)
+        return str(outcome.ack.ticket_id or outcome.ack.incident_id)
 
     def tick(self, at: float) -> None:
         """The server's clock looks at every ticket, as it does each second."""
@@ -895,3 +900,265 @@ def test_html_shows_people_time_charts_with_the_scale() -> None:
     assert "<b>burnout</b> on the scale on-call research uses (about 2 a month healthy, 7 bad, 19 burnout)" in page
     fetched = re.findall(r"""(?:src|href)\s*=\s*["']?((?:https?:)?//[^"' >]+)""", page, re.I)
     assert fetched == [], fetched
+
+
+# --- client updates per incident, over a log the server's rules write -------------------------------------
+
+CONTACTS_FILE = """
+[clients."Acme Corp"]
+contacts = ["mailto://it@acme.example", "ntfys://ntfy.sh/acme-outages"]
+
+[clients."Beta Ltd"]
+contacts = ["mailto://ops@beta.example"]
+"""
+
+
+def update(incident_id: str, message: str) -> dict[str, Any]:
+    return {"type": "update_clients", "incident_id": incident_id, "message": message}
+
+
+FIBRE_CUT = "Our ISP has a fibre cut near the office; their engineer is on site. Next update 10:00."
+
+
+def updates_log() -> list[Event]:
+    """Monday 7 December 2026 from 09:00 (minutes after it); Acme Corp has two contacts, Beta Ltd one,
+    Gamma none (no table in the SLA file).
+
+      09:00 T1 VPN down and T2 Mail down at Acme, T3 VPN down at Beta, T4 Phones at Gamma.
+      09:05 INC-1 "ISP outage" groups T1-T4: its clients have waited since its first ticket, at 09:00.
+      09:20 ana updates INC-1: Acme (T1, T2), Beta (T3) and Gamma (T4).
+      09:25 INC-2 "Printers" opens empty; 09:30 T5 at Beta joins it.    10:00 T3 resolved.
+      10:10 ben updates INC-1: Acme and Gamma (Beta's ticket is closed).
+      11:00 T5 resolved: INC-2 is over, never updated (1h 35m from its opening).
+      12:20 ana updates INC-1.    12:50 T1 and T2 resolved.
+      13:00 T6 Phones dead at Beta; 13:01 INC-3 "Phone lines" groups it.
+      13:20 T4 resolved: INC-1 is over. Its silences: 20m, 50m, 2h 10m, 1h 00m.
+      14:30 ana updates INC-3, 1h 30m after its first ticket; it stays open.
+    """
+    desk = Desk(CONTACTS_FILE)
+    t1, t2, t3, t4 = (desk.do(0, ticket_frame(title, client=client)) for title, client in
+                      [("VPN down", "Acme Corp"), ("Mail down", "Acme Corp"), ("VPN down", "Beta Ltd"),
+                       ("Phones", "Gamma")])  # fmt: skip
+    assert desk.do(5, {"type": "create_incident", "title": "ISP outage", "ticket_ids": [t1, t2, t3, t4]}) == "INC-1"
+    desk.do(20, update("INC-1", FIBRE_CUT))
+    assert desk.do(25, {"type": "create_incident", "title": "Printers"}) == "INC-2"
+    t5 = desk.do(30, ticket_frame("Printers offline", client="Beta Ltd", priority="P3", incident_id="INC-2"))
+    desk.do(60, status(t3, "resolved"))
+    desk.do(70, update("INC-1", "Fibre spliced; service is coming back site by site."), by="ben")
+    desk.do(120, status(t5, "resolved"))
+    desk.do(200, update("INC-1", "Most sites are back; we're checking the last ones & the <VPN>."))
+    desk.do(230, status(t1, "resolved"))
+    desk.do(230, status(t2, "resolved"))
+    t6 = desk.do(240, ticket_frame("Phones dead", client="Beta Ltd", priority="P1"))
+    assert desk.do(241, {"type": "create_incident", "title": "Phone lines", "ticket_ids": [t6]}) == "INC-3"
+    desk.do(260, status(t4, "resolved"))
+    desk.do(330, update("INC-3", "The carrier has found the fault."))
+    return desk.events
+
+
+def mon(clock: str) -> datetime:
+    """`12:20` on Monday 7 December 2026 (UTC, London's time in December)."""
+    hours, mins = map(int, clock.split(":"))
+    return MONDAY.replace(hour=hours, minute=mins)
+
+
+# (incident, began at, as, closed at or None, updates in the window as (number, time, by, clients),
+# updates before it, longest silence as (after, start, before, end))
+IncidentRow = tuple[str, str, str, str | None, list[tuple[int, str, str, str]], int, tuple[str, str, str, str]]
+
+
+def incident_rows(report: Report) -> list[IncidentRow]:
+    def hhmm(moment: datetime) -> str:
+        return moment.strftime("%H:%M")
+
+    def clients(incident: IncidentUpdates, number: int) -> str:
+        (sent,) = [u for u in incident.updates if u.number == number]
+        return ", ".join(f"{r.client} {r.contacts}" for r in sent.reached)
+
+    return [
+        (
+            i.incident_id, hhmm(i.began), i.began_as, hhmm(i.closed_at) if i.closed_at else None,
+            [(u.number, hhmm(u.at), u.by, clients(i, u.number)) for u in i.listed], i.earlier,
+            (s.after, hhmm(s.start), s.before, hhmm(s.end)),
+        )
+        for i in report.incidents
+        for s in [i.longest_silence]
+    ]  # fmt: skip
+
+
+INC_1_UPDATES = [
+    (1, "09:20", "ana", "Acme Corp 2, Beta Ltd 1, Gamma 0"),
+    (2, "10:10", "ben", "Acme Corp 2, Gamma 0"),  # T3, Beta's, resolved at 10:00
+    (3, "12:20", "ana", "Acme Corp 2, Gamma 0"),
+]
+INC_2_NEVER: IncidentRow = ("INC-2", "09:25", "opened", "11:00", [], 0, ("opened", "09:25", "closed", "11:00"))
+
+
+@pytest.mark.parametrize(
+    ("now", "since", "incident", "expected"),
+    [
+        pytest.param(
+            "15:00",
+            None,
+            None,
+            [
+                # Silences 20m, 50m, 2h 10m, 1h 00m: the longest between two updates.
+                ("INC-1", "09:00", "first ticket", "13:20", INC_1_UPDATES, 0, ("update", "10:10", "update", "12:20")),
+                INC_2_NEVER,  # never updated: silent from its opening to its last ticket resolved
+                # 1h 30m waiting for the first update, then 30m to the end while still open.
+                ("INC-3", "13:00", "first ticket", None, [(1, "14:30", "ana", "Beta Ltd 1")], 0,
+                 ("first ticket", "13:00", "update", "14:30")),
+            ],
+            id="whole log",
+        ),
+        pytest.param(
+            "12:00",
+            None,
+            None,
+            [
+                # Still open: 1h 50m since the last update, to the end of the window.
+                ("INC-1", "09:00", "first ticket", None, INC_1_UPDATES[:2], 0,
+                 ("update", "10:10", "window end", "12:00")),
+                INC_2_NEVER,
+            ],
+            id="as of noon",
+        ),
+        pytest.param(
+            "14:00",
+            timedelta(hours=1),  # 13:00 to 14:00: INC-2 was over by 11:00
+            None,
+            [
+                # Its updates came before the window; of its silences, only the last reaches into it.
+                ("INC-1", "09:00", "first ticket", "13:20", [], 3, ("update", "12:20", "closed", "13:20")),
+                ("INC-3", "13:00", "first ticket", None, [], 0, ("first ticket", "13:00", "window end", "14:00")),
+            ],
+            id="since 1h",
+        ),
+        pytest.param(
+            "16:00",
+            timedelta(hours=1),  # 15:00 to 16:00: a silence that began before the window counts whole
+            None,
+            [("INC-3", "13:00", "first ticket", None, [], 1, ("update", "14:30", "window end", "16:00"))],
+            id="since 1h, later",
+        ),
+        pytest.param("15:00", None, "INC-2", [INC_2_NEVER], id="incident"),
+    ],
+)  # fmt: skip
+def test_client_updates_per_incident(
+    now: str, since: timedelta | None, incident: str | None, expected: list[IncidentRow]
+) -> None:
+    # Read back from JSON as the database stores events.
+    stored = [event_adapter.validate_json(event_adapter.dump_json(e)) for e in updates_log()]
+    report = build_report(stored, now=mon(now), since=since, incident=incident)
+    assert incident_rows(report) == expected
+
+
+def test_a_client_update_says_whom_it_reached_in_the_rules_words() -> None:
+    report = build_report(updates_log(), now=mon("15:00"))
+    first = report.incidents[0].updates[0]
+    assert first.message == FIBRE_CUT
+    assert [(r.client, r.contacts, r.tickets, r.reason) for r in first.reached] == [
+        ("Acme Corp", 2, ("T-000001", "T-000002"), "sent to 2 contacts of Acme Corp"),
+        ("Beta Ltd", 1, ("T-000003",), "sent to 1 contact of Beta Ltd"),
+        ("Gamma", 0, ("T-000004",), "Gamma has no contacts in the SLA file: sent to nobody"),
+    ]
+    assert report.incidents[0].longest_silence.length == timedelta(hours=2, minutes=10)
+
+
+def test_one_command_is_one_update_even_in_one_moment() -> None:
+    # Three commands at 09:10 (two of them ana's, word for word): three updates, each to both clients.
+    desk = Desk(CONTACTS_FILE)
+    tickets = [desk.do(0, ticket_frame("VPN down", client=client)) for client in ("Acme Corp", "Beta Ltd")]
+    desk.do(1, {"type": "create_incident", "title": "ISP outage", "ticket_ids": tickets})
+    for by in ("ana", "ana", "ben"):
+        desk.do(10, update("INC-1", "Looking into it."), by=by)
+    # Words the report does not know (an older server's): the client, with no count.
+    events = [
+        e.model_copy(update={"reason": "texted the CEO"}) if isinstance(e, TicketEvent) and e.actor == "ben" else e
+        for e in desk.events
+    ]
+    (incident,) = build_report(events, now=MONDAY + minutes(30)).incidents
+    assert [(u.number, u.by, [(r.client, r.contacts) for r in u.reached]) for u in incident.updates] == [
+        (1, "ana", [("Acme Corp", 2), ("Beta Ltd", 1)]),
+        (2, "ana", [("Acme Corp", 2), ("Beta Ltd", 1)]),
+        (3, "ben", [("Acme Corp", None), ("Beta Ltd", None)]),
+    ]
+    text = format_text(build_report(events, now=MONDAY + minutes(30)))
+    assert "    09:10  ben       Looking into it.                       Acme Corp\n" in text
+
+
+def test_text_lists_each_incident_s_updates_and_longest_silence() -> None:
+    text = format_text(build_report(updates_log(), now=mon("15:00")))
+    assert max(len(row) for row in text.splitlines()) <= 80, text
+    assert section(text, "CLIENT UPDATES").splitlines() == [
+        "  INC-1  ISP outage: 4 tickets, 09:00 to 13:20",
+        "    time   sent by   message                                sent to (contacts)",
+        "    09:20  ana       Our ISP has a fibre cut near the off…  Acme Corp (2)",
+        "                                                            Beta Ltd (1)",
+        "                                                            Gamma (none)",
+        "    10:10  ben       Fibre spliced; service is coming bac…  Acme Corp (2)",
+        "                                                            Gamma (none)",
+        "    12:20  ana       Most sites are back; we're checking …  Acme Corp (2)",
+        "                                                            Gamma (none)",
+        "    longest silence   2h 10m  between the updates at 10:10 and 12:20",
+        "  INC-2  Printers: 1 ticket, 09:25 to 11:00",
+        "    no client update at all",
+        "    longest silence   1h 35m  from its opening at 09:25 to its last ticket",
+        "                              resolved at 11:00 (T-000005)",
+        "  INC-3  Phone lines: 1 ticket, from 13:00, still open",
+        "    time   sent by   message                                sent to (contacts)",
+        "    14:30  ana       The carrier has found the fault.       Beta Ltd (1)",
+        "    longest silence   1h 30m  from its first ticket at 13:00 to the first update",
+        "                              at 14:30",
+        "  (an update: one update_clients, sent to the contacts of each client with an",
+        "   open ticket in the incident; the longest silence: from the incident's start",
+        "   (its opening, or its first ticket if earlier) to the first update, between",
+        "   two updates, or from the last update to its last ticket closed or the",
+        "   window's end)",
+    ]
+    earlier = section(format_text(build_report(updates_log(), now=mon("14:00"), since=timedelta(hours=1))),
+                      "CLIENT UPDATES")  # fmt: skip
+    assert earlier.splitlines()[:5] == [
+        "  INC-1  ISP outage: 4 tickets, 09:00 to 13:20",
+        "    no update in the window (3 earlier, before the window)",
+        "    longest silence   1h 00m  from the last update at 12:20 to its last ticket",
+        "                              resolved at 13:20 (T-000004)",
+        "  INC-3  Phone lines: 1 ticket, from 13:00, still open",
+    ]
+    assert "to the end of the window at 14:00, still open" in " ".join(earlier.split())
+
+
+def test_text_dates_a_silence_that_began_on_an_earlier_day() -> None:
+    # Tuesday 08:00 to 10:00: INC-3's last update was Monday 14:30.
+    text = format_text(build_report(updates_log(), now=mon("10:00") + timedelta(days=1), since=timedelta(hours=2)))
+    assert section(text, "CLIENT UPDATES").splitlines()[:4] == [
+        "  INC-3  Phone lines: 1 ticket, from 12-07 13:00, still open",
+        "    no update in the window (1 earlier, before the window)",
+        "    longest silence  19h 30m  from the last update at 12-07 14:30 to the end of",
+        "                              the window at 10:00, still open",
+    ]
+
+
+def test_html_shows_a_table_and_a_timeline_per_incident() -> None:
+    page = render_html(build_report(updates_log(), now=mon("15:00")))
+    part = page.split("<h2>Client updates</h2>", 1)[1].split("<h2>Reassignments</h2>", 1)[0]
+    assert [re.sub("<[^>]+>", "", h) for h in re.findall("<h3>.*?</h3>", part)] == [
+        "INC-1 · ISP outage", "INC-2 · Printers", "INC-3 · Phone lines"
+    ]  # fmt: skip
+    assert part.count("<table class='updates'>") == 2 and part.count("class='timeline'") == 3
+    assert (
+        "<td class='n'>2</td><td>10:10</td><td>ben</td><td>Fibre spliced; service is coming back site by site.</td>"
+        in part
+    )
+    # The message is text, never markup; whom it reached, with the rules' words and tickets in the tooltip.
+    assert "we&#x27;re checking the last ones &amp; the &lt;VPN&gt;." in part and "<VPN>" not in part
+    assert "<span title='sent to 2 contacts of Acme Corp (T-000001, T-000002)'>Acme Corp (2)</span>" in part
+    assert "Gamma (none)" in part
+    assert "No client update at all: the clients were never told anything." in part
+    assert "Longest silence: <b>2h 10m</b>, between the updates at 10:10 and 12:20." in part
+    assert "Longest silence: <b>1h 35m</b>, from its opening at 09:25 to its last ticket resolved at 11:00" in part
+    # INC-1's line runs 09:00 to 13:20 (260 min): update 2 at 70 min, its longest silence 130 min from there.
+    assert "<div class='gap' style='left:26.92%;width:50.00%'" in part and "left:26.92%' title='10:10 ben: " in part
+    assert "<svg" not in part and "<script" not in part
+    later = render_html(build_report(updates_log(), now=mon("16:00"), since=timedelta(hours=1)))
+    assert "<div class='mark earlier'" in later and "Update 1 was sent before the window." in later
