@@ -50,7 +50,7 @@ class DispatchServer:
         self.notifier = Notifier(settings, state)
         self.writer.watchers.append(self.notifier.watch)
         self.connections = Connections(storage, state, settings, self.fanout, self.writer)
-        self.metrics = ServerMetrics(state, self.fanout)
+        self.metrics = ServerMetrics(state, self.fanout, self.notifier)
         self.writer.watchers.append(self.metrics.observe)
         # HTTP intake and /metrics (`--http-port`), and its URL once it listens.
         self.http = (

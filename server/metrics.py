@@ -11,11 +11,12 @@ from collections import Counter as Tally
 from collections.abc import Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from dispatch.core.models import Priority, Role
 from dispatch.core.state import DispatchState
 from server.fanout import Fanout
+from server.notify import Notifier
 from server.writer import Committed
 
 __all__ = ["CONTENT_TYPE", "COMMIT_BUCKETS", "ServerMetrics"]
@@ -29,7 +30,7 @@ COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 class ServerMetrics:
     """One server's metrics, in a registry of its own: tests run several servers in one process."""
 
-    def __init__(self, state: DispatchState, fanout: Fanout) -> None:
+    def __init__(self, state: DispatchState, fanout: Fanout, notifier: Notifier | None = None) -> None:
         self.registry = CollectorRegistry()
         self.commands = Counter(
             "dispatch_commands",
@@ -53,6 +54,8 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.registry.register(_QueueCollector(state, fanout))
+        if notifier is not None:
+            self.registry.register(_NotificationCollector(notifier))
 
     def observe(self, committed: Committed) -> None:
         """A Writer watcher: count one committed batch."""
@@ -95,6 +98,23 @@ class _QueueCollector:
         )
         for role in Role:
             family.add_metric([role.value], connections[role])
+        yield family
+
+
+class _NotificationCollector:
+    """Notifications (`--notify`, technicians' and clients' URLs) delivered and failed, as the notifier
+    counts them: a failure is also one line in the log."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+
+    def collect(self) -> Iterable[Metric]:
+        family = CounterMetricFamily(
+            "dispatch_notifications", "Notifications by outcome: sent, or failed (dropped, undeliverable, "
+            "failing after every retry, or left at a stop).", labels=["outcome"],
+        )  # fmt: skip
+        family.add_metric(["sent"], self.notifier.sent)
+        family.add_metric(["failed"], self.notifier.failures)
         yield family
 
 

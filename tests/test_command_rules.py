@@ -97,7 +97,7 @@ ALLOWED: dict[str, set[Role]] = {
     "add_technician": {D},
     "bulk_assign": {D},
     "suggest": {D},
-    "add_note": {D, T},
+    "add_note": {D, T, IN},
     "history": {D, T, IN, V},
     "rebalance": {D},
     "apply_plan": {D},

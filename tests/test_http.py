@@ -212,13 +212,12 @@ async def test_a_resolved_alert_notes_its_open_ticket_once(intake: Intake) -> No
     assert intake.tickets()["T-000001"].is_open  # noted, not closed: a person decides that
 
 
-async def test_an_intake_token_is_told_it_may_not_note_a_resolved_alert(intake: Intake) -> None:
+async def test_an_intake_token_notes_a_resolved_alert_as_monitoring_does(intake: Intake) -> None:
     await intake.post("/v1/alerts/alertmanager", payload("alertmanager_firing"))
-    seq = intake.state_seq
     answer = await intake.post("/v1/alerts/alertmanager", payload("alertmanager_resolved"))
-    assert answer.status == 200 and answer.body["tickets"] == []
-    assert answer.body["skipped"][0] == {"index": 0, "reason": "an intake may not add notes"}
-    assert intake.state_seq == seq
+    assert answer.status == 200
+    assert answer.body["tickets"] == [{"index": 0, "ticket_id": "T-000001", "outcome": "cleared"}]
+    assert answer.body["skipped"][0]["index"] == 1  # its ticket was never opened
 
 
 async def test_an_alert_that_cannot_become_a_ticket_is_skipped_and_the_others_are_not(intake: Intake) -> None:
@@ -400,6 +399,8 @@ async def test_metrics_show_the_queue_the_commands_and_the_breaches(intake: Inta
     assert _value(samples, "dispatch_commands_total", type="create_ticket", outcome="not_found") == 1
     assert _value(samples, "dispatch_commands_total", type="assign", outcome="ok") == 1
     assert _value(samples, "dispatch_sla_breaches_total") == breaches
+    # No --notify URL and no technician's URL here: nothing sent, nothing failed, both listed.
+    assert [_value(samples, "dispatch_notifications_total", outcome=o) for o in ("sent", "failed")] == [0, 0]
     assert {r.value: _value(samples, "dispatch_connections", role=r.value) for r in Role} == {
         "dispatcher": 1, "technician": 0, "intake": 0, "viewer": 1
     }  # fmt: skip

@@ -94,7 +94,10 @@ _SPECS = (
     CommandSpec(AddTechnician, DISPATCHER, "add technicians", write=rules.add_technician),
     CommandSpec(BulkAssign, DISPATCHER, "assign tickets", write=rules.bulk_assign),
     CommandSpec(Suggest, DISPATCHER, "ask for suggestions", read=reads.suggest),
-    CommandSpec(AddNote, frozenset({Role.DISPATCHER, Role.TECHNICIAN}), "add notes", write=rules.add_note),
+    # An intake: monitoring notes an alert cleared at source (a technician: on their own tickets).
+    CommandSpec(
+        AddNote, frozenset({Role.DISPATCHER, Role.TECHNICIAN, Role.INTAKE}), "add notes", write=rules.add_note
+    ),  # fmt: skip
     # A technician: the history of their own tickets.
     CommandSpec(GetHistory, EVERYONE, "read a ticket's history"),
     CommandSpec(Rebalance, DISPATCHER, "ask for a rebalance plan", read=reads.rebalance),
