@@ -13,7 +13,11 @@
     dispatch-server --db PATH decisions [--since 2h] [--ticket T] [--technician TECH] [--format table|json]
     dispatch-server --db PATH backup FILE [--force] | restore FILE [--force]
     dispatch-server --db PATH stats [--server URL] [--decision-log FILE]
+    dispatch-server --db postgresql://USER@HOST/DB import-sqlite FILE
     dispatch-server sla check FILE --client NAME --priority P2 [--at ISO-TIME]
+
+PATH is a SQLite file; a postgresql:// (or postgres://) URL in its place keeps everything in PostgreSQL
+instead (server/pgstorage.py), where every command works the same but backup and restore (pg_dump's job).
 
 Every default of `serve` comes from server.settings.DEFAULTS, which its --help shows; durations
 (`--since`) are read by dispatch.core.durations (30m, 2h, 1d, 1w, 1h30m; more than zero).
@@ -51,7 +55,7 @@ from server.report import ReportError, add_report_parser, run_report
 from server.roster import load_roster, pending_technicians
 from server.settings import DEFAULTS, ServerSettings, read_config_file
 from server.sla import add_sla_parser, load_contracts, run_sla_check
-from server.storage import Storage, StorageError
+from server.storage import Storage, StorageError, is_postgres_url
 
 EXIT_USAGE = 2
 log = logging.getLogger("dispatch.server")
@@ -66,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dispatch-server", description="Dispatch board server (headless).")
     parser.add_argument("--version", action="version", version=version_line("dispatch-server"))
     parser.add_argument(
-        "--db", metavar="PATH", help="SQLite database file (created if missing); every command but sla needs it"
+        "--db",
+        metavar="PATH",
+        help="SQLite database file (created if missing), or postgresql://USER@HOST/DB; every command but sla needs it",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -219,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_report(args))
         if args.command == "decisions":
             return show_decisions(args)
-        if args.command in ("backup", "restore", "stats"):
+        if args.command in ("backup", "restore", "stats", "import-sqlite"):
             return run_operation(args)
         if args.command == "sla":
             return run_sla_check(args)
@@ -248,9 +254,9 @@ async def _serve(args: argparse.Namespace) -> int:
     try:
         with ExitStack() as files:
             event_log: IO[str] = files.enter_context(open(args.log, "a", encoding="utf-8")) if args.log else sys.stdout
-            decision_log = files.enter_context(
-                open(args.decision_log or default_decision_log(args.db), "a", encoding="utf-8")
-            )
+            # On PostgreSQL there is no "beside the database": the file is written only when asked for.
+            decision_path = args.decision_log or (None if is_postgres_url(args.db) else default_decision_log(args.db))
+            decision_log = files.enter_context(open(decision_path, "a", encoding="utf-8")) if decision_path else None
             settings = ServerSettings(
                 host=args.host, port=args.port, allocation=allocation, auto_assign=args.auto_assign,
                 contracts=contracts, roster=roster,

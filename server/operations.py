@@ -1,14 +1,20 @@
-"""Operator tools for a dispatch database: backup, restore and stats.
+"""Operator tools for a dispatch database: backup, restore, stats, and moving to PostgreSQL.
 
     dispatch-server --db PATH backup FILE [--force]
     dispatch-server --db PATH restore FILE [--force]
     dispatch-server --db PATH stats [--server URL [--ca-file PEM]] [--decision-log FILE]
+    dispatch-server --db postgresql://USER@HOST/DB import-sqlite FILE
 
 Short synchronous tools, so they use the standard `sqlite3` module rather than the server's aiosqlite
 connection. `backup` is safe while the server is serving: SQLite's online backup API copies one
 consistent snapshot in a single read transaction, and in WAL mode a reader never blocks the writer.
 `restore` refuses while a server has the database open, checks the backup before touching anything,
 and keeps the database it replaces as `PATH.before-restore`.
+
+With `--db postgresql://…`, `stats` asks PostgreSQL; `backup` and `restore` say in one line that they
+copy SQLite files and that pg_dump and pg_restore are PostgreSQL's own. `import-sqlite` copies a SQLite
+database (a consistent snapshot, so also while its server serves) into an empty PostgreSQL one, in one
+transaction, and commits only if every table then holds as many rows as the file's.
 
 Every failure a user can cause is one line on stderr (`dispatch-server: <reason>`) and exit status 2,
 never a traceback. `stats` exits 1 when it was asked about a server (`--server`) that is not healthy.
@@ -17,6 +23,7 @@ never a traceback. `stats` exits 1 when it was asked about a server (`--server`)
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import http.client
 import os
@@ -25,13 +32,15 @@ import sqlite3
 import ssl
 import stat
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from server.decisions import default_decision_log
-from server.storage import SCHEMA_VERSION
+from server.pgstorage import PostgresStats, PostgresStorage
+from server.storage import SCHEMA_VERSION, TABLES, SqliteStorage, StorageError, is_postgres_url
 
 __all__ = ["add_operations_parsers", "run_operation"]
 
@@ -72,10 +81,20 @@ def add_operations_parsers(commands: argparse._SubParsersAction[argparse.Argumen
     stats.add_argument("--ca-file", metavar="PEM", help="for a wss:// server with a private CA: trust this CA")
     stats.add_argument("--decision-log", metavar="FILE", help="the decision log (default: beside the database)")
 
+    move = commands.add_parser(
+        "import-sqlite", help="copy a SQLite database into the empty PostgreSQL one --db names, and check the counts"
+    )
+    move.add_argument("file", metavar="FILE", help="the SQLite database (dispatch.db); it is only read")
+
 
 def run_operation(args: argparse.Namespace) -> int:
-    """Run `args.command` ('backup', 'restore' or 'stats') on the database `args.db`; the exit status."""
+    """Run `args.command` ('backup', 'restore', 'stats' or 'import-sqlite') on the database `args.db`; the
+    exit status."""
     try:
+        if args.command == "import-sqlite":
+            return _import_sqlite(Path(args.file), args.db)
+        if is_postgres_url(args.db):
+            return _postgres_operation(args)
         if args.command == "backup":
             return _backup(Path(args.db), Path(args.file), force=getattr(args, "force", False))
         if args.command == "restore":
@@ -89,7 +108,7 @@ def run_operation(args: argparse.Namespace) -> int:
                 getattr(args, "ca_file", None),
             )
         raise _Refused(f"unknown operation {args.command!r}")
-    except _Refused as exc:
+    except (_Refused, StorageError) as exc:
         print(f"dispatch-server: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except sqlite3.Error as exc:
@@ -272,6 +291,11 @@ def _stats(db: Path, server: str | None, decision_log: Path, ca_file: str | None
         ("tokens", f"{active} active, {revoked} revoked"),
         ("decision log", decisions),
     ]
+    return _print_stats(lines, health_url, ca_file)
+
+
+def _print_stats(lines: list[tuple[str, str]], health_url: str | None, ca_file: str | None) -> int:
+    """Print the stats `lines`, and what the server at `health_url` says of itself; the exit status."""
     status = 0
     if health_url is not None:
         healthy, answer = _ask_health(health_url, ca_file)
@@ -321,6 +345,86 @@ def _ask_health(url: str, ca_file: str | None = None) -> tuple[bool, str]:
         connection.close()
     answer = " ".join(body.split()) or response.reason
     return response.status == 200, f"{response.status} {answer} ({url})"
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------------
+
+
+def _postgres_operation(args: argparse.Namespace) -> int:
+    if args.command == "backup":
+        raise _Refused(
+            "backup copies a SQLite file; back up PostgreSQL with pg_dump (pg_dump -Fc -f dispatch.dump URL), see"
+            " docs/operations.md"
+        )
+    if args.command == "restore":
+        raise _Refused(
+            "restore replaces a SQLite file; restore PostgreSQL with pg_restore from a pg_dump, see docs/operations.md"
+        )
+    if args.command == "stats":
+        health_url = _health_url(args.server) if getattr(args, "server", None) is not None else None
+        where, stats = asyncio.run(_read_postgres_stats(args.db))
+        decision_log = getattr(args, "decision_log", None)
+        if decision_log is None:
+            decisions = "in the database (a file only with serve --decision-log FILE)"
+        elif Path(decision_log).is_file():
+            decisions = f"{decision_log}, {_size(Path(decision_log).stat().st_size)}"
+        else:
+            decisions = f"none at {decision_log}"
+        lines = [
+            ("database", where),
+            ("schema", f"version {stats.schema_version} (this release reads up to {SCHEMA_VERSION})"),
+            ("size", f"{_size(stats.size_bytes)} (PostgreSQL's pg_database_size)"),
+            ("events", f"{stats.events}, last seq {stats.last_seq}"),
+            ("tickets", f"{stats.open_tickets} open, {stats.closed_tickets} closed"),
+            ("technicians", f"{stats.technicians}"),
+            ("tokens", f"{stats.active_tokens} active, {stats.revoked_tokens} revoked"),
+            ("decision log", decisions),
+        ]
+        return _print_stats(lines, health_url, getattr(args, "ca_file", None))
+    raise _Refused(f"unknown operation {args.command!r}")
+
+
+async def _read_postgres_stats(url: str) -> tuple[str, PostgresStats]:
+    storage = await PostgresStorage.connect(url, create=False)
+    try:
+        return storage.where, await storage.stats()
+    finally:
+        await storage.close()
+
+
+def _import_sqlite(source: Path, url: str) -> int:
+    if not is_postgres_url(url):
+        raise _Refused("import-sqlite copies into PostgreSQL: --db must be a postgresql:// URL")
+    with tempfile.TemporaryDirectory(prefix="dispatch-import-") as scratch:
+        # A snapshot, like `backup`'s: the file may be served and written while it is read, and is
+        # migrated here (if it is older) without touching the original.
+        snapshot = Path(scratch) / "snapshot.db"
+        with _open_database(source, "SQLite database") as connection:
+            _check_schema(connection, f"database {source}")
+            copy = sqlite3.connect(snapshot, isolation_level=None)
+            try:
+                connection.backup(copy, pages=-1)
+            finally:
+                copy.close()
+        where, counts = asyncio.run(_copy_into_postgres(snapshot, url))
+    print(f"imported {source} into {where}")
+    for table in TABLES:
+        if table != "decision_log_through":
+            print(f"  {table:<12} {counts[table]:>9}")
+    print("every table holds as many rows as the file's")
+    return 0
+
+
+async def _copy_into_postgres(snapshot: Path, url: str) -> tuple[str, dict[str, int]]:
+    source = await SqliteStorage.open_file(snapshot)
+    try:
+        target = await PostgresStorage.connect(url)
+        try:
+            return target.where, await target.import_sqlite(source)
+        finally:
+            await target.close()
+    finally:
+        await source.close()
 
 
 # --- helpers -----------------------------------------------------------------------------------------

