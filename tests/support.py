@@ -277,6 +277,15 @@ class EmbeddedPostgres:
         )  # fmt: skip
 
     def start(self) -> EmbeddedPostgres:
+        """initdb, then start; if either fails, nothing is left running nor on disk."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
         programs = self.install / "bin"
         self._run(programs / "initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                   "--locale=C", "--no-sync", "--no-instructions")  # fmt: skip
@@ -293,7 +302,6 @@ class EmbeddedPostgres:
             raise RuntimeError(
                 f"PostgreSQL did not start: {exc.stderr} {log.read_text() if log.exists() else ''}"
             ) from None
-        return self
 
     def url(self, database: str = "postgres") -> str:
         """postgresql://postgres@127.0.0.1:PORT/DATABASE"""
