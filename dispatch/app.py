@@ -147,7 +147,7 @@ class DispatchApp(App[None]):
         if not self._inbox:
             return
         frames, self._inbox = self._inbox, []
-        batch = self.model.apply_batch(frames)
+        batch = self.model.apply_batch(frames, self.session.now())
         if batch.gap:
             # Something was lost between us and the server: reconnect, and the server then sends
             # everything after the last seq we applied.

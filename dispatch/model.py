@@ -19,9 +19,19 @@ from sortedcontainers import SortedList
 
 from dispatch.core.calendars import ALWAYS_OPEN, Calendar
 from dispatch.core.durations import format_ago
-from dispatch.core.models import OPEN_STATUSES, HoldReason, Priority, Role, Technician, Ticket
+from dispatch.core.models import (
+    OPEN_STATUSES,
+    Callout,
+    CalloutStatus,
+    HoldReason,
+    Priority,
+    Role,
+    Technician,
+    Ticket,
+)
 from dispatch.core.protocol import (
     BurstEvent,
+    CalloutEvent,
     Error,
     Event,
     SlaEvent,
@@ -31,7 +41,7 @@ from dispatch.core.protocol import (
     Welcome,
 )
 from dispatch.core.sla import SlaReading, SlaState, alert_state, read_clock, warning_at
-from dispatch.core.state import DispatchState, apply_event
+from dispatch.core.state import OFF_THE_CLOCK, DispatchState, apply_event
 
 ARRIVAL_WINDOW = timedelta(minutes=30)
 # Why a ticket waits, in the dispatcher's words: the hold pickers and the detail say these.
@@ -47,6 +57,13 @@ ALERT_KINDS: tuple[tuple[str, str, Severity], ...] = (
     ("sla_breached", "SLA breached", "error"),
     ("escalation", "Escalation", "warning"),
 )
+# Hours on the clock in the last 24 h from which the panel colours a technician as near the fatigue
+# limit. The board is not told the roster's limits (the server judges them, and says so in `suggest`
+# and in an override's ack): 9 h is an hour short of the usual 10 h a day.
+TIRED_HOURS = 9.0
+# Past the end of their shift by this much while still on the clock, a technician is on overtime (less
+# is the moment between the shift's end and the server's own change of their status).
+OVERTIME_AFTER = timedelta(minutes=1)
 
 
 class Applied(Enum):
@@ -87,6 +104,33 @@ class Alert:
     severity: Severity
 
 
+@dataclass(frozen=True)
+class TechnicianTime:
+    """A technician's time as the board reads it at one moment: what the panel's columns say."""
+
+    shift_end: datetime | None  # the end of the shift they are on, or the one they work past
+    overtime: timedelta | None  # how long past `shift_end` they are still on the clock
+    on_call: bool
+    hours: float  # on the clock in the last 24 h, counted on from what the server last said
+    callout: Callout | None  # one waiting for their answer, or one they accepted and still work on
+
+    @property
+    def tired(self) -> bool:
+        """Near the fatigue limit, as far as the board can tell (`TIRED_HOURS`)."""
+        return self.hours >= TIRED_HOURS
+
+
+@dataclass(frozen=True)
+class PeopleCounts:
+    """The header's count of people's time: who is on a shift, on call, and called out."""
+
+    on_the_clock: int  # any status but off shift or a break: what is said without a roster
+    on_shift: int
+    on_call: int
+    callouts_waiting: int
+    callouts_accepted: int  # accepted call-outs (seen by this board) of people still on the clock
+
+
 @dataclass
 class PendingCommand:
     """A command sent and not yet answered: its row shows it until the ack or error comes."""
@@ -121,19 +165,36 @@ class BoardModel:
     _paused: dict[str, Ticket] = field(default_factory=dict)
     _load: Counter[str] = field(default_factory=Counter)
     touched: set[Priority] = field(default_factory=set)  # lanes changed since the screen last looked
+    # People's time. The server says each technician's hours as of an event (its `ts`) or the snapshot
+    # (when it arrived here): the board counts on from then while they are on the clock. The last
+    # shift end seen for each technician is kept while they work, because once a shift is over the
+    # server says `on_shift_until: null` and the overtime is counted from the end it said before.
+    _time_as_of: dict[str, datetime] = field(default_factory=dict)
+    _shift_ends: dict[str, datetime] = field(default_factory=dict)
+    # Who sent each call-out ("auto": the server's ladder), from its events; a snapshot does not say.
+    callout_senders: dict[str, str] = field(default_factory=dict)
+    # Accepted call-outs by technician, while they stay on the clock.
+    _called_in: dict[str, Callout] = field(default_factory=dict)
 
     # --- feeding -------------------------------------------------------------------------------------
 
     def welcome(self, frame: Welcome) -> None:
         self.role, self.user, self.tech_id = frame.role, frame.user, frame.tech_id
 
-    def load_snapshot(self, snapshot: Snapshot) -> None:
+    def load_snapshot(self, snapshot: Snapshot, received_at: datetime | None = None) -> None:
+        """Replace everything with `snapshot`; `received_at` is when it came (the technicians' hours
+        are as of then; None: they are not counted on)."""
         self.state = DispatchState(
             tickets={t.id: t for t in snapshot.tickets},
             technicians={t.id: t for t in snapshot.technicians},
             incidents={i.id: i for i in snapshot.incidents},
             seq=snapshot.seq,
+            callouts={c.id: c for c in snapshot.callouts},
         )
+        self._time_as_of = {t.id: received_at for t in snapshot.technicians} if received_at else {}
+        self._shift_ends = {t.id: t.on_shift_until for t in snapshot.technicians if t.on_shift_until}
+        # A snapshot lists only the call-outs still waiting, so accepted ones seen before are forgotten.
+        self._called_in = {}
         self.arrivals = sorted(t.created_at for t in snapshot.tickets)
         self.calendars = {c.name: Calendar.from_hours(c) for c in snapshot.calendars}
         self._lanes = {(p, target): SortedList() for p in Priority for target in ("respond", "resolve")}
@@ -179,6 +240,8 @@ class BoardModel:
             return Applied.GAP
         before = self.state.tickets.get(event.ticket.id) if isinstance(event, TicketEvent) else None
         apply_event(self.state, event)
+        if isinstance(event, TechnicianEvent | CalloutEvent):
+            self._keep_time(event)
         if isinstance(event, TicketEvent):
             if before is not None:
                 self._index(before, -1)
@@ -192,13 +255,29 @@ class BoardModel:
                 self._index(event.ticket, +1)
         return Applied.APPLIED
 
-    def apply_batch(self, frames: Iterable[Snapshot | Event]) -> Batch:
+    def _keep_time(self, event: TechnicianEvent | CalloutEvent) -> None:
+        if isinstance(event, CalloutEvent):
+            callout = event.callout
+            self.callout_senders.setdefault(callout.id, event.actor)
+            if callout.status is CalloutStatus.ACCEPTED:
+                self._called_in[callout.tech_id] = callout
+            return
+        technician = event.technician
+        self._time_as_of[technician.id] = event.ts
+        if technician.on_shift_until is not None:
+            self._shift_ends[technician.id] = technician.on_shift_until
+        if technician.status in OFF_THE_CLOCK:
+            self._shift_ends.pop(technician.id, None)
+            self._called_in.pop(technician.id, None)
+
+    def apply_batch(self, frames: Iterable[Snapshot | Event], received_at: datetime | None = None) -> Batch:
         """Apply frames in order. A snapshot replaces everything before it; at a gap the rest is
-        dropped, since the server resends everything after the last seq applied once we reconnect."""
+        dropped, since the server resends everything after the last seq applied once we reconnect.
+        `received_at`: when the frames came (a snapshot's hours are as of then)."""
         batch = Batch()
         for frame in frames:
             if isinstance(frame, Snapshot):
-                self.load_snapshot(frame)
+                self.load_snapshot(frame, received_at)
                 batch.changed = None
                 batch.events.clear()
                 continue
@@ -288,6 +367,49 @@ class BoardModel:
         edges[-1] = bisect.bisect_right(self.arrivals, now)
         return [edges[m + 1] - edges[m] for m in range(minutes)]
 
+    # --- people's time -------------------------------------------------------------------------------
+
+    def waiting_callouts(self) -> list[Callout]:
+        """Call-outs waiting for an answer, oldest first."""
+        waiting = [c for c in self.state.callouts.values() if c.status is CalloutStatus.WAITING]
+        return sorted(waiting, key=lambda c: (c.sent_at, c.id))
+
+    def my_callout(self) -> Callout | None:
+        """On a technician's board: the oldest call-out waiting for their answer."""
+        return next((c for c in self.waiting_callouts() if c.tech_id == self.tech_id), None)
+
+    def callout_sender(self, callout: Callout) -> str:
+        """Who asks, in words: a dispatcher's name, or the server's ladder for a waiting ticket."""
+        sender = self.callout_senders.get(callout.id)
+        if sender == "auto" or (sender is None and callout.ticket_id is not None):
+            return "the server (nobody on shift can take a waiting ticket)"
+        return sender or "a dispatcher"
+
+    def technician_time(self, technician: Technician, now: datetime) -> TechnicianTime:
+        """`technician`'s shift end, overtime, on-call mark, hours today and call-out at `now`."""
+        working = technician.status not in OFF_THE_CLOCK
+        hours = technician.hours_today
+        as_of = self._time_as_of.get(technician.id)
+        if working and as_of is not None and now > as_of:
+            hours += (now - as_of).total_seconds() / 3600
+        shift_end = technician.on_shift_until or (self._shift_ends.get(technician.id) if working else None)
+        overtime = now - shift_end if working and shift_end and now - shift_end >= OVERTIME_AFTER else None
+        waiting = next((c for c in self.waiting_callouts() if c.tech_id == technician.id), None)
+        callout = waiting or (self._called_in.get(technician.id) if working else None)
+        return TechnicianTime(shift_end, overtime, technician.on_call, hours, callout)
+
+    def people_counts(self, now: datetime) -> PeopleCounts:
+        """Who is on a shift now, on call, and called out (waiting for an answer, or accepted)."""
+        technicians = self.state.technicians.values()
+        on_shift = sum(1 for t in technicians if t.on_shift_until is not None and t.on_shift_until > now)
+        on_call = sum(1 for t in technicians if t.on_call)
+        accepted = sum(
+            1 for tech_id in self._called_in
+            if (t := self.state.technicians.get(tech_id)) is not None and t.status not in OFF_THE_CLOCK
+        )  # fmt: skip
+        working = sum(1 for t in technicians if t.status not in OFF_THE_CLOCK)
+        return PeopleCounts(working, on_shift, on_call, len(self.waiting_callouts()), accepted)
+
     def is_pending(self, ticket_id: str) -> bool:
         return any(ticket_id in p.ticket_ids for p in self.pending.values())
 
@@ -329,6 +451,46 @@ def opens_label(opens_at: datetime, now: datetime, zone: tzinfo | None = None) -
     return f"{local.day:02d} {_MONTHS[local.month - 1]}"
 
 
+def format_hours(hours: float) -> str:
+    """Hours worked as the panel writes them: `9h40`, `0h05` (to the nearest minute: the server says
+    hours to two decimals)."""
+    minutes = max(round(hours * 60), 0)
+    return f"{minutes // 60}h{minutes % 60:02d}"
+
+
+def people_words(counts: PeopleCounts, *, compact: bool = False) -> str:
+    """The header's people: `on shift 7 · ☎ on call 2 · called out: 1 waiting, 1 accepted`. With nobody
+    on a shift or on call (a server without a roster says neither), who is on the clock instead."""
+    if not counts.on_shift and not counts.on_call:
+        people = f"on the clock {counts.on_the_clock}"
+    elif compact:
+        people = f"shift {counts.on_shift} · ☎ {counts.on_call}"
+    else:
+        people = f"on shift {counts.on_shift} · ☎ on call {counts.on_call}"
+    if compact:
+        people += f" · asked {counts.callouts_waiting}" if counts.callouts_waiting else ""
+        return people + (f" · in {counts.callouts_accepted}" if counts.callouts_accepted else "")
+    called = [f"{counts.callouts_waiting} waiting"] if counts.callouts_waiting else []
+    called += [f"{counts.callouts_accepted} accepted"] if counts.callouts_accepted else []
+    return f"{people} · called out: {', '.join(called) or 'none'}"
+
+
+def own_time_words(time: TechnicianTime) -> str:
+    """A technician's header: their own shift, overtime, on-call mark and hours."""
+    parts = []
+    if time.overtime is not None and time.shift_end is not None:
+        parts.append(f"+{format_hours(time.overtime.total_seconds() / 3600)} past your shift's end "
+                     f"({time.shift_end.astimezone():%H:%M})")  # fmt: skip
+    elif time.shift_end is not None:
+        parts.append(f"on shift until {time.shift_end.astimezone():%H:%M}")
+    else:
+        parts.append("not on a shift")
+    if time.on_call:
+        parts.append("☎ on call")
+    parts.append(f"{format_hours(time.hours)} on the clock in 24 h")
+    return " · ".join(parts)
+
+
 def matcher(query: str) -> Callable[[Ticket], bool]:
     """Live filter: every word must appear in the id, title, client, site, skills, assignee or incident."""
     words = query.lower().split()
@@ -350,4 +512,5 @@ def changed_tickets(events: Iterable[Event]) -> set[str]:
 
 
 def changed_technicians(events: Iterable[Event]) -> bool:
-    return any(isinstance(e, TechnicianEvent) for e in events)
+    """Whether the technician panel must be redrawn: a technician or a call-out to one changed."""
+    return any(isinstance(e, TechnicianEvent | CalloutEvent) for e in events)

@@ -22,9 +22,11 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from dispatch.client import LinkState, ServerLink, new_command_id
-from dispatch.core.models import Ticket
+from dispatch.core.models import Callout, Ticket
 from dispatch.core.protocol import (
     Ack,
+    AnswerCallout,
+    CalloutCommand,
     Command,
     Error,
     Event,
@@ -42,6 +44,8 @@ from dispatch.model import BoardModel, PendingCommand, Severity
 __all__ = ["BoardSession", "Clock", "Notify", "TechnicianChoice", "utc_now"]
 
 REPLY_TIMEOUT_S = 15.0
+# The frames that answer one command (by its command_id); the rest are the stream of events.
+REPLIES = (Ack, Error, Suggestions, History, Plan)
 
 Clock = Callable[[], datetime]
 
@@ -63,6 +67,7 @@ class TechnicianChoice:
     tech_id: str
     label: str
     ranked: bool  # in the server's ranking; False: left out of it (busy, lacks skills), offered anyway
+    blocked: str | None = None  # the fatigue rule giving them the ticket would break (an override)
 
 
 class BoardSession:
@@ -96,7 +101,7 @@ class BoardSession:
 
     def take_reply(self, frame: ServerFrame) -> bool:
         """True when `frame` answers a command awaited here (and hands it to its sender)."""
-        if not isinstance(frame, Ack | Error | Suggestions | History | Plan) or frame.command_id is None:
+        if not isinstance(frame, REPLIES) or frame.command_id is None:
             return False
         future = self._replies.pop(frame.command_id, None)
         if future is None:
@@ -151,6 +156,9 @@ class BoardSession:
         elif isinstance(reply, Error):
             title = {"conflict": "Conflict", "forbidden": "Not allowed"}.get(reply.code, "Refused")
             self._notify(self.model.explain_refusal(reply, self.now()), title=title, severity="warning")
+        elif isinstance(reply, Ack) and reply.override:
+            self._notify(f"{label}, against a fatigue rule: {reply.override}. The decision log records it.",
+                         title="Override", severity="warning")  # fmt: skip
         return reply
 
     def _pending_changed(self, ticket_ids: tuple[str, ...]) -> None:
@@ -162,8 +170,11 @@ class BoardSession:
         reply = await self.request(Suggest(command_id=self.new_id(), ticket_id=ticket.id))
         ranked: list[TechnicianChoice] = []
         if isinstance(reply, Suggestions):
+            # Someone a fatigue rule holds back is offered for an override, with the rule, never as the best.
             ranked = [
                 TechnicianChoice(c.tech_id, f"{c.tech_id:<12} {c.score:>5.2f}  {c.reason}", True)
+                if c.blocked is None
+                else TechnicianChoice(c.tech_id, f"{c.tech_id:<12}        ⚠ {c.blocked}", False, c.blocked)
                 for c in reply.candidates
             ]
         elif isinstance(reply, Error):
@@ -193,3 +204,27 @@ class BoardSession:
         """Every event about the ticket, oldest first; None when not connected."""
         reply = await self.request(GetHistory(command_id=self.new_id(), ticket_id=ticket_id))
         return reply.events if isinstance(reply, History) else None
+
+    # --- people's time -------------------------------------------------------------------------------
+
+    async def call_out(self, tech_id: str, reason: str) -> Ack | None:
+        """Call `tech_id` in (a dispatcher); says the call-out's id, or the refusal, in words."""
+        reply = await self.send_command(
+            CalloutCommand(command_id=self.new_id(), tech_id=tech_id, reason=reason), f"call out {tech_id}"
+        )
+        if not isinstance(reply, Ack):
+            return None
+        self._notify(f"Call-out {reply.callout_id} sent to {tech_id}: they answer on their board.", title="Call-out")
+        return reply
+
+    async def answer_callout(self, callout: Callout, accept: bool) -> Ack | None:
+        """A technician's answer to a call-out sent to them."""
+        verb = "accept" if accept else "decline"
+        reply = await self.send_command(
+            AnswerCallout(command_id=self.new_id(), callout_id=callout.id, accept=accept), f"{verb} {callout.id}"
+        )
+        if not isinstance(reply, Ack):
+            return None
+        said = "accepted: you are available" if accept else "declined: the next on the ladder is asked"
+        self._notify(f"{callout.id} {said}.", title="Call-out")
+        return reply

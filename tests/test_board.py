@@ -16,21 +16,36 @@ import pytest
 from pydantic import BaseModel
 from rich.console import Console
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import OptionList, Static
 from websockets.asyncio.server import ServerConnection, serve
 
 from dispatch.app import DispatchApp
 from dispatch.client import LinkState, ServerLink, backoff_delay
 from dispatch.core.contracts import Contracts
-from dispatch.core.models import HoldReason, Priority, Role, Ticket, TicketStatus
-from dispatch.core.protocol import Ack, Assign, Command, Error, ErrorCode, Hello, Rebalance, ServerFrame, Welcome
+from dispatch.core.models import HoldReason, Priority, Role, TechStatus, Ticket, TicketStatus
+from dispatch.core.protocol import (
+    Ack,
+    Assign,
+    Command,
+    Error,
+    ErrorCode,
+    Hello,
+    Rebalance,
+    ServerFrame,
+    Welcome,
+)
+from dispatch.core.roster import Roster
 from dispatch.core.sla import SlaReading, SlaState, clock_fields
 from dispatch.model import Severity
 from dispatch.screens.board import BoardScreen
+from dispatch.screens.callout import CalloutPrompt
 from dispatch.screens.detail import TicketDetail
-from dispatch.screens.pickers import AssignPicker, ChoicePicker
+from dispatch.screens.help import HelpScreen
+from dispatch.screens.pickers import AssignPicker, ChoicePicker, TextPrompt
 from dispatch.session import BoardSession
 from dispatch.widgets.lane import SLA, Lane, columns, countdown
+from dispatch.widgets.technician_panel import TechnicianPanel, panel_columns
 from tests.inprocess import ManualClock, running_server
 from tests.support import TIMEOUT_FACTOR, ServerProcess, Session, tech_frame, ticket_frame
 
@@ -78,6 +93,12 @@ def rendered_text(content: object) -> str:
     console = Console(width=300, record=True, file=io.StringIO())
     console.print(content)
     return console.export_text()
+
+
+def modal_ready(app: DispatchApp, kind: type[Screen[Any]], part: str) -> Callable[[], bool]:
+    """A modal of `kind` is in front and composed (`part` matches in it, e.g. `#text:focus`), so that
+    keys pressed now reach it."""
+    return lambda: isinstance(app.screen, kind) and bool(app.screen.query(part))
 
 
 def choices_shown(app: DispatchApp, heading: str) -> Callable[[], bool]:
@@ -402,6 +423,20 @@ async def test_losing_the_link_fails_the_commands_in_flight() -> None:
     assert session.link_state.detail == "gone"
 
 
+@pytest.mark.parametrize(
+    ("width", "shown"),
+    [
+        (54, {"hours", "bar", "shift", "status", "skills"}),  # the 56-column panel
+        (53, {"hours", "bar", "shift", "status"}),  # skills go first
+        (45, {"hours", "bar", "shift"}),
+        (24, {"hours"}),  # the narrow panel: who, on call, load and hours
+        (23, set()),
+    ],
+)
+def test_a_narrow_technician_panel_keeps_who_the_load_and_the_hours(width: int, shown: set[str]) -> None:
+    assert panel_columns(width) == frozenset(shown)
+
+
 # --- SLA contracts: business hours and hold reasons ------------------------------------------------------
 
 CONTRACTS = """
@@ -602,3 +637,125 @@ def board_ticket(created: datetime, **fields: Any) -> Ticket:
     terms = Contracts().terms("Acme", Priority.P2)
     values = {"id": "T-000001", "title": "x", "client": "Acme", "priority": Priority.P2, "created_at": created}
     return Ticket(**values, **clock_fields(terms, created), **fields)
+
+
+# --- people's time: call-outs ----------------------------------------------------------------------------
+
+PEOPLE = """
+[technicians.bob]
+on_call = ["mon-sun 16:00-08:00"]
+
+[fatigue]
+max_hours_per_day = 10
+min_rest_hours = 11
+
+[callouts]
+after = "5m"
+answer_within = "5m"
+"""
+TUESDAY_10PM = datetime(2026, 12, 1, 22, 0, tzinfo=UTC)
+
+
+def screen_text(app: DispatchApp, selector: str) -> str:
+    """What a Static on the current screen reads."""
+    return rendered_text(app.screen.query_one(selector, Static).content)
+
+
+def panel_row(app: DispatchApp, tech_id: str) -> str:
+    panel = app.screen.query_one(TechnicianPanel)
+    index = [t.id for t in panel.rows].index(tech_id)
+    return panel.render_line(index - panel.scroll_offset.y).text
+
+
+@asynccontextmanager
+async def bob_off_shift(tmp_path: Path, clock: ManualClock) -> AsyncIterator[tuple[str, dict[str, str], Session]]:
+    """A server with PEOPLE's roster where bob, on call, has just gone off shift (so he should rest)."""
+    with local_time_zone("UTC0"):
+        roster = Roster.parse(PEOPLE, "roster.toml")
+        async with running_server(tmp_path, clock, ("bob",), roster=roster) as running:
+            ana = await Session.open(running.url, running.tokens["ana"])
+            await ana.ok(tech_frame("bob", ["network"]))
+            await ana.ok({"type": "set_tech_status", "tech_id": "bob", "status": "off_shift"})
+            try:
+                yield running.url, running.tokens, ana
+            finally:
+                await ana.close()
+
+
+async def test_y_on_a_technicians_board_accepts_the_callout_and_the_server_makes_them_available(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock(TUESDAY_10PM)
+    async with bob_off_shift(tmp_path, clock) as (url, tokens, ana):
+        app = DispatchApp(url, tokens["bob"], clock=clock)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, BoardScreen) and "bob" in app.model.state.technicians)
+            await ana.ok({"type": "callout", "tech_id": "bob", "reason": "core switch down at Acme"})
+            # The call-out comes in front of everything: who asks, what for, by when.
+            await until(pilot, modal_ready(app, CalloutPrompt, "#callout-fields"))
+            fields = screen_text(app, "#callout-fields")
+            assert "ana" in fields and "core switch down at Acme" in fields and "22:05 (in 5m00s)" in fields
+            board = app.board
+            assert board is not None and board.query_one("#callout-banner", Static).display
+            await pilot.press("y")
+            event = await ana.until_event(lambda e: e.get("reason") == "call-out accepted")
+            assert event["technician"]["id"] == "bob" and event["technician"]["status"] == "available"
+            await until(pilot, lambda: app.model.state.technicians["bob"].status is TechStatus.AVAILABLE)
+            await until(pilot, lambda: not board.query_one("#callout-banner", Static).display)
+            assert app.screen is board
+            assert any(n.message == "CO-1 accepted: you are available." for n in app._notifications)
+            # Their own line says they are on the clock now, past no shift of theirs.
+            await until(pilot, lambda: "not on a shift · ☎ on call · 0h00" in screen_text(app, "#people"))
+
+
+async def test_c_on_the_panel_calls_the_technician_out_and_the_override_is_said(tmp_path: Path) -> None:
+    clock = ManualClock(TUESDAY_10PM + timedelta(minutes=30))
+    async with bob_off_shift(tmp_path, clock) as (url, tokens, ana):
+        app = DispatchApp(url, tokens["ana"], clock=clock)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, BoardScreen) and "bob" in app.model.state.technicians)
+            await until(pilot, lambda: "called out: none" in screen_text(app, "#people"))
+            for _ in range(5):  # Tab past the lanes to the technician panel
+                if app.focused is app.screen.query_one(TechnicianPanel):
+                    break
+                await pilot.press("tab")
+            await pilot.press("c")
+            await until(pilot, modal_ready(app, TextPrompt, "#text:focus"))
+            await pilot.press(*"core switch", "enter")
+            sent = await ana.until_event(lambda e: e["kind"] == "callout_sent")
+            assert sent["actor"] == "ana" and sent["callout"]["tech_id"] == "bob"
+            assert sent["callout"]["reason"] == "core switch"
+            # bob went off shift at 22:30: he should rest until 09:30, so this call-out is an override.
+            await until(pilot, lambda: any(n.title == "Override" for n in app._notifications))
+            override = next(n.message for n in app._notifications if n.title == "Override")
+            assert override.startswith("call out bob, against a fatigue rule: resting until Wed 09:30")
+            assert any(n.message.startswith("Call-out CO-1 sent to bob") for n in app._notifications)
+            await until(pilot, lambda: "called out: 1 waiting" in screen_text(app, "#people"))
+            assert "asked" in panel_row(app, "bob") and "☎" in panel_row(app, "bob")
+            # Again while that one waits: the server refuses, in words.
+            await pilot.press("c")
+            await until(pilot, modal_ready(app, TextPrompt, "#text:focus"))
+            await pilot.press("enter")
+            await until(pilot, lambda: any("already has a call-out waiting" in n.message for n in app._notifications))
+
+
+@pytest.mark.parametrize(
+    ("role", "present", "absent"),
+    [
+        (Role.DISPATCHER, {"c"}, {"y"}),
+        (Role.TECHNICIAN, {"y"}, {"c"}),
+        (Role.VIEWER, set(), {"c", "y"}),
+    ],
+)
+async def test_the_help_lists_the_new_keys_for_the_roles_that_have_them(
+    server: ServerProcess, role: Role, present: set[str], absent: set[str]
+) -> None:
+    app = DispatchApp(server.url, await server.token(role, f"someone-{role.value}", "alice"))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, BoardScreen) and app.model.has_snapshot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        keys = {key for key, _ in help_screen.keys}
+        assert present <= keys and not absent & keys, keys

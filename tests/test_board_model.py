@@ -11,9 +11,10 @@ import pytest
 
 from dispatch.core.calendars import ALWAYS_OPEN, Calendar
 from dispatch.core.contracts import Contracts
-from dispatch.core.models import Priority, Role, Technician, TechStatus, Ticket, TicketStatus
+from dispatch.core.models import Callout, CalloutStatus, Priority, Role, Technician, TechStatus, Ticket, TicketStatus
 from dispatch.core.protocol import (
     BurstEvent,
+    CalloutEvent,
     Error,
     ErrorCode,
     Event,
@@ -24,7 +25,19 @@ from dispatch.core.protocol import (
     Welcome,
 )
 from dispatch.core.sla import SlaState, clock_fields
-from dispatch.model import Alert, Applied, BoardModel, PendingCommand, matcher, opens_label
+from dispatch.model import (
+    Alert,
+    Applied,
+    BoardModel,
+    PendingCommand,
+    PeopleCounts,
+    TechnicianTime,
+    format_hours,
+    matcher,
+    opens_label,
+    own_time_words,
+    people_words,
+)
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 SNAPSHOT_SEQ = 10
@@ -434,3 +447,164 @@ def test_breaches_and_escalations_are_one_alert_per_kind_per_batch(
 ) -> None:
     model = loaded(role, "alice" if role is Role.TECHNICIAN else None)
     assert model.alerts(events) == alerts
+
+
+# --- people's time -------------------------------------------------------------------------------------
+
+SHIFT_END = T0 + timedelta(hours=6)  # 15:00
+
+
+def tech_event(seq: int, technician: Technician, at: datetime) -> TechnicianEvent:
+    return TechnicianEvent(seq=seq, ts=at, actor="auto", kind="technician_status_changed", technician=technician)
+
+
+def callout(
+    number: int, tech_id: str = "judy", status: CalloutStatus = CalloutStatus.WAITING, **fields: Any
+) -> Callout:
+    expires = T0 + timedelta(minutes=5)
+    values: dict[str, Any] = {"id": f"CO-{number}", "tech_id": tech_id, "sent_at": T0, "expires_at": expires}
+    return Callout(**(values | {"status": status} | fields))
+
+
+def callout_event(seq: int, sent: Callout, kind: str = "callout_sent", actor: str = "ana") -> CalloutEvent:
+    return CalloutEvent(seq=seq, ts=T0, actor=actor, kind=kind, callout=sent)
+
+
+@pytest.mark.parametrize(
+    ("status", "later", "hours"),
+    [
+        (TechStatus.AVAILABLE, timedelta(0), 2.0),
+        (TechStatus.BUSY, timedelta(minutes=90), 3.5),  # on the clock: counted on from the event
+        (TechStatus.ON_SITE, timedelta(minutes=30), 2.5),
+        (TechStatus.BREAK, timedelta(minutes=90), 2.0),  # off the clock: what the server said stands
+        (TechStatus.OFF_SHIFT, timedelta(hours=5), 2.0),
+    ],
+)
+def test_hours_today_count_on_from_the_event_while_on_the_clock(
+    status: TechStatus, later: timedelta, hours: float
+) -> None:
+    model = loaded()
+    alice = tech("alice", status=status, hours_today=2.0)
+    model.apply(tech_event(11, alice, T0))
+    time = model.technician_time(model.state.technicians["alice"], T0 + later)
+    assert time.hours == pytest.approx(hours)
+
+
+def test_a_snapshots_hours_are_as_of_its_arrival_and_counted_on_only_when_it_is_known() -> None:
+    alice = tech("alice", status=TechStatus.BUSY, hours_today=8.5)
+    model = BoardModel()
+    model.load_snapshot(snapshot([], [alice]), received_at=T0)
+    assert model.technician_time(alice, T0 + timedelta(minutes=45)).hours == pytest.approx(9.25)
+    assert model.technician_time(alice, T0 + timedelta(minutes=45)).tired
+    unknown = BoardModel()
+    unknown.load_snapshot(snapshot([], [alice]))
+    assert unknown.technician_time(alice, T0 + timedelta(minutes=45)).hours == 8.5
+
+
+def test_overtime_counts_from_the_shift_end_the_server_said_before_the_shift_was_over() -> None:
+    model = loaded()
+    on_shift = tech("alice", status=TechStatus.AVAILABLE, on_shift_until=SHIFT_END)
+    model.apply(tech_event(11, on_shift, T0))
+    assert model.technician_time(on_shift, SHIFT_END - timedelta(hours=1)).overtime is None
+    # At the end, still on site: the next event says no shift any more; the end said before counts.
+    on_site = tech("alice", status=TechStatus.ON_SITE, on_shift_until=None)
+    model.apply(tech_event(12, on_site, SHIFT_END + timedelta(minutes=5)))
+    time = model.technician_time(on_site, SHIFT_END + timedelta(minutes=25))
+    assert time.shift_end == SHIFT_END and time.overtime == timedelta(minutes=25)
+    # Off shift: no overtime, and the old end is forgotten.
+    gone = tech("alice", status=TechStatus.OFF_SHIFT)
+    model.apply(tech_event(13, gone, SHIFT_END + timedelta(minutes=30)))
+    assert model.technician_time(gone, SHIFT_END + timedelta(hours=1)) == TechnicianTime(None, None, False, 0.0, None)
+
+
+def test_the_moment_between_a_shift_end_and_the_servers_change_is_no_overtime() -> None:
+    model = loaded()
+    on_shift = tech("alice", on_shift_until=SHIFT_END)
+    model.apply(tech_event(11, on_shift, T0))
+    assert model.technician_time(on_shift, SHIFT_END + timedelta(seconds=20)).overtime is None
+
+
+def test_a_callout_waits_then_counts_as_called_in_until_they_go_off_the_clock() -> None:
+    model = loaded()
+    judy = tech("judy", status=TechStatus.OFF_SHIFT, on_call=True)
+    model.apply(tech_event(11, judy, T0))
+    sent = callout(1)
+    model.apply(callout_event(12, sent))
+    assert model.technician_time(judy, T0).callout == sent and model.technician_time(judy, T0).on_call
+    assert model.people_counts(T0) == PeopleCounts(
+        on_the_clock=1, on_shift=0, on_call=1, callouts_waiting=1, callouts_accepted=0
+    )  # (alice, from the snapshot, is on the clock)
+    accepted = sent.model_copy(update={"status": CalloutStatus.ACCEPTED})
+    model.apply(callout_event(13, accepted, "callout_answered", actor="judy"))
+    working = judy.model_copy(update={"status": TechStatus.AVAILABLE})
+    model.apply(tech_event(14, working, T0))
+    assert model.technician_time(working, T0).callout == accepted
+    assert model.people_counts(T0) == PeopleCounts(2, 0, 1, 0, 1)
+    model.apply(tech_event(15, judy, T0 + timedelta(hours=3)))  # home again
+    assert model.technician_time(judy, T0).callout is None and model.people_counts(T0).callouts_accepted == 0
+
+
+def test_on_shift_counts_shifts_not_yet_over() -> None:
+    model = BoardModel()
+    model.load_snapshot(snapshot([], [tech("alice", on_shift_until=SHIFT_END), tech("bob", on_call=True),
+                                      tech("carol", on_shift_until=T0)]), received_at=T0)  # fmt: skip
+    assert model.people_counts(T0 - timedelta(minutes=1)) == PeopleCounts(3, 2, 1, 0, 0)
+    assert model.people_counts(T0) == PeopleCounts(3, 1, 1, 0, 0)
+
+
+def test_a_snapshot_brings_the_waiting_callouts_and_a_technician_sees_theirs() -> None:
+    model = BoardModel()
+    model.welcome(Welcome(role=Role.TECHNICIAN, user="judy-phone", tech_id="judy", seq=SNAPSHOT_SEQ))
+    waiting = [callout(2, ticket_id="T-000001"), callout(3, "bob")]
+    model.load_snapshot(Snapshot(seq=SNAPSHOT_SEQ, tickets=[], technicians=[], incidents=[], callouts=waiting))
+    mine = model.my_callout()
+    assert mine is not None and mine.id == "CO-2"
+    # A snapshot does not say who sent it: one for a waiting ticket is the server's ladder.
+    assert model.callout_sender(mine).startswith("the server")
+    assert model.callout_sender(waiting[1]) == "a dispatcher"
+    model.apply(callout_event(11, mine.model_copy(update={"status": CalloutStatus.EXPIRED}), "callout_expired", "auto"))
+    assert model.my_callout() is None
+
+
+def test_a_callout_event_says_who_sent_it_and_changes_the_technician_panel() -> None:
+    model = loaded()
+    batch = model.apply_batch([callout_event(11, callout(1))])
+    assert batch.technicians_changed and model.callout_sender(callout(1)) == "ana"
+
+
+@pytest.mark.parametrize(
+    ("hours", "text"),
+    [(0.0, "0h00"), (1.58, "1h35"), (9.999, "10h00"), (10.5, "10h30"), (-0.1, "0h00")],
+)
+def test_hours_are_written_to_the_minute(hours: float, text: str) -> None:
+    assert format_hours(hours) == text
+
+
+@pytest.mark.parametrize(
+    ("counts", "full", "compact"),
+    [
+        (PeopleCounts(8, 7, 2, 0, 0), "on shift 7 · ☎ on call 2 · called out: none", "shift 7 · ☎ 2"),
+        (PeopleCounts(8, 7, 2, 1, 0), "on shift 7 · ☎ on call 2 · called out: 1 waiting", "shift 7 · ☎ 2 · asked 1"),
+        (PeopleCounts(8, 7, 2, 1, 2), "on shift 7 · ☎ on call 2 · called out: 1 waiting, 2 accepted",
+         "shift 7 · ☎ 2 · asked 1 · in 2"),
+        # No roster: nobody is on a shift or on call, so who is on the clock.
+        (PeopleCounts(3, 0, 0, 0, 0), "on the clock 3 · called out: none", "on the clock 3"),
+    ],
+)  # fmt: skip
+def test_the_headers_people_words(counts: PeopleCounts, full: str, compact: str) -> None:
+    assert people_words(counts) == full
+    assert people_words(counts, compact=True) == compact
+
+
+@pytest.mark.parametrize(
+    ("time", "words"),
+    [
+        (TechnicianTime(SHIFT_END, None, False, 1.5, None), "on shift until 15:00 · 1h30 on the clock in 24 h"),
+        (TechnicianTime(SHIFT_END, timedelta(minutes=25), True, 9.5, None),
+         "+0h25 past your shift's end (15:00) · ☎ on call · 9h30 on the clock in 24 h"),
+        (TechnicianTime(None, None, True, 0, None), "not on a shift · ☎ on call · 0h00 on the clock in 24 h"),
+    ],
+)  # fmt: skip
+def test_a_technicians_own_time_in_words(time: TechnicianTime, words: str) -> None:
+    # (The board says times in the dispatcher's own zone: 15:00 UTC as this machine writes it.)
+    assert own_time_words(time).replace(f"{SHIFT_END.astimezone():%H:%M}", "15:00") == words

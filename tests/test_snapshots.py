@@ -19,9 +19,10 @@ from textual.pilot import Pilot
 from dispatch.app import DispatchApp
 from dispatch.core.models import Role
 from dispatch.screens.board import BoardScreen
+from dispatch.screens.callout import CalloutPrompt
 from dispatch.screens.detail import TicketDetail
 from tests.support import ServerProcess, Session, tech_frame, ticket_frame
-from tests.test_board import CONTRACTS, local_time_zone, picker_ready, until
+from tests.test_board import CONTRACTS, local_time_zone, modal_ready, picker_ready, until
 from tests.world import NOW, World, seeded_world
 
 SIZE = (140, 40)
@@ -87,6 +88,15 @@ def test_dispatcher_board_at_80x24(world: World, snap_compare: Any) -> None:
     # A narrow terminal: the panel narrows, the lanes drop client, age and incident, the countdowns stay.
     app = DispatchApp(world.server.url, world.dispatcher, clock=lambda: NOW)
     assert snap_compare(app, terminal_size=(80, 24), run_before=loaded(38))
+
+
+def test_callout_on_a_technicians_board_at_80x24(world: World, snap_compare: Any) -> None:
+    app = DispatchApp(world.server.url, world.callee, clock=lambda: NOW)
+
+    async def prompted(pilot: Pilot[None]) -> None:
+        await until(pilot, modal_ready(app, CalloutPrompt, "#callout-fields"))
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=prompted)
 
 
 # --- business hours: Friday evening, the office closed ---------------------------------------------------

@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from dispatch.client import LinkState
-from dispatch.core.models import HoldReason, Priority, Role, TechStatus, Ticket, TicketStatus
+from dispatch.core.models import Callout, HoldReason, Priority, Role, Technician, TechStatus, Ticket, TicketStatus
 from dispatch.core.protocol import (
     AddNote,
     ApplyPlan,
@@ -30,23 +30,26 @@ from dispatch.core.protocol import (
     Unassign,
 )
 from dispatch.model import HOLD_REASON_WORDS
+from dispatch.screens.callout import CalloutPrompt
 from dispatch.screens.detail import TicketDetail
 from dispatch.screens.help import HelpScreen
-from dispatch.screens.pickers import AssignPicker, ChoicePicker, NoteEditor
+from dispatch.screens.pickers import AssignPicker, ChoicePicker, NoteEditor, TextPrompt
 from dispatch.screens.plan import PlanPreview
 from dispatch.session import BoardSession
 from dispatch.widgets.board_header import BoardHeader
 from dispatch.widgets.lane import Lane
+from dispatch.widgets.outlook import OutlookBar
 from dispatch.widgets.technician_panel import TechnicianPanel
 
 NAVIGATION = {"lane", "filter", "clear", "detail", "help"}
 # Kept out of the footer (it would no longer fit), listed in the help screen and the command palette.
 INCIDENT_ACTIONS = {"group_burst", "incident_assign", "incident_priority", "incident_resolve"}
+HELP_ONLY = {*INCIDENT_ACTIONS, "callout", "answer_callout"}
 DISPATCHER_ACTIONS = {
     "assign", "assign_best", "unassign", "priority", "status", "mark", "tech_status", "note", "rebalance",
-    *INCIDENT_ACTIONS,
+    "callout", *INCIDENT_ACTIONS,
 }  # fmt: skip
-TECHNICIAN_ACTIONS = {"start", "hold", "resolve", "note", "status", "availability"}
+TECHNICIAN_ACTIONS = {"start", "hold", "resolve", "note", "status", "availability", "answer_callout"}
 TECHNICIAN_STATUSES = [
     (TicketStatus.IN_PROGRESS, "start (in progress)"),
     (TicketStatus.ON_HOLD, "hold"),
@@ -70,6 +73,8 @@ class BoardScreen(Screen[None]):
         Binding("space", "mark", "Mark"),
         Binding("t", "tech_status", "Tech status"),
         Binding("b", "rebalance", "Rebalance"),
+        Binding("c", "callout", "Call out the selected technician", show=False),
+        Binding("y", "answer_callout", "Answer a call-out", show=False),
         Binding("g", "group_burst", "Group burst into incident", show=False),
         Binding("I", "incident_assign", "Assign whole incident", show=False),
         Binding("P", "incident_priority", "Priority of whole incident", show=False),
@@ -101,13 +106,18 @@ class BoardScreen(Screen[None]):
         # cursor stays in place and lands on the next ticket in the queue instead of following it.
         self.acted_on: set[str] = set()
         self.burst: BurstEvent | None = None  # the burst the banner shows, until grouped or dismissed
+        # A technician's board: call-outs already put in front of them, and the prompt while it is open.
+        self._prompted: set[str] = set()
+        self._callout_prompt: CalloutPrompt | None = None
 
     def compose(self) -> ComposeResult:
         session = self.session
         header = BoardHeader(session.server_url)
         header.set_class(self.role is Role.TECHNICIAN, "-own-lane")
         yield header
+        yield OutlookBar(self.role)
         yield Static("", id="burst-banner")
+        yield Static("", id="callout-banner")
         with Horizontal(id="body"):
             with Vertical(id="lanes"):
                 if self.role is Role.TECHNICIAN:
@@ -116,7 +126,7 @@ class BoardScreen(Screen[None]):
                     for priority in Priority:
                         yield Lane(session.model, priority, session.now, id=f"lane-{priority.value.lower()}")
             if self.role is not Role.TECHNICIAN:
-                yield TechnicianPanel(session.model, id="technicians")
+                yield TechnicianPanel(session.model, session.now, id="technicians")
         yield Input(placeholder="filter: text, client, skill or technician (Esc clears)", id="filter")
         yield Footer()
 
@@ -128,7 +138,10 @@ class BoardScreen(Screen[None]):
         self.post_message(self.Ready(self))
 
     def on_resize(self, event: events.Resize) -> None:
-        self.set_class(event.size.width < NARROW_BELOW, "-narrow")
+        narrow = event.size.width < NARROW_BELOW
+        self.set_class(narrow, "-narrow")
+        self.query_one(OutlookBar).compact = narrow
+        self.refresh_header()
 
     @property
     def lanes(self) -> list[Lane]:
@@ -154,8 +167,10 @@ class BoardScreen(Screen[None]):
             lane.update_title(len(rows), total if self.query_text else len(rows))
         if changed:
             self.acted_on -= changed
-        if changed is None:
+        if changed is None or technicians_changed:
+            # (Ticket counts wait for the tick; people's time is a few rows and says who was just called.)
             self.refresh_header()
+        self._show_callout()
         panels = list(self.query(TechnicianPanel))
         if panels and (technicians_changed or changed is None or changed):
             panel = panels[0]
@@ -169,10 +184,18 @@ class BoardScreen(Screen[None]):
         are taken here rather than on every batch of events."""
         for lane in self.lanes:
             lane.refresh()
+        for panel in self.query(TechnicianPanel):
+            panel.refresh()  # hours and overtime move on; rows whose words did not change are not redrawn
         self.refresh_header()
 
     def refresh_header(self) -> None:
-        self.query_one(BoardHeader).refresh_from(self.session.model, self.session.now())
+        # A tick or a flush can land while the screen is being taken down (the app quitting): then its
+        # header is already gone, and there is nothing to refresh.
+        if not self.is_attached or not self.query(BoardHeader):
+            return
+        model, now = self.session.model, self.session.now()
+        self.query_one(BoardHeader).refresh_from(model, now)
+        self.query_one(OutlookBar).refresh_from(model, now)
 
     def show_link(self, link: LinkState) -> None:
         """Connected, or lost: the header says which and since when, and a stale board is dimmed."""
@@ -202,7 +225,7 @@ class BoardScreen(Screen[None]):
             return action in DISPATCHER_ACTIONS
         if self.role is Role.TECHNICIAN:
             return action in TECHNICIAN_ACTIONS
-        return action in NAVIGATION  # viewer and intake: a read-only wallboard
+        return False  # viewer and intake: a read-only wallboard
 
     def _lane(self) -> Lane:
         focused = self.focused
@@ -297,7 +320,7 @@ class BoardScreen(Screen[None]):
         for binding in self.BINDINGS:
             assert isinstance(binding, Binding)
             action = binding.action.split("(")[0]
-            if (binding.show or action in INCIDENT_ACTIONS) and self.check_action(action, ()):
+            if (binding.show or action in HELP_ONLY) and self.check_action(action, ()):
                 yield binding
 
     def action_detail(self) -> None:
@@ -428,13 +451,37 @@ class BoardScreen(Screen[None]):
             f"set {ticket.id} {words}", (ticket.id,),
         )  # fmt: skip
 
-    def action_tech_status(self) -> None:
+    def _technician(self) -> Technician | None:
+        """The technician selected in the panel (or a word that there is none)."""
         panels = list(self.query(TechnicianPanel))
         technician = panels[0].current if panels else None
         if technician is None:
             self.notify("Select a technician in the panel (Tab) first.", severity="warning")
+        return technician
+
+    def action_tech_status(self) -> None:
+        technician = self._technician()
+        if technician is not None:
+            self._pick_tech_status(technician.id, technician.status)
+
+    def action_callout(self) -> None:
+        """c: call the selected technician in, with an optional reason; the server may refuse (already
+        on the clock, one waiting) or warn (a fatigue rule), and the words are shown either way."""
+        technician = self._technician()
+        if technician is None:
             return
-        self._pick_tech_status(technician.id, technician.status)
+        on_call = " (on call)" if technician.on_call else ""
+
+        def send(reason: str | None) -> None:
+            if reason is not None:
+                self.run_worker(self.session.call_out(technician.id, reason), group="commands")
+
+        self.app.push_screen(
+            TextPrompt(f"Call out {technician.id} ({technician.name}){on_call}",
+                       "reason, optional: what for (they read it on their board)",
+                       "Enter sends the call-out · Esc cancels"),
+            send,
+        )  # fmt: skip
 
     def _pick_tech_status(self, tech_id: str, current: TechStatus) -> None:
         choices = [(s.value, s.value.replace("_", " ")) for s in TechStatus]
@@ -591,6 +638,48 @@ class BoardScreen(Screen[None]):
                 )
 
         self.app.push_screen(NoteEditor(ticket), save)
+
+    def _show_callout(self) -> None:
+        """A technician's board: a call-out waiting for their answer shows on a banner, and once in a
+        prompt in front of everything; the prompt closes if the call-out is answered elsewhere or expires."""
+        if self.role is not Role.TECHNICIAN:
+            return
+        model = self.session.model
+        callout = model.my_callout()
+        banner = self.query_one("#callout-banner", Static)
+        prompt = self._callout_prompt
+        if prompt is not None and (callout is None or prompt.callout.id != callout.id):
+            if prompt.is_current:
+                prompt.dismiss(None)
+            self._callout_prompt = None
+        if callout is None:
+            banner.display = False
+            return
+        # When to answer first: on a narrow terminal the reason is what gets cut.
+        why = f": {callout.reason}" if callout.reason else ""
+        banner.update(f"☎ Call-out {callout.id}: answer by {callout.expires_at.astimezone():%H:%M} (y)"
+                      f" · from {model.callout_sender(callout)}{why}")  # fmt: skip
+        banner.display = True
+        if callout.id not in self._prompted:
+            self._prompted.add(callout.id)
+            self._prompt_callout(callout)
+
+    def _prompt_callout(self, callout: Callout) -> None:
+        def answered(accept: bool | None) -> None:
+            self._callout_prompt = None
+            if accept is not None:
+                self.run_worker(self.session.answer_callout(callout, accept), group="commands")
+
+        self._callout_prompt = CalloutPrompt(self.session, callout)
+        self.app.push_screen(self._callout_prompt, answered)
+
+    def action_answer_callout(self) -> None:
+        """y: the call-out waiting for this technician, to accept or decline."""
+        callout = self.session.model.my_callout()
+        if callout is None:
+            self.notify("No call-out is waiting for your answer.", severity="warning")
+        elif self._callout_prompt is None:
+            self._prompt_callout(callout)
 
     def action_availability(self) -> None:
         me = self.session.model.tech_id

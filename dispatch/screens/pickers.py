@@ -53,12 +53,17 @@ class AssignPicker(ModalScreen[str | None]):
         for choice in ranked:
             options.add_option(Option(Text(choice.label), id=choice.tech_id))
         if others:
-            options.add_option(None)  # a separator: below it, people the ranking left out
+            # A separator: below it, people the ranking left out, first those a fatigue rule holds back
+            # (the server's words: assigning them is an override, which the decision log records).
+            options.add_option(None)
             for choice in others:
-                options.add_option(Option(Text(choice.label, style="dim"), id=choice.tech_id))
+                style = "yellow" if choice.blocked else "dim"
+                options.add_option(Option(Text(choice.label, style=style), id=choice.tech_id))
         status = self.query_one("#picker-status", Label)
         if ranked:
             status.update(f"{len(ranked)} suited, best first")
+        elif any(c.blocked for c in others):
+            status.update("everyone suited is held back by a fatigue rule (⚠): pick below to override")
         else:
             status.update("nobody free has the skills: pick anyone below to override")
         options.highlighted = 0 if options.option_count else None
@@ -118,3 +123,26 @@ class NoteEditor(ModalScreen[str | None]):
     @on(Input.Submitted, "#note")
     def save(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)
+
+
+class TextPrompt(ModalScreen[str | None]):
+    """One optional line of text (a call-out's reason): Enter gives it, even empty; Esc gives None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, heading: str, placeholder: str, hint: str, max_length: int = 300) -> None:
+        super().__init__(classes="picker")
+        self.heading = heading
+        self.placeholder = placeholder
+        self.hint = hint
+        self.max_length = max_length
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self.heading), classes="dialog-title")
+            yield Input(placeholder=self.placeholder, max_length=self.max_length, id="text")
+            yield Label(self.hint, classes="dim")
+
+    @on(Input.Submitted, "#text")
+    def give(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip())
