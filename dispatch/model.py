@@ -34,6 +34,7 @@ from dispatch.core.protocol import (
     CalloutEvent,
     Error,
     Event,
+    ForecastAnswer,
     SlaEvent,
     Snapshot,
     TechnicianEvent,
@@ -175,6 +176,8 @@ class BoardModel:
     callout_senders: dict[str, str] = field(default_factory=dict)
     # Accepted call-outs by technician, while they stay on the clock.
     _called_in: dict[str, Callout] = field(default_factory=dict)
+    # The server's latest breach forecast for the board as it stands (the header says it).
+    forecast: ForecastAnswer | None = None
 
     # --- feeding -------------------------------------------------------------------------------------
 
@@ -489,6 +492,31 @@ def own_time_words(time: TechnicianTime) -> str:
         parts.append("☎ on call")
     parts.append(f"{format_hours(time.hours)} on the clock in 24 h")
     return " · ".join(parts)
+
+
+def horizon_words(minutes: int) -> str:
+    """`2h`, `90m` -> `1h30`, `45m`: a forecast's horizon, short."""
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return f"{rest}m"
+    return f"{hours}h" if not rest else f"{hours}h{rest:02d}"
+
+
+def forecast_words(answer: ForecastAnswer, *, compact: bool = False) -> str:
+    """`forecast: 6 breaches in 2h (P1 2, P2 4) · short 2 network`; compact, without the split by
+    priority (who is short says what to do about it): `forecast 6 in 2h · short 2 network`."""
+    count = len(answer.breaches)
+    within = horizon_words(answer.horizon_minutes)
+    if compact:
+        words = f"forecast {count or 'none'} in {within}"
+    elif not count:
+        return f"forecast: no breaches in {within}"
+    else:
+        split = ", ".join(f"{p.value} {n}" for p, n in sorted(answer.by_priority.items()) if n)
+        words = f"forecast: {count} breach{'es' if count != 1 else ''} in {within} ({split})"
+    if answer.short:
+        words += " · short " + ", ".join(f"{s.technicians} {s.skill}" for s in answer.short)
+    return words
 
 
 def matcher(query: str) -> Callable[[Ticket], bool]:

@@ -30,6 +30,8 @@ from dispatch.core.protocol import (
     Command,
     Error,
     Event,
+    Forecast,
+    ForecastAnswer,
     GetHistory,
     History,
     Plan,
@@ -38,14 +40,30 @@ from dispatch.core.protocol import (
     ServerFrame,
     Suggest,
     Suggestions,
+    Undo,
+    WhatIfTechnician,
 )
+from dispatch.core.state import UNDO_WINDOW, UNDOABLE
 from dispatch.model import BoardModel, PendingCommand, Severity
 
-__all__ = ["BoardSession", "Clock", "Notify", "TechnicianChoice", "utc_now"]
+__all__ = [
+    "BoardSession",
+    "Clock",
+    "ForecastSchedule",
+    "Notify",
+    "RecentChange",
+    "TechnicianChoice",
+    "WhatIf",
+    "utc_now",
+]
 
 REPLY_TIMEOUT_S = 15.0
+# The header's forecast is asked for again this often, and after a batch of changes at most this often:
+# the server runs the whole queue through its model for each answer.
+FORECAST_EVERY_S = 30.0
+FORECAST_AFTER_CHANGES_S = 5.0
 # The frames that answer one command (by its command_id); the rest are the stream of events.
-REPLIES = (Ack, Error, Suggestions, History, Plan)
+REPLIES = (Ack, Error, Suggestions, History, Plan, ForecastAnswer)
 
 Clock = Callable[[], datetime]
 
@@ -70,6 +88,64 @@ class TechnicianChoice:
     blocked: str | None = None  # the fatigue rule giving them the ticket would break (an override)
 
 
+@dataclass(frozen=True)
+class RecentChange:
+    """A change this dispatcher made and the server acked: what `z` can take back (within 15 minutes)."""
+
+    command_id: str
+    what: str  # in words, as the change was labelled: "13 moves of the rebalance"
+    at: datetime
+    ticket_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """The forecast's what-if: technicians who are not there (their skills and capacity, and in words,
+    e.g. "+1 network", "call out judy"), and technicians left out."""
+
+    extra: tuple[tuple[str, tuple[str, ...], int], ...] = ()  # (words, skills, capacity)
+    without: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.extra and not self.without
+
+    def words(self) -> str:
+        """`+1 network · call out judy · without bob`."""
+        return " · ".join([w for w, _, _ in self.extra] + [f"without {t}" for t in self.without])
+
+
+@dataclass
+class ForecastSchedule:
+    """When the header's forecast is asked for again: every `every` seconds, and after a batch of
+    changes once `after_changes` seconds have passed since the last ask; never while one is in flight.
+    Times are monotonic seconds, so a fixed board clock (tests, screenshots) does not stop it."""
+
+    every: float = FORECAST_EVERY_S
+    after_changes: float = FORECAST_AFTER_CHANGES_S
+    asked_at: float | None = None
+    in_flight: bool = False
+    changed_since: bool = False
+
+    def changed(self) -> None:
+        """A batch of changes was applied: the forecast may be out of date."""
+        self.changed_since = True
+
+    def due(self, now: float) -> bool:
+        if self.in_flight:
+            return False
+        if self.asked_at is None:
+            return True
+        since = now - self.asked_at
+        return since >= self.every or (self.changed_since and since >= self.after_changes)
+
+    def started(self, now: float) -> None:
+        self.asked_at, self.in_flight, self.changed_since = now, True, False
+
+    def finished(self) -> None:
+        self.in_flight = False
+
+
 class BoardSession:
     """One board's connection to the server and its copy of the state, shared by its screens."""
 
@@ -92,6 +168,8 @@ class BoardSession:
         self._notify = notify
         self._rows_changed = rows_changed
         self._replies: dict[str, asyncio.Future[ServerFrame]] = {}
+        # This dispatcher's acked changes of the last 15 minutes, oldest first: what `z` can take back.
+        self.recent: list[RecentChange] = []
 
     # --- the link ------------------------------------------------------------------------------------
 
@@ -129,14 +207,15 @@ class BoardSession:
         command_id = frame.command_id
         future: asyncio.Future[ServerFrame] = asyncio.get_running_loop().create_future()
         self._replies[command_id] = future
-        if not await self.link.send(frame):
-            self._replies.pop(command_id, None)
-            return None
         try:
+            if not await self.link.send(frame):
+                return None
             return await asyncio.wait_for(future, REPLY_TIMEOUT_S)
         except (TimeoutError, ConnectionError):
-            self._replies.pop(command_id, None)
             return None
+        finally:
+            # Also when the asker was cancelled (a what-if replaced by the next): no reply waits here.
+            self._replies.pop(command_id, None)
 
     async def send_command(self, frame: Command, label: str, ticket_ids: Iterable[str] = ()) -> ServerFrame | None:
         """Send a change: its rows show it pending until the answer, and a refusal is said in words.
@@ -156,9 +235,12 @@ class BoardSession:
         elif isinstance(reply, Error):
             title = {"conflict": "Conflict", "forbidden": "Not allowed"}.get(reply.code, "Refused")
             self._notify(self.model.explain_refusal(reply, self.now()), title=title, severity="warning")
-        elif isinstance(reply, Ack) and reply.override:
-            self._notify(f"{label}, against a fatigue rule: {reply.override}. The decision log records it.",
-                         title="Override", severity="warning")  # fmt: skip
+        elif isinstance(reply, Ack):
+            if reply.override:
+                self._notify(f"{label}, against a fatigue rule: {reply.override}. The decision log records it.",
+                             title="Override", severity="warning")  # fmt: skip
+            if frame.type in UNDOABLE and frame.type != "undo":
+                self.recent.append(RecentChange(command_id, label, self.now(), ids))
         return reply
 
     def _pending_changed(self, ticket_ids: tuple[str, ...]) -> None:
@@ -228,3 +310,43 @@ class BoardSession:
         said = "accepted: you are available" if accept else "declined: the next on the ladder is asked"
         self._notify(f"{callout.id} {said}.", title="Call-out")
         return reply
+
+    # --- the forecast --------------------------------------------------------------------------------
+
+    async def forecast(self, what_if: WhatIf = WhatIf()) -> ForecastAnswer | None:
+        """The server's breach forecast, with `what_if`'s changes to the team; None when it cannot be had.
+        The plain one (no what-if) is also kept in the model, for the header."""
+        frame = Forecast(
+            command_id=self.new_id(),
+            extra=[WhatIfTechnician(skills=list(skills), capacity=capacity) for _, skills, capacity in what_if.extra],
+            without=list(what_if.without),
+        )
+        reply = await self.request(frame)
+        if not isinstance(reply, ForecastAnswer):
+            return None
+        if what_if.empty:
+            self.model.forecast = reply
+        return reply
+
+    # --- undo ----------------------------------------------------------------------------------------
+
+    def last_change(self) -> RecentChange | None:
+        """The latest change of ours the server can still take back (it keeps them 15 minutes)."""
+        now = self.now()
+        self.recent = [change for change in self.recent if now - change.at < UNDO_WINDOW]
+        return self.recent[-1] if self.recent else None
+
+    async def undo(self, change: RecentChange) -> bool:
+        """Take `change` back, all or nothing; a refusal is said in words (what changed since, and who).
+        Either way an answered undo leaves the list, so the next `z` offers the change before it."""
+        reply = await self.send_command(
+            Undo(command_id=self.new_id(), of=change.command_id), f"undo {change.what}", change.ticket_ids
+        )
+        if reply is None:
+            return False
+        if change in self.recent:
+            self.recent.remove(change)
+        if isinstance(reply, Ack):
+            self._notify(f"Undone: {change.what} (at {change.at.astimezone():%H:%M}).", title="Undo")
+            return True
+        return False

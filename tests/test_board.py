@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic import BaseModel
@@ -27,12 +27,16 @@ from dispatch.core.models import HoldReason, Priority, Role, TechStatus, Ticket,
 from dispatch.core.protocol import (
     Ack,
     Assign,
+    BulkAssign,
     Command,
     Error,
     ErrorCode,
+    ForecastAnswer,
     Hello,
     Rebalance,
     ServerFrame,
+    SetStatus,
+    Undo,
     Welcome,
 )
 from dispatch.core.roster import Roster
@@ -41,9 +45,10 @@ from dispatch.model import Severity
 from dispatch.screens.board import BoardScreen
 from dispatch.screens.callout import CalloutPrompt
 from dispatch.screens.detail import TicketDetail
+from dispatch.screens.forecast import ForecastScreen
 from dispatch.screens.help import HelpScreen
-from dispatch.screens.pickers import AssignPicker, ChoicePicker, TextPrompt
-from dispatch.session import BoardSession
+from dispatch.screens.pickers import AssignPicker, ChoicePicker, ConfirmPrompt, TextPrompt
+from dispatch.session import BoardSession, ForecastSchedule, RecentChange, WhatIf, utc_now
 from dispatch.widgets.lane import SLA, Lane, columns, countdown
 from dispatch.widgets.technician_panel import TechnicianPanel, panel_columns
 from tests.inprocess import ManualClock, running_server
@@ -368,14 +373,16 @@ class AnsweringLink(ServerLink):
         if self.answer is None or self.session is None:
             return False
         self.sent.set()
-        assert isinstance(frame, Assign)
-        reply = self.answer(frame)
+        assert not isinstance(frame, dict)
+        reply = self.answer(cast(Command, frame))
         # As the connection worker does: the reply arrives while the sender awaits it.
         asyncio.get_running_loop().call_soon(self.session.take_reply, reply)
         return True
 
 
-def answering_session(answer: Callable[[Command], ServerFrame] | None) -> tuple[BoardSession, list[tuple[Any, ...]]]:
+def answering_session(
+    answer: Callable[[Command], ServerFrame] | None, clock: Callable[[], datetime] | None = None
+) -> tuple[BoardSession, list[tuple[Any, ...]]]:
     """A session over an `AnsweringLink`; the list collects what it told the UI, in order."""
     told: list[tuple[Any, ...]] = []
     link = AnsweringLink(answer)
@@ -386,7 +393,9 @@ def answering_session(answer: Callable[[Command], ServerFrame] | None) -> tuple[
     def rows_changed(ticket_ids: tuple[str, ...]) -> None:
         told.append(("rows", ticket_ids, {t for t in ticket_ids if session.model.is_pending(t)}))
 
-    session = BoardSession("ws://unused", "token", notify=notify, rows_changed=rows_changed, link=link)
+    session = BoardSession(
+        "ws://unused", "token", notify=notify, rows_changed=rows_changed, link=link, clock=clock or utc_now
+    )
     link.session = session
     return session, told
 
@@ -421,6 +430,98 @@ async def test_losing_the_link_fails_the_commands_in_flight() -> None:
     session.link_changed(LinkState(connected=False, attempt=1, detail="gone"))
     assert await asyncio.wait_for(sending, 10 * TIMEOUT_FACTOR) is None  # not the 15 s reply timeout
     assert session.link_state.detail == "gone"
+
+
+def forecast_answer(command: Command, breaches: int = 2) -> ForecastAnswer:
+    return ForecastAnswer(
+        command_id=command.command_id, generated_at=datetime(2026, 12, 1, 9, 0, tzinfo=UTC), horizon_minutes=120,
+        breaches=[{"ticket_id": f"T-{n}", "target": "respond", "at": datetime(2026, 12, 1, 9, n, tzinfo=UTC)}
+                  for n in range(breaches)],
+        by_priority={Priority.P1: breaches}, short=[{"skill": "network", "technicians": 1}],
+    )  # fmt: skip
+
+
+async def test_the_forecast_frame_answers_its_asker_and_the_plain_one_is_kept_for_the_header() -> None:
+    session, told = answering_session(forecast_answer)
+    answer = await session.forecast()
+    assert answer is not None and session.model.forecast == answer and len(answer.breaches) == 2
+    what_if = await session.forecast(WhatIf(extra=(("+1 network", ("network",), 3),)))
+    assert what_if is not None and session.model.forecast == answer  # a what-if is not the board's state
+    # An answer nobody waits for is not taken as a reply (and the stream never sees a forecast frame).
+    assert not session.take_reply(forecast_answer(Rebalance(command_id="nobody-asked")))
+    assert told == []
+
+
+def ack_everything(command: Command) -> ServerFrame:
+    return Ack(command_id=command.command_id, seq=1)
+
+
+async def test_acked_changes_are_kept_for_undo_for_15_minutes_and_refusals_are_not() -> None:
+    clock = ManualClock(datetime(2026, 12, 1, 14, 2, tzinfo=UTC))
+    session, _ = answering_session(ack_everything, clock=clock)
+    bulk = BulkAssign(command_id="bulk-1", ticket_ids=["T-1", "T-2"], tech_id="bob")
+    await session.send_command(bulk, "assign 2 tickets to bob", ["T-1", "T-2"])
+    await session.send_command(Rebalance(command_id="r-1"), "ask for a plan")  # changes nothing: not kept
+    assert session.recent == [RecentChange("bulk-1", "assign 2 tickets to bob", clock.now, ("T-1", "T-2"))]
+    clock.advance(minutes=14, seconds=59)
+    assert session.last_change() == session.recent[0]
+    clock.advance(seconds=1)  # the server forgets it now too
+    assert session.last_change() is None and session.recent == []
+
+    refusing, _ = answering_session(
+        lambda command: Error(command_id=command.command_id, code=ErrorCode.CONFLICT, message="stale"), clock=clock
+    )
+    await refusing.send_command(SetStatus(command_id="s-1", ticket_id="T-1", status=TicketStatus.RESOLVED), "resolve")
+    assert refusing.recent == []
+
+
+async def test_a_refused_undo_says_why_and_the_next_z_offers_the_change_before() -> None:
+    clock = ManualClock(datetime(2026, 12, 1, 14, 2, tzinfo=UTC))
+    words = "T-2 changed since (now version 4, assigned, P2, assigned to carol): nothing undone"
+
+    def answer(command: Command) -> ServerFrame:
+        if isinstance(command, Undo):
+            return Error(command_id=command.command_id, code=ErrorCode.CONFLICT, message=words)
+        return Ack(command_id=command.command_id, seq=1)
+
+    session, told = answering_session(answer, clock=clock)
+    await session.send_command(Assign(command_id="a-1", ticket_id="T-1", tech_id="bob"), "assign T-1 to bob", ["T-1"])
+    await session.send_command(Assign(command_id="a-2", ticket_id="T-2", tech_id="bob"), "assign T-2 to bob", ["T-2"])
+    latest = session.last_change()
+    assert latest is not None and latest.command_id == "a-2"
+    assert not await session.undo(latest)
+    assert ("notify", words, "Conflict", "warning") in told
+    earlier = session.last_change()
+    assert earlier is not None and earlier.command_id == "a-1"
+
+
+@pytest.mark.parametrize(
+    ("events", "due"),
+    [
+        ([], True),  # never asked: ask now
+        ([("asked", 0), ("answered", 1)], False),
+        ([("asked", 0), ("answered", 1), ("at", 29.9)], False),
+        ([("asked", 0), ("answered", 1), ("at", 30)], True),  # every 30 s
+        ([("asked", 0), ("answered", 1), ("changed", 2), ("at", 4.9)], False),  # debounced
+        ([("asked", 0), ("answered", 1), ("changed", 2), ("at", 5)], True),
+        ([("asked", 0), ("changed", 2), ("at", 31)], False),  # never two at once
+        ([("asked", 0), ("changed", 1), ("asked", 6), ("answered", 7), ("at", 12)], False),  # the change was asked
+    ],
+)
+def test_the_headers_forecast_is_asked_every_30_s_and_after_changes_at_most_every_5_s(
+    events: list[tuple[str, float]], due: bool
+) -> None:
+    schedule = ForecastSchedule()
+    now = 0.0
+    for what, at in events:
+        now = at
+        if what == "asked":
+            schedule.started(at)
+        elif what == "answered":
+            schedule.finished()
+        elif what == "changed":
+            schedule.changed()
+    assert schedule.due(now) is due
 
 
 @pytest.mark.parametrize(
@@ -739,12 +840,103 @@ async def test_c_on_the_panel_calls_the_technician_out_and_the_override_is_said(
             await until(pilot, lambda: any("already has a call-out waiting" in n.message for n in app._notifications))
 
 
+# --- the forecast and its what-if --------------------------------------------------------------------------
+
+
+async def test_f_shows_the_predicted_breaches_and_a_what_if_changes_the_count(tmp_path: Path) -> None:
+    clock = ManualClock(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
+    with local_time_zone("UTC0"):
+        async with running_server(tmp_path, clock) as running:
+            ana = await Session.open(running.url, running.tokens["ana"])
+            await ana.ok(tech_frame("carol", ["printers"]))  # nobody on the clock has the network skill
+            await ana.ok(tech_frame("dave", ["network"]))
+            await ana.ok({"type": "set_tech_status", "tech_id": "dave", "status": "off_shift"})
+            for client in ("Acme", "Globex", "Initech"):
+                await ana.ok(ticket_frame(f"Internet down at {client}", client=client, priority="P1",
+                                          skills=["network"]))  # fmt: skip
+            app = DispatchApp(running.url, running.tokens["ana"], clock=clock)
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, board_loaded(app, 3))
+                # The header asks by itself, in the background.
+                await until(pilot, lambda: app.model.forecast is not None)
+                base = app.model.forecast
+                assert base is not None and base.short and base.short[0].skill == "network"
+                await until(pilot, lambda: screen_text(app, "#forecast").startswith(
+                    f"forecast: {len(base.breaches)} breaches in 2h (P1 "))  # fmt: skip
+                assert "T-000001" in {b.ticket_id for b in base.breaches}
+
+                await pilot.press("f")
+                await until(pilot, lambda: isinstance(app.screen, ForecastScreen))
+                forecast = app.screen
+                assert isinstance(forecast, ForecastScreen)
+                await until(pilot, lambda: "T-000001" in screen_text(app, "#breaches"))
+                assert "nothing changed yet" in screen_text(app, "#forecast-counts")
+                await pilot.press("plus")  # +1 technician with a skill: the one short comes first
+                await until(pilot, choices_shown(app, "What if one more technician had…"))
+                await pilot.press("enter")
+                await until(pilot, lambda: isinstance(app.screen, ForecastScreen) and forecast.answer is not None)
+                assert forecast.answer is not None and len(forecast.answer.breaches) < len(base.breaches)
+                counts = screen_text(app, "#forecast-counts")
+                assert (
+                    "+1 network  →  " in counts and f"({len(forecast.answer.breaches) - len(base.breaches)})" in counts
+                )
+                # Backspace takes the edit back: the plain forecast again.
+                await pilot.press("backspace")
+                await until(pilot, lambda: "nothing changed yet" in screen_text(app, "#forecast-counts"))
+                # Calling dave in (off shift, with the skill), and leaving carol out (without it).
+                await pilot.press("c")
+                await until(pilot, choices_shown(app, "What if we called in…"))
+                await pilot.press("enter")
+                await until(pilot, lambda: isinstance(app.screen, ForecastScreen) and forecast.answer is not None)
+                called_in = len(forecast.answer.breaches) if forecast.answer else None
+                assert called_in is not None and called_in < len(base.breaches)
+                await pilot.press("minus")
+                await until(pilot, choices_shown(app, "What if this technician were not there?"))
+                await pilot.press("enter")
+                await until(pilot, lambda: "call out dave · without carol  →  " in screen_text(app, "#forecast-counts")
+                            and forecast.answer is not None)  # fmt: skip
+                assert forecast.answer is not None and len(forecast.answer.breaches) == called_in
+                await pilot.press("escape")
+                await until(pilot, lambda: isinstance(app.screen, BoardScreen))
+            await ana.close()
+
+
+# --- undo ------------------------------------------------------------------------------------------------
+
+
+async def test_z_then_enter_takes_back_a_bulk_assignment(server: ServerProcess, floor: Session) -> None:
+    app = DispatchApp(server.url, await server.token(Role.DISPATCHER, "dan"))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, board_loaded(app, 4))
+        await pilot.press("space", "space", "space", "a")
+        await until(pilot, picker_ready(app))
+        await pilot.press("enter")  # alice
+        ids = ("T-000001", "T-000002", "T-000003")
+        await until(pilot, lambda: all(app.model.state.tickets[t].assignee == "alice" for t in ids))
+        await until(pilot, lambda: app.session.recent != [])
+        change = app.session.recent[-1]
+
+        await pilot.press("z")
+        await until(pilot, modal_ready(app, ConfirmPrompt, "#confirm-heading"))
+        heading = str(app.screen.query_one("#confirm-heading", Static).content)
+        assert heading == f"undo: assign 3 tickets to alice at {change.at.astimezone():%H:%M}"
+        await pilot.press("enter")
+        await until(pilot, lambda: all(app.model.state.tickets[t].assignee is None for t in ids))
+        history = await floor.ok({"type": "history", "ticket_id": "T-000002"})
+        assert history["events"][-1]["reason"].startswith(f"undone by dan: {change.command_id}")
+        assert any(n.message.startswith("Undone: assign 3 tickets to alice") for n in app._notifications)
+        # Nothing else of dan's to take back.
+        await pilot.press("z")
+        await until(pilot, lambda: any(n.message.startswith("Nothing of yours to undo") for n in app._notifications))
+        assert isinstance(app.screen, BoardScreen)
+
+
 @pytest.mark.parametrize(
     ("role", "present", "absent"),
     [
-        (Role.DISPATCHER, {"c"}, {"y"}),
-        (Role.TECHNICIAN, {"y"}, {"c"}),
-        (Role.VIEWER, set(), {"c", "y"}),
+        (Role.DISPATCHER, {"c", "f", "z"}, {"y"}),
+        (Role.TECHNICIAN, {"y"}, {"c", "f", "z"}),
+        (Role.VIEWER, {"f"}, {"c", "y", "z"}),
     ],
 )
 async def test_the_help_lists_the_new_keys_for_the_roles_that_have_them(

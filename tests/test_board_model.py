@@ -18,6 +18,9 @@ from dispatch.core.protocol import (
     Error,
     ErrorCode,
     Event,
+    ForecastAnswer,
+    PredictedBreach,
+    Shortfall,
     SlaEvent,
     Snapshot,
     TechnicianEvent,
@@ -32,7 +35,9 @@ from dispatch.model import (
     PendingCommand,
     PeopleCounts,
     TechnicianTime,
+    forecast_words,
     format_hours,
+    horizon_words,
     matcher,
     opens_label,
     own_time_words,
@@ -608,3 +613,38 @@ def test_the_headers_people_words(counts: PeopleCounts, full: str, compact: str)
 def test_a_technicians_own_time_in_words(time: TechnicianTime, words: str) -> None:
     # (The board says times in the dispatcher's own zone: 15:00 UTC as this machine writes it.)
     assert own_time_words(time).replace(f"{SHIFT_END.astimezone():%H:%M}", "15:00") == words
+
+
+def forecast(
+    breaches: list[tuple[str, Priority]], short: Sequence[tuple[str, int]] = (), horizon: int = 120
+) -> ForecastAnswer:
+    return ForecastAnswer(
+        command_id="f1", generated_at=T0, horizon_minutes=horizon,
+        breaches=[PredictedBreach(ticket_id=t, target="respond", at=T0) for t, _ in breaches],
+        by_priority={p: sum(1 for _, q in breaches if q is p) for p in Priority},
+        short=[Shortfall(skill=skill, technicians=n) for skill, n in short],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("answer", "full", "compact"),
+    [
+        (forecast([]), "forecast: no breaches in 2h", "forecast none in 2h"),
+        (forecast([("T-1", Priority.P2)], horizon=90), "forecast: 1 breach in 1h30 (P2 1)", "forecast 1 in 1h30"),
+        (forecast([("T-1", Priority.P1), ("T-2", Priority.P2), ("T-3", Priority.P1), ("new", Priority.P2),
+                   ("T-4", Priority.P2), ("T-5", Priority.P2)], [("network", 2)]),
+         "forecast: 6 breaches in 2h (P1 2, P2 4) · short 2 network",
+         "forecast 6 in 2h · short 2 network"),
+        (forecast([("T-1", Priority.P3)], [("network", 2), ("voip", 1)], horizon=45),
+         "forecast: 1 breach in 45m (P3 1) · short 2 network, 1 voip",
+         "forecast 1 in 45m · short 2 network, 1 voip"),
+    ],
+)  # fmt: skip
+def test_the_headers_forecast_words(answer: ForecastAnswer, full: str, compact: str) -> None:
+    assert forecast_words(answer) == full
+    assert forecast_words(answer, compact=True) == compact
+
+
+@pytest.mark.parametrize(("minutes", "words"), [(120, "2h"), (90, "1h30"), (45, "45m"), (1440, "24h")])
+def test_a_horizon_in_words(minutes: int, words: str) -> None:
+    assert horizon_words(minutes) == words

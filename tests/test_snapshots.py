@@ -21,6 +21,7 @@ from dispatch.core.models import Role
 from dispatch.screens.board import BoardScreen
 from dispatch.screens.callout import CalloutPrompt
 from dispatch.screens.detail import TicketDetail
+from dispatch.screens.forecast import ForecastScreen
 from tests.support import ServerProcess, Session, tech_frame, ticket_frame
 from tests.test_board import CONTRACTS, local_time_zone, modal_ready, picker_ready, until
 from tests.world import NOW, World, seeded_world
@@ -43,10 +44,14 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 def loaded(count: int) -> Callable[[Pilot[None]], Any]:
+    """Until the board shows `count` tickets and, where it asks for one, the server's forecast."""
+
     async def wait(pilot: Pilot[None]) -> None:
         app = pilot.app
+        assert isinstance(app, DispatchApp)
         await until(pilot, lambda: isinstance(app.screen, BoardScreen)
-                    and sum(len(lane.rows) for lane in app.screen.lanes) >= count)  # fmt: skip
+                    and sum(len(lane.rows) for lane in app.screen.lanes) >= count
+                    and (app.model.role is Role.TECHNICIAN or app.model.forecast is not None))  # fmt: skip
 
     return wait
 
@@ -88,6 +93,19 @@ def test_dispatcher_board_at_80x24(world: World, snap_compare: Any) -> None:
     # A narrow terminal: the panel narrows, the lanes drop client, age and incident, the countdowns stay.
     app = DispatchApp(world.server.url, world.dispatcher, clock=lambda: NOW)
     assert snap_compare(app, terminal_size=(80, 24), run_before=loaded(38))
+
+
+def test_forecast_with_a_what_if(world: World, snap_compare: Any) -> None:
+    app = DispatchApp(world.server.url, world.dispatcher, clock=lambda: NOW)
+
+    async def what_if(pilot: Pilot[None]) -> None:
+        await loaded(38)(pilot)
+        await pilot.press("f")
+        await until(pilot, lambda: isinstance(app.screen, ForecastScreen) and app.screen.base is not None)
+        await pilot.press("plus", "enter")  # +1 network, the skill the server says is short
+        await until(pilot, lambda: isinstance(app.screen, ForecastScreen) and app.screen.answer is not None)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=what_if)
 
 
 def test_callout_on_a_technicians_board_at_80x24(world: World, snap_compare: Any) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from textual import events, on
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -32,10 +33,11 @@ from dispatch.core.protocol import (
 from dispatch.model import HOLD_REASON_WORDS
 from dispatch.screens.callout import CalloutPrompt
 from dispatch.screens.detail import TicketDetail
+from dispatch.screens.forecast import ForecastScreen
 from dispatch.screens.help import HelpScreen
-from dispatch.screens.pickers import AssignPicker, ChoicePicker, NoteEditor, TextPrompt
+from dispatch.screens.pickers import AssignPicker, ChoicePicker, ConfirmPrompt, NoteEditor, TextPrompt
 from dispatch.screens.plan import PlanPreview
-from dispatch.session import BoardSession
+from dispatch.session import BoardSession, ForecastSchedule
 from dispatch.widgets.board_header import BoardHeader
 from dispatch.widgets.lane import Lane
 from dispatch.widgets.outlook import OutlookBar
@@ -44,12 +46,14 @@ from dispatch.widgets.technician_panel import TechnicianPanel
 NAVIGATION = {"lane", "filter", "clear", "detail", "help"}
 # Kept out of the footer (it would no longer fit), listed in the help screen and the command palette.
 INCIDENT_ACTIONS = {"group_burst", "incident_assign", "incident_priority", "incident_resolve"}
-HELP_ONLY = {*INCIDENT_ACTIONS, "callout", "answer_callout"}
+HELP_ONLY = {*INCIDENT_ACTIONS, "callout", "forecast", "undo", "answer_callout"}
 DISPATCHER_ACTIONS = {
     "assign", "assign_best", "unassign", "priority", "status", "mark", "tech_status", "note", "rebalance",
-    "callout", *INCIDENT_ACTIONS,
+    "callout", "forecast", "undo", *INCIDENT_ACTIONS,
 }  # fmt: skip
 TECHNICIAN_ACTIONS = {"start", "hold", "resolve", "note", "status", "availability", "answer_callout"}
+# A wallboard only looks, and the forecast is something to look at.
+VIEWER_ACTIONS = {"forecast"}
 TECHNICIAN_STATUSES = [
     (TicketStatus.IN_PROGRESS, "start (in progress)"),
     (TicketStatus.ON_HOLD, "hold"),
@@ -74,6 +78,8 @@ class BoardScreen(Screen[None]):
         Binding("t", "tech_status", "Tech status"),
         Binding("b", "rebalance", "Rebalance"),
         Binding("c", "callout", "Call out the selected technician", show=False),
+        Binding("f", "forecast", "Forecast and what-if", show=False),
+        Binding("z", "undo", "Undo my last change", show=False),
         Binding("y", "answer_callout", "Answer a call-out", show=False),
         Binding("g", "group_burst", "Group burst into incident", show=False),
         Binding("I", "incident_assign", "Assign whole incident", show=False),
@@ -106,6 +112,7 @@ class BoardScreen(Screen[None]):
         # cursor stays in place and lands on the next ticket in the queue instead of following it.
         self.acted_on: set[str] = set()
         self.burst: BurstEvent | None = None  # the burst the banner shows, until grouped or dismissed
+        self.forecast_schedule = ForecastSchedule()
         # A technician's board: call-outs already put in front of them, and the prompt while it is open.
         self._prompted: set[str] = set()
         self._callout_prompt: CalloutPrompt | None = None
@@ -170,6 +177,9 @@ class BoardScreen(Screen[None]):
         if changed is None or technicians_changed:
             # (Ticket counts wait for the tick; people's time is a few rows and says who was just called.)
             self.refresh_header()
+        if changed is None or changed:
+            self.forecast_schedule.changed()
+            self._ask_forecast_when_due()
         self._show_callout()
         panels = list(self.query(TechnicianPanel))
         if panels and (technicians_changed or changed is None or changed):
@@ -187,15 +197,28 @@ class BoardScreen(Screen[None]):
         for panel in self.query(TechnicianPanel):
             panel.refresh()  # hours and overtime move on; rows whose words did not change are not redrawn
         self.refresh_header()
+        self._ask_forecast_when_due()
 
     def refresh_header(self) -> None:
-        # A tick or a flush can land while the screen is being taken down (the app quitting): then its
-        # header is already gone, and there is nothing to refresh.
-        if not self.is_attached or not self.query(BoardHeader):
-            return
         model, now = self.session.model, self.session.now()
         self.query_one(BoardHeader).refresh_from(model, now)
         self.query_one(OutlookBar).refresh_from(model, now)
+
+    # --- the forecast in the header ------------------------------------------------------------------
+
+    def _ask_forecast_when_due(self) -> None:
+        if self.role in (Role.DISPATCHER, Role.VIEWER) and self.forecast_schedule.due(time.monotonic()):
+            self.forecast_schedule.started(time.monotonic())
+            self.ask_forecast()
+
+    @work(group="forecast", exit_on_error=False)
+    async def ask_forecast(self) -> None:
+        """Ask in the background: the server runs the whole queue through its model, typing goes on."""
+        try:
+            await self.session.forecast()
+        finally:
+            self.forecast_schedule.finished()
+        self.refresh_header()
 
     def show_link(self, link: LinkState) -> None:
         """Connected, or lost: the header says which and since when, and a stale board is dimmed."""
@@ -225,7 +248,9 @@ class BoardScreen(Screen[None]):
             return action in DISPATCHER_ACTIONS
         if self.role is Role.TECHNICIAN:
             return action in TECHNICIAN_ACTIONS
-        return False  # viewer and intake: a read-only wallboard
+        if self.role is Role.VIEWER:
+            return action in VIEWER_ACTIONS
+        return False  # intake: a read-only wallboard
 
     def _lane(self) -> Lane:
         focused = self.focused
@@ -483,6 +508,28 @@ class BoardScreen(Screen[None]):
             send,
         )  # fmt: skip
 
+    def action_forecast(self) -> None:
+        self.app.push_screen(ForecastScreen(self.session))
+
+    def action_undo(self) -> None:
+        """z: say what would be taken back; Enter takes it back, Esc leaves it."""
+        change = self.session.last_change()
+        if change is None:
+            self.notify("Nothing of yours to undo: changes can be taken back for 15 minutes.", severity="warning")
+            return
+        ids = change.ticket_ids
+        details = ""
+        if ids:
+            details = f"touches {', '.join(ids[:6])}" + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self.session.undo(change), group="commands")
+
+        heading = f"undo: {change.what} at {change.at.astimezone():%H:%M}"
+        hint = "Enter takes it back (all or nothing) · Esc cancels"
+        self.app.push_screen(ConfirmPrompt(heading, details, hint), confirmed)
+
     def _pick_tech_status(self, tech_id: str, current: TechStatus) -> None:
         choices = [(s.value, s.value.replace("_", " ")) for s in TechStatus]
 
@@ -508,7 +555,7 @@ class BoardScreen(Screen[None]):
             if confirmed:
                 self._send(
                     ApplyPlan(command_id=self.session.new_id(), moves=moves),
-                    f"rebalance ({len(moves)} moves)",
+                    f"{len(moves)} move{'s' if len(moves) != 1 else ''} of the rebalance",
                     tuple(m.ticket_id for m in moves),
                 )
 

@@ -146,3 +146,25 @@ class TextPrompt(ModalScreen[str | None]):
     @on(Input.Submitted, "#text")
     def give(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip())
+
+
+class ConfirmPrompt(ModalScreen[bool]):
+    """Say what a key is about to do; Enter does it (True), Esc does not (False)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "dismiss(True)", "Do it"),
+        Binding("escape", "dismiss(False)", "Cancel"),
+    ]
+
+    def __init__(self, heading: str, details: str, hint: str) -> None:
+        super().__init__(classes="picker")
+        self.heading = heading
+        self.details = details
+        self.hint = hint
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self.heading), classes="dialog-title", id="confirm-heading")
+            if self.details:
+                yield Label(Text(self.details), classes="dim")
+            yield Label(self.hint, classes="dim")
