@@ -1,6 +1,7 @@
 """Save SVG screenshots of the board against a real server with a seeded outage: `make screenshots`.
 
-Each screen is reached the way a person would (keys), then saved with `app.save_screenshot`.
+Each screen is reached the way a person would (keys), then saved with `app.save_screenshot`. The world
+(tests/world.py) has a roster: people's time in the panel, a call-out waiting for judy.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ sys.path.insert(0, str(ROOT))
 
 from dispatch.app import DispatchApp  # noqa: E402
 from dispatch.screens.board import BoardScreen  # noqa: E402
+from dispatch.screens.callout import CalloutPrompt  # noqa: E402
 from dispatch.screens.detail import TicketDetail  # noqa: E402
-from dispatch.screens.pickers import AssignPicker  # noqa: E402
+from dispatch.screens.forecast import ForecastScreen  # noqa: E402
+from dispatch.screens.pickers import AssignPicker, ConfirmPrompt  # noqa: E402
 from tests.world import NOW, seeded_world  # noqa: E402
 
 OUT = ROOT / "screenshots"
@@ -33,7 +36,12 @@ async def wait_for(pilot, condition, timeout: float = 10.0) -> None:  # type: ig
 
 
 def loaded(app: DispatchApp, count: int):  # type: ignore[no-untyped-def]
-    return lambda: isinstance(app.screen, BoardScreen) and sum(len(lane.rows) for lane in app.screen.lanes) >= count
+    """The board shows `count` tickets and, on a board that asks for it, the server's forecast."""
+    return lambda: (
+        isinstance(app.screen, BoardScreen)
+        and sum(len(lane.rows) for lane in app.screen.lanes) >= count
+        and (app.model.tech_id is not None or app.model.forecast is not None)
+    )
 
 
 async def main() -> None:
@@ -58,6 +66,23 @@ async def main() -> None:
                                and "note" in str(app.screen.query_one("#history").render()))  # fmt: skip
                 app.save_screenshot("ticket-detail.svg", str(OUT))
                 await pilot.press("escape", "escape")
+                # The forecast, with one more network engineer than the team has.
+                await pilot.press("f")
+                await wait_for(pilot, lambda: isinstance(app.screen, ForecastScreen) and app.screen.base is not None)
+                await pilot.press("plus", "enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, ForecastScreen) and app.screen.answer is not None)
+                app.save_screenshot("forecast-what-if.svg", str(OUT))
+                await pilot.press("escape")
+                # A mistaken assignment, and z: what it would take back. Enter takes it back.
+                await wait_for(pilot, lambda: isinstance(app.screen, BoardScreen))
+                await pilot.press("A")
+                await wait_for(pilot, lambda: bool(app.session.recent))
+                await pilot.press("z")
+                await wait_for(pilot, lambda: isinstance(app.screen, ConfirmPrompt))
+                await pilot.pause(0.3)
+                app.save_screenshot("undo.svg", str(OUT))
+                await pilot.press("enter")
+                await wait_for(pilot, lambda: not app.session.recent and isinstance(app.screen, BoardScreen))
                 world.server.kill9()
                 await wait_for(pilot, lambda: app.screen.has_class("-stale"))
                 await pilot.pause(0.3)
@@ -68,6 +93,12 @@ async def main() -> None:
                 await wait_for(pilot, loaded(app, 2))
                 await pilot.pause(0.3)
                 app.save_screenshot("technician-lane.svg", str(OUT))
+            # judy's phone-sized board: the call-out waiting for her answer (y / n).
+            app = DispatchApp(world.server.url, world.callee, clock=lambda: NOW)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await wait_for(pilot, lambda: isinstance(app.screen, CalloutPrompt))
+                await pilot.pause(0.3)
+                app.save_screenshot("callout.svg", str(OUT))
         finally:
             world.server.stop()
     for path in sorted(OUT.glob("*.svg")):
