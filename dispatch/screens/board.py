@@ -200,6 +200,10 @@ class BoardScreen(Screen[None]):
         self._ask_forecast_when_due()
 
     def refresh_header(self) -> None:
+        # A tick or a flush can land while the screen is being taken down (the app quitting): its header
+        # is gone then, and there is nothing to refresh (a clean-clone run failed on NoMatches here).
+        if not self.is_attached or not self.query(BoardHeader):
+            return
         model, now = self.session.model, self.session.now()
         self.query_one(BoardHeader).refresh_from(model, now)
         self.query_one(OutlookBar).refresh_from(model, now)
