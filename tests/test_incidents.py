@@ -276,3 +276,27 @@ async def test_P_and_R_act_on_every_open_ticket_of_the_incident(server: ServerPr
             assert resolved["ticket"]["status"] == "resolved"
         await until(pilot, lambda: not tickets["T-000001"].is_open and not tickets["T-000002"].is_open)
         assert tickets["T-000003"].is_open
+
+
+async def test_U_tells_every_client_of_the_incident_what_is_going_on(
+    server: ServerProcess, isp_incident: Session
+) -> None:
+    dispatcher = isp_incident
+    app = DispatchApp(server.url, await server.token(Role.DISPATCHER, "dan"))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, board_loaded(app, 3))
+        current = lane(app, "P1").current
+        assert current is not None and current.incident_id == "INC-1"
+        await pilot.press("U")
+        await until(pilot, lambda: isinstance(app.screen, NoteEditor))
+        title = str(app.screen.query_one(".dialog-title", Label).render())
+        assert title.startswith("Update the clients of INC-1: ")
+        await pilot.press(*"Fibre cut, repair by 14:00", "enter")
+        for ticket_id in ("T-000001", "T-000002"):
+            update = await dispatcher.until_event(about("client_updated", ticket_id))
+            assert update["note"] == "Fibre cut, repair by 14:00" and update["actor"] == "dan"
+        # Escape sends nothing.
+        await pilot.press("U")
+        await until(pilot, lambda: isinstance(app.screen, NoteEditor))
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, NoteEditor))

@@ -29,6 +29,7 @@ from dispatch.core.protocol import (
     SetStatus,
     SetTechStatus,
     Unassign,
+    UpdateClients,
 )
 from dispatch.model import HOLD_REASON_WORDS
 from dispatch.screens.callout import CalloutPrompt
@@ -45,7 +46,7 @@ from dispatch.widgets.technician_panel import TechnicianPanel
 
 NAVIGATION = {"lane", "filter", "clear", "detail", "help"}
 # Kept out of the footer (it would no longer fit), listed in the help screen and the command palette.
-INCIDENT_ACTIONS = {"group_burst", "incident_assign", "incident_priority", "incident_resolve"}
+INCIDENT_ACTIONS = {"group_burst", "incident_assign", "incident_priority", "incident_resolve", "update_clients"}
 HELP_ONLY = {*INCIDENT_ACTIONS, "callout", "forecast", "undo", "answer_callout"}
 DISPATCHER_ACTIONS = {
     "assign", "assign_best", "unassign", "priority", "status", "mark", "tech_status", "note", "rebalance",
@@ -85,6 +86,7 @@ class BoardScreen(Screen[None]):
         Binding("I", "incident_assign", "Assign whole incident", show=False),
         Binding("P", "incident_priority", "Priority of whole incident", show=False),
         Binding("R", "incident_resolve", "Resolve whole incident", show=False),
+        Binding("U", "update_clients", "Tell the incident's clients what is going on", show=False),
         Binding("i", "start", "Start"),
         Binding("o", "hold", "Hold"),
         Binding("r", "resolve", "Resolve"),
@@ -660,6 +662,26 @@ class BoardScreen(Screen[None]):
 
         heading = f"Resolve {incident_id}: {len(tickets)} open tickets. The note goes on each"
         self.app.push_screen(NoteEditor(tickets[0], heading), resolve)
+
+    def action_update_clients(self) -> None:
+        found = self._incident_tickets()
+        if found is None:
+            return
+        incident_id, tickets = found
+        clients = sorted({t.client for t in tickets})
+
+        def send(text: str | None) -> None:
+            if text:
+                self._send(
+                    UpdateClients(command_id=self.session.new_id(), incident_id=incident_id, message=text),
+                    f"update the clients of {incident_id}",
+                    tuple(t.id for t in tickets),
+                )
+
+        # Who has contacts is the server's to know (the SLA file): each ticket's history then says who
+        # the update reached, and a client with none is said there too.
+        heading = f"Update the clients of {incident_id}: {', '.join(clients)}"
+        self.app.push_screen(NoteEditor(tickets[0], heading), send)
 
     # --- technician ----------------------------------------------------------------------------------
 

@@ -174,6 +174,8 @@ def describe_event(event: Event) -> str:
             return f"merged into {t.merged_into}: {event.reason}"
         case "ticket_duplicated":
             return f"reported again ({t.duplicates} duplicates)"
+        case "client_updated":
+            return f"client update: {event.note} ({event.reason})"
     return event.kind
 
 
