@@ -40,6 +40,7 @@ from dispatch.screens.pickers import AssignPicker, ChoicePicker, ConfirmPrompt, 
 from dispatch.screens.plan import PlanPreview
 from dispatch.session import BoardSession, ForecastSchedule
 from dispatch.widgets.board_header import BoardHeader
+from dispatch.widgets.columns import merge_columns
 from dispatch.widgets.lane import Lane
 from dispatch.widgets.outlook import OutlookBar
 from dispatch.widgets.technician_panel import TechnicianPanel
@@ -174,6 +175,9 @@ class BoardScreen(Screen[None]):
                 lane.marked &= {t.id for t in rows}
             total = model.lane_size(lane.priority) if lane.priority is not None else len(rows)
             lane.update_title(len(rows), total if self.query_text else len(rows))
+        columns = merge_columns(lane.content_columns for lane in self.lanes)
+        for lane in self.lanes:
+            lane.use_columns(columns)
         if changed:
             self.acted_on -= changed
         if changed is None or technicians_changed:
