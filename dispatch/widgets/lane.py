@@ -103,6 +103,8 @@ class Lane(RowList[Ticket]):
         self.priority = priority
         self.now = now
         self.marked: set[str] = set()
+        self._count = "0"
+        self._note = ""
         self.content_columns: tuple[Column, ...] = lane_columns((), priority is None)
         """The columns as this lane's own tickets ask for them."""
         self.column_specs = self.content_columns
@@ -130,8 +132,14 @@ class Lane(RowList[Ticket]):
             self.refresh()
 
     def update_title(self, shown: int, total: int) -> None:
-        count = f"{shown}" if shown == total else f"{shown} of {total}"
-        self.border_title = f"{self.title} · {count}"
+        self._count = f"{shown}" if shown == total else f"{shown} of {total}"
+        self.border_title = f"{self.title} · {self._count}{self._note}"
+
+    def set_note(self, note: str) -> None:
+        """A word after the count in the title (the focus view says how to see a folded lane again)."""
+        if note != self._note:
+            self._note = note
+            self.border_title = f"{self.title} · {self._count}{note}"
 
     # --- RowList -------------------------------------------------------------------------------------
 

@@ -189,3 +189,17 @@ class TechnicianPanel(RowList[Technician]):
             hours_style = styles.get("technicians--tired", Style()) if time.tired else dim
             return format_hours(time.hours).rjust(HOURS), base + hours_style
         return skills_words(row), dim
+
+
+def team_summary(technicians: Sequence[Technician], loads: dict[str, int]) -> str:
+    """The panel folded to one line: `12 techs: 9 free · 2 busy · 1 off`. Free: available with room for
+    more work; off: on a break or off shift; busy: the rest (at work, on site, or full)."""
+    free = busy = off = 0
+    for technician in technicians:
+        if technician.status in (TechStatus.BREAK, TechStatus.OFF_SHIFT):
+            off += 1
+        elif technician.status is TechStatus.AVAILABLE and loads.get(technician.id, 0) < technician.capacity:
+            free += 1
+        else:
+            busy += 1
+    return f"{len(technicians)} tech{'s' if len(technicians) != 1 else ''}: {free} free · {busy} busy · {off} off"
