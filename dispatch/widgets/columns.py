@@ -4,7 +4,9 @@ Pure (no Textual), so the rules are tested table-driven. The caller lists its co
 first, each as wide as its content needs (the longest value it holds now, capped); `fit_columns` keeps
 them in that order while they fit and drops the rest whole. Only the last column kept may be squeezed
 below its content, and never below `least`; text in it is then cut at a word (`cut_words`), never
-mid-word. The column that `fills` (a lane's title) gets what is left over.
+mid-word. The column that `fills` (a lane's title) gets what is left over. A name may come twice: the
+second is how much more that column claims before the columns after it (a lane's title grows to a
+readable width before the age and the site get any room); the widths add up.
 """
 
 from __future__ import annotations
@@ -69,7 +71,10 @@ def fit_columns(width: int, columns: tuple[Column, ...]) -> Fitted:
         if size < column.asks:
             break  # squeezed: nothing after it can fit
     leftover = max(room, 0)
-    return tuple((column.name, size + (leftover if column.fills else 0)) for column, size in kept)
+    widths: dict[str, int] = {}
+    for column, size in kept:
+        widths[column.name] = widths.get(column.name, 0) + size + (leftover if column.fills else 0)
+    return tuple(widths.items())
 
 
 def cut_words(text: str, width: int) -> str:
@@ -112,14 +117,15 @@ def first_word_width(values: Iterable[str], cap: int) -> int:
 def merge_columns(sets: Iterable[tuple[Column, ...]]) -> tuple[Column, ...]:
     """One set of columns for rows drawn one above the other (the lanes), so that each column lines
     up: every column any set has, as wide as the widest asks, in the order they come first."""
-    merged: dict[str, Column] = {}
+    merged: dict[tuple[str, int], Column] = {}
     for columns in sets:
+        times: dict[str, int] = {}
         for column in columns:
-            seen = merged.get(column.name)
+            times[column.name] = times.get(column.name, 0) + 1
+            key = (column.name, times[column.name])  # a name's second claim merges with the second
+            seen = merged.get(key)
             if seen is None:
-                merged[column.name] = column
+                merged[key] = column
             elif column != seen:
-                merged[column.name] = replace(
-                    seen, want=max(seen.want, column.want), least=max(seen.least, column.least)
-                )
+                merged[key] = replace(seen, want=max(seen.want, column.want), least=max(seen.least, column.least))
     return tuple(merged.values())

@@ -34,6 +34,7 @@ SLA = 10
 MARK = 2  # marked for a bulk move, and a command pending
 AGE = 6  # `12m05s`, `3h20m`, `2d04h`
 MIN_TITLE = 12
+READABLE_TITLE = 36  # what a title grows to before the age, the incident and the site get room
 CLIENT_CAP, ASSIGNEE_CAP, SITE_CAP, INCIDENT_CAP = 24, 16, 16, 10
 # Left to right on screen; which of them show is decided by importance (`lane_columns`).
 ON_SCREEN = ("id", "title", "client", "site", "age", "sla", "assignee", "incident")
@@ -47,20 +48,27 @@ def assignee_words(ticket: Ticket, own_lane: bool) -> str:
     return (ticket.assignee or "unassigned") + WORK_MARK.get(ticket.status, "")
 
 
+def title_words(ticket: Ticket, own_lane: bool) -> str:
+    """The title column: in a technician's own lane, where every priority mixes, with the priority."""
+    return f"{ticket.priority.value} {ticket.title}" if own_lane else ticket.title
+
+
 def lane_columns(tickets: Sequence[Ticket], own_lane: bool) -> tuple[Column, ...]:
     """A lane's columns, most important first, as wide as these tickets need: the id and the countdown
-    always; then who has it, the title (at least MIN_TITLE, and what is left over), the client (up to
-    its real length), the age, the incident and the site."""
+    always; then who has it, the title (at least MIN_TITLE), the client (up to its real length), more
+    of the title (up to READABLE_TITLE), the age, the incident and the site; the title takes the rest."""
     ids = content_width((t.id for t in tickets), 12, 8)
     clients = [t.client for t in tickets]
     sites = [t.site for t in tickets if t.site]
     incidents = [t.incident_id for t in tickets if t.incident_id]
+    titles = content_width((title_words(t, own_lane) for t in tickets), READABLE_TITLE)
     return (
         Column("id", ids, always=True),
         Column("sla", SLA, always=True),
         Column("assignee", content_width((assignee_words(t, own_lane) for t in tickets), ASSIGNEE_CAP)),
         Column("title", MIN_TITLE, least=MIN_TITLE, fills=True),
         Column("client", content_width(clients, CLIENT_CAP), least=first_word_width(clients, CLIENT_CAP)),
+        Column("title", max(titles - MIN_TITLE, 0), least=1, gap=0),
         Column("age", AGE),
         Column("incident", content_width(incidents, INCIDENT_CAP)),
         Column("site", content_width(sites, SITE_CAP), least=first_word_width(sites, SITE_CAP)),
@@ -176,7 +184,7 @@ class Lane(RowList[Ticket]):
         own_lane = self.priority is None
         texts = {
             "id": (row.id, dim),
-            "title": (f"{row.priority.value} {row.title}" if own_lane else row.title, base),
+            "title": (title_words(row, own_lane), base),
             "client": (row.client, dim),
             "site": (row.site, dim),
             "age": (format_age(row.created_at, now), dim),
