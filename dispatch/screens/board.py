@@ -42,6 +42,7 @@ from dispatch.screens.technicians import TechnicianAction, TechniciansScreen
 from dispatch.session import BoardSession, ForecastSchedule
 from dispatch.widgets.board_header import BoardHeader
 from dispatch.widgets.columns import merge_columns
+from dispatch.widgets.fitted_line import FittedLine
 from dispatch.widgets.key_bar import Key, KeyBar
 from dispatch.widgets.lane import Lane
 from dispatch.widgets.lane_stack import LaneStack
@@ -139,8 +140,8 @@ class BoardScreen(Screen[None]):
         header.set_class(self.role is Role.TECHNICIAN, "-own-lane")
         yield header
         yield OutlookBar(self.role)
-        yield Static("", id="burst-banner")
-        yield Static("", id="callout-banner")
+        yield FittedLine(id="burst-banner")
+        yield FittedLine(id="callout-banner")
         if self.role is Role.TECHNICIAN:
             lanes = [Lane(session.model, None, session.now, id="lane-mine")]
         else:
@@ -150,7 +151,7 @@ class BoardScreen(Screen[None]):
             if self.role is not Role.TECHNICIAN:
                 yield TechnicianPanel(session.model, session.now, id="technicians")
         if self.role is not Role.TECHNICIAN:
-            yield Static("", id="team-summary")
+            yield FittedLine(id="team-summary")
         yield Input(placeholder="filter: text, client, skill or technician (Esc clears)", id="filter")
         yield KeyBar(id="keys")
 
