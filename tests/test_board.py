@@ -921,3 +921,7 @@ async def test_the_help_lists_the_new_keys_for_the_roles_that_have_them(
         assert isinstance(help_screen, HelpScreen)
         keys = {key for key, _ in help_screen.keys}
         assert present <= keys and not absent & keys, keys
+        # Keys as they are typed, and a technician's help says nothing of lanes and a panel they lack.
+        assert {"/", "?"} <= keys and not {"slash", "question_mark"} & keys
+        words = " ".join(what for _, what in help_screen.keys)
+        assert ("panel" in words and "other lane" in words) is (role is not Role.TECHNICIAN), words

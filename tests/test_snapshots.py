@@ -104,6 +104,11 @@ async def test_at_80x24_the_highlighted_tickets_countdown_and_assignee_are_on_sc
         heights = {lane.priority: lane.outer_size.height for lane in board.lanes}
         assert heights[Priority.P1] == max(heights.values())
         assert all(lane.scrollable_content_region.height >= min(len(lane.rows), 3) for lane in board.lanes)
+        # ! : P1 and P2 only; the others fold to their title lines, saying how to get them back.
+        await pilot.press("exclamation_mark")
+        await until(pilot, lambda: board.lanes[2].has_class("-folded") and board.lanes[3].has_class("-folded"))
+        assert [lane.outer_size.height > 1 for lane in board.lanes] == [True, True, False, False]
+        assert any(line.startswith("─P3 Normal · 6 · ! shows it") for line in screen_lines(app))
 
 
 def test_assign_picker(world: World, snap_compare: Any) -> None:
