@@ -55,6 +55,7 @@ from textual.geometry import Size  # noqa: E402
 from textual.scroll_view import ScrollView  # noqa: E402
 from textual.strip import Strip  # noqa: E402
 from textual.widgets import DataTable  # noqa: E402
+from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 from bench.seeding import seed_database  # noqa: E402
 from dispatch.app import DispatchApp  # noqa: E402
@@ -132,7 +133,7 @@ async def stream(url: str, token: str, rate: float, seconds: float, seed: int) -
         try:
             reply = await session.call(command)
             outcome = reply.type if reply.type != "error" else f"error:{getattr(reply, 'code', '?')}"
-        except (ConnectionError, OSError, asyncio.TimeoutError) as exc:
+        except (ConnectionError, ConnectionClosed, OSError, asyncio.TimeoutError) as exc:
             outcome = f"lost:{type(exc).__name__}"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
@@ -196,30 +197,45 @@ async def finish_stream(streamer: subprocess.Popen[str]) -> dict[str, Any]:
 
 
 class FrameClock:
-    """Timestamps of the frames the compositor produced (headless apps still compose each frame)."""
+    """The frames the compositor produced (headless apps still compose each frame), each with what it
+    showed: whether the tickets were loaded, and where the cursor was.
+
+    Reading the cursor when a frame is composed, rather than polling it, is what makes a key's latency
+    exact: an app with nothing else to draw may compose the cursor's frame before a poll sees the move
+    and then none after it."""
 
     def __init__(self, app: App[Any]) -> None:
-        self.frames: list[float] = []
+        self.frames: list[tuple[float, bool, int]] = []
+        self.loaded: Callable[[], bool] = lambda: False
+        self.cursor: Callable[[], int] = lambda: -1
+        self._loaded = False
         original = app._display
 
         def display(screen: Any, renderable: Any) -> None:
             if renderable is not None:
-                self.frames.append(time.perf_counter())
+                self._loaded = self._loaded or self.loaded()
+                self.frames.append((time.perf_counter(), self._loaded, self.cursor() if self._loaded else -1))
             original(screen, renderable)
 
         app._display = display  # type: ignore[method-assign]
 
-    async def next_after(self, moment: float, timeout: float = 5.0) -> float:
+    async def first(self, after: float, shows: Callable[[bool, int], bool], timeout: float) -> float | None:
+        """When the first frame after `after` showing what `shows` wants was composed; None if none."""
         deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline:
-            later = [f for f in self.frames[-64:] if f > moment]
-            if later:
-                return later[0]
+        checked = 0
+        while True:
+            frames = self.frames
+            for index in range(checked, len(frames)):
+                moment, loaded, cursor = frames[index]
+                if moment > after and shows(loaded, cursor):
+                    return moment
+            checked = len(frames)
+            if time.perf_counter() > deadline:
+                return None
             await asyncio.sleep(0.0005)
-        raise TimeoutError("no frame")
 
     def per_second(self, start: float, end: float) -> float:
-        return sum(1 for f in self.frames if start <= f <= end) / (end - start)
+        return sum(1 for f in self.frames if start <= f[0] <= end) / (end - start)
 
 
 @dataclass
@@ -234,39 +250,35 @@ class Measured:
     same_as_snapshot: bool | None = None
 
 
-async def key_latencies(app: App[Any], clock: FrameClock, cursor: Callable[[], int], presses: int) -> list[float]:
-    """Press down or up; latency = key sent until the first frame composed after the cursor moved.
+async def key_latencies(app: App[Any], clock: FrameClock, presses: int) -> list[float]:
+    """Press down or up; latency = key sent until the first frame composed with the cursor moved.
 
     The key is chosen so the cursor can move (up at the top would do nothing); a press whose move is
-    not seen within 2 s (the row slid away under a live re-sort) is dropped and counted."""
+    not shown within 2 s (the row slid away under a live re-sort) is dropped and counted."""
     from textual import events
 
     latencies: list[float] = []
     rng = random.Random(1)
     for _ in range(presses):
-        before = cursor()
+        before = clock.cursor()
         key, expected = ("down", before + 1) if before < 5 else ("up", before - 1)
         sent = time.perf_counter()
         app.post_message(events.Key(key, key))
-        while cursor() != expected and time.perf_counter() - sent < 2.0:
-            await asyncio.sleep(0.0005)
-        if cursor() == expected:
-            moved = time.perf_counter()
-            frame = await clock.next_after(moved)
+        frame = await clock.first(sent, lambda _, cursor: cursor == expected, 2.0)  # noqa: B023
+        if frame is not None:
             latencies.append((frame - sent) * 1000)
         await asyncio.sleep(rng.uniform(0.03, 0.08))  # a person's pace between keys
     return latencies
 
 
-async def measure(app: App[Any], clock: FrameClock, started: float, loaded: Callable[[], bool],
-                  cursor: Callable[[], int], presses: int) -> tuple[float, list[float], float]:  # fmt: skip
+async def measure(app: App[Any], clock: FrameClock, started: float, presses: int) -> tuple[float, list[float], float]:
     """(first paint, key latencies, frames a second while the keys were pressed), inside run_test."""
-    while not loaded():
-        await asyncio.sleep(0.001)
-    first_paint = (await clock.next_after(time.perf_counter()) - started) * 1000
+    painted = await clock.first(started, lambda loaded, _: loaded, 60.0)
+    if painted is None:
+        raise SystemExit("the tickets were not on screen within 60 s")
     keys_from = time.perf_counter()
-    keys = await key_latencies(app, clock, cursor, presses)
-    return first_paint, keys, clock.per_second(keys_from, time.perf_counter())
+    keys = await key_latencies(app, clock, presses)
+    return (painted - started) * 1000, keys, clock.per_second(keys_from, time.perf_counter())
 
 
 async def run_board(url: str, token: str, size: Scale, presses: int, profile: cProfile.Profile | None) -> Measured:
@@ -276,16 +288,17 @@ async def run_board(url: str, token: str, size: Scale, presses: int, profile: cP
     if profile is not None:
         profile.enable()
     started = time.perf_counter()
+    lanes: list[Lane] = []
+
+    def loaded() -> bool:
+        screen = app.screen
+        if not lanes and isinstance(screen, BoardScreen):
+            lanes.extend(screen.lanes)
+        return bool(lanes) and sum(len(lane.rows) for lane in lanes) >= size.tickets
+
+    clock.loaded, clock.cursor = loaded, lambda: lanes[0].cursor  # the P1 lane has the focus
     async with app.run_test(size=(160, 50)) as pilot:
-
-        def loaded() -> bool:
-            screen = app.screen
-            return isinstance(screen, BoardScreen) and sum(len(lane.rows) for lane in screen.lanes) >= size.tickets
-
-        def cursor() -> int:
-            return app.screen.query_one("#lane-p1", Lane).cursor
-
-        first_paint, keys, fps = await measure(app, clock, started, loaded, cursor, presses)
+        first_paint, keys, fps = await measure(app, clock, started, presses)
         report = await finish_stream(streamer)
         if profile is not None:
             profile.disable()
@@ -412,9 +425,8 @@ async def run_bare(url: str, token: str, size: Scale, presses: int) -> Measured:
     started = time.perf_counter()
     async with app.run_test(size=(160, 50)):
         lane = app.query_one(BareLane)
-        first_paint, keys, fps = await measure(
-            app, clock, started, lambda: len(lane.rows) >= size.tickets, lambda: lane.cursor, presses
-        )
+        clock.loaded, clock.cursor = (lambda: len(lane.rows) >= size.tickets), (lambda: lane.cursor)
+        first_paint, keys, fps = await measure(app, clock, started, presses)
         report = await finish_stream(streamer)
     return Measured(first_paint, keys, fps, presses, report)
 
@@ -444,9 +456,9 @@ async def run_table(url: str, token: str, size: Scale, presses: int) -> Measured
     started = time.perf_counter()
     async with app.run_test(size=(160, 50)):
         table = app.query_one(DataTable)
-        first_paint, keys, fps = await measure(
-            app, clock, started, lambda: table.row_count >= len(snapshot.tickets), lambda: table.cursor_row, presses
-        )
+        clock.loaded = lambda: table.row_count >= len(snapshot.tickets)
+        clock.cursor = lambda: table.cursor_row
+        first_paint, keys, fps = await measure(app, clock, started, presses)
         report = await finish_stream(streamer)
     return Measured(first_paint, keys, fps, presses, report)
 
