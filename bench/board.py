@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import io
 import json
 import pstats
@@ -390,6 +391,7 @@ class BareLaneApp(App[None]):
         self.link = ServerLink(url, token)
         self.inbox: list[Snapshot | TicketEvent] = []
         self.seq = 0
+        self.frozen = False
 
     def compose(self) -> ComposeResult:
         yield BareLane()
@@ -416,6 +418,9 @@ class BareLaneApp(App[None]):
         if self.inbox:
             frames, self.inbox = self.inbox, []
             self.query_one(BareLane).apply(frames)
+            if not self.frozen:  # as the board does: the snapshot out of the collector's way
+                gc.freeze()
+                self.frozen = True
 
 
 async def run_bare(url: str, token: str, size: Scale, presses: int) -> Measured:
