@@ -18,7 +18,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dispatch.core.contracts import Contracts
-from dispatch.core.decide import TICK, Decided, Decider, DeciderSettings, Reply, Request, Tick, replay_keys
+from dispatch.core.decide import (
+    TICK,
+    Decided,
+    Decider,
+    DeciderSettings,
+    Reply,
+    Request,
+    Tick,
+    named_tickets,
+    replay_keys,
+)
 from dispatch.core.protocol import (
     CLOSE_TOO_SLOW,
     Command,
@@ -27,12 +37,13 @@ from dispatch.core.protocol import (
     GetHistory,
     History,
     IncidentEvent,
+    SlaEvent,
     TicketEvent,
     event_adapter,
 )
 from dispatch.core.roster import Roster
 from dispatch.core.rules import Rules, owns_ticket
-from dispatch.core.state import Actor, DispatchState
+from dispatch.core.state import Actor, DispatchState, forget_closed, remember_tickets
 from server.fanout import Fanout
 from server.limits import TakeTurns
 from server.settings import ServerSettings
@@ -127,6 +138,7 @@ class Writer:
         """Decide, store, publish, reply: one batch."""
         started = time.perf_counter()
         now = self.settings.clock()
+        recalled = await self._recall_closed(batch)
         known = await self.storage.find_replies(replay_keys(batch))
         decided = self.decider.decide(batch, known, now)
         events = [(e, e.model_dump_json()) for e in decided.events]
@@ -145,7 +157,23 @@ class Writer:
             self.clock_looked_at = now
         for reply in decided.replies:
             reply.to.answered(await self._answer(reply))
+        forget_closed(self.state, [*recalled, *(e.ticket.id for e in decided.events if isinstance(e, TicketEvent))])
         self.fanout.drop_slow_clients(CLOSE_TOO_SLOW, "too slow: reconnect with last_seq")
+
+    async def _recall_closed(self, batch: list[Request[Sender] | Tick]) -> list[str]:
+        """Closed tickets the batch names, back from storage (with their alerts) for this batch: memory
+        holds the open ones (`forget_closed`), and a command about a closed ticket (reopen it, its
+        history, an undo) is decided as if it had never left."""
+        missing = [i for i in named_tickets(batch, self.state) if i not in self.state.tickets]
+        if not missing:
+            return []
+        tickets = await self.storage.find_tickets(missing)
+        alerts = []
+        for ticket in tickets:
+            events = [event_adapter.validate_json(p) for p in await self.storage.ticket_history(ticket.id)]
+            alerts += [e for e in events if isinstance(e, SlaEvent)]
+        remember_tickets(self.state, tickets, alerts)
+        return [t.id for t in tickets]
 
     async def _store(self, decided: Decided[Sender], events: list[tuple[Event, str]],
                      decision_lines: list[tuple[int, str]]) -> None:  # fmt: skip
