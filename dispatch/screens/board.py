@@ -42,7 +42,7 @@ from dispatch.screens.technicians import TechnicianAction, TechniciansScreen
 from dispatch.session import BoardSession, ForecastSchedule
 from dispatch.widgets.board_header import BoardHeader
 from dispatch.widgets.columns import merge_columns
-from dispatch.widgets.fitted_line import FittedLine
+from dispatch.widgets.fitted_line import FittedLine, show_words
 from dispatch.widgets.key_bar import Key, KeyBar
 from dispatch.widgets.lane import Lane
 from dispatch.widgets.lane_stack import LaneStack
@@ -219,7 +219,7 @@ class BoardScreen(Screen[None]):
             if technicians_changed or changed is None or loads != panel.loads:
                 panel.loads = loads
                 panel.set_rows(model.technicians())
-                self.query_one("#team-summary", Static).update(f"{team_summary(panel.rows, loads)} · T shows them")
+                show_words(self.query_one("#team-summary", Static), f"{team_summary(panel.rows, loads)} · T shows them")
                 if self._overlay is not None and self._overlay.is_attached:
                     self._overlay.refresh_panel()
 

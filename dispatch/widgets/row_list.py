@@ -3,8 +3,7 @@
 The base of the lanes and the technician panel. A busy lane holds thousands of tickets and changes
 many times a second, so it never builds widgets per row: `render_line` draws the visible rows from a
 strip cache keyed by row identity (rows re-sort as SLAs run down), and a change drops only that row's
-strip. The virtual size is a layout reactive that repaints everything, so it is only assigned when
-the row count really changed.
+strip. A change in the row count moves only the scrollbar, so it does not lay out the screen.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 Row = TypeVar("Row")
 
@@ -106,13 +106,25 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
         else:
             self.set_reactive(RowList.cursor, min(self.cursor, max(len(rows) - 1, 0)))
         if self.virtual_size.height != len(rows):
-            self.virtual_size = Size(self.size.width, len(rows))
+            self._resize_rows(len(rows))
         # Keep the strip cache bounded to rows that exist.
         if len(self._strips) > 2 * len(rows) + 64:
             live = set(self._keys)
             self._strips = {k: v for k, v in self._strips.items() if k in live}
         self.refresh()
         self.post_message(self.Highlighted(self))  # type: ignore[arg-type]
+
+    def _resize_rows(self, count: int) -> None:
+        # Assigning `virtual_size` lays out the whole screen (tens of ms on a busy board, and a lane's
+        # count changes on most flushes). A Line-API list's own region does not depend on how many rows
+        # it holds, only its scrollbar does: set the size quietly and update the scrollbar, which asks
+        # for a layout by itself when it has to appear or go. (`_scroll_update` is Textual's, pinned.)
+        size = Size(self.size.width, count)
+        if not self.is_mounted or not self.container_size:
+            self.virtual_size = size
+            return
+        self.set_reactive(Widget.virtual_size, size)
+        self._scroll_update(size)
 
     def forget(self, keys: Iterable[Hashable]) -> None:
         """Drop cached strips of changed rows."""
