@@ -194,7 +194,7 @@ class BoardScreen(Screen[None]):
             lane.forget(set(changed) if changed is not None else set(lane._strips))
             rows = model.lane(lane.priority, self.query_text)
             current = lane.current
-            lane.set_rows(rows, follow=current is None or current.id not in self.acted_on)
+            lane.set_rows(rows, follow=current is None or current.id not in self.acted_on, changed=changed)
             if lane.marked:
                 lane.marked &= {t.id for t in rows}
             total = model.lane_size(lane.priority) if lane.priority is not None else len(rows)
