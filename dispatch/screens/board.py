@@ -226,12 +226,13 @@ class BoardScreen(Screen[None]):
     def tick(self) -> None:
         """Once a second: the countdowns move, and the header's counts (a scan of every open ticket)
         are taken here rather than on every batch of events."""
+        # The countdowns and hours move on: only the lines whose words changed are repainted.
         for lane in self.lanes:
-            lane.refresh()
+            lane.refresh_changed()
         for panel in self.query(TechnicianPanel):
-            panel.refresh()  # hours and overtime move on; rows whose words did not change are not redrawn
+            panel.refresh_changed()
         if self._overlay is not None and self._overlay.is_attached:
-            self._overlay.panel.refresh()
+            self._overlay.panel.refresh_changed()
         self.refresh_header()
         self._ask_forecast_when_due()
 

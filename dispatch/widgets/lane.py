@@ -17,6 +17,7 @@ from typing import ClassVar
 from rich.cells import set_cell_size
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Region
 
 from dispatch.core.durations import format_age, format_left
 from dispatch.core.models import PRIORITY_LABELS, Priority, Ticket, TicketStatus
@@ -166,6 +167,7 @@ class Lane(RowList[Ticket]):
         self.marked: set[str] = set()
         self._count = "0"
         self._note = ""
+        self._titled = ""  # the title as last set
         self._widths = LaneWidths(priority is None)
         self.content_columns: tuple[Column, ...] = self._widths.columns()
         """The columns as this lane's own tickets ask for them."""
@@ -179,7 +181,7 @@ class Lane(RowList[Ticket]):
         return f"{self.priority.value} {PRIORITY_LABELS[self.priority]}"
 
     def on_mount(self) -> None:
-        self.border_title = self.title
+        self.border_title = self._titled = self.title
 
     def set_rows(self, rows: Sequence[Ticket], *, follow: bool = True, changed: set[str] | None = None) -> None:
         """Replace the rows; `changed`: the ids of the tickets that changed since the last call, the
@@ -209,13 +211,28 @@ class Lane(RowList[Ticket]):
 
     def update_title(self, shown: int, total: int) -> None:
         self._count = f"{shown}" if shown == total else f"{shown} of {total}"
-        self.border_title = f"{self.title} · {self._count}{self._note}"
+        self._retitle()
 
     def set_note(self, note: str) -> None:
         """A word after the count in the title (the focus view says how to see a folded lane again)."""
         if note != self._note:
             self._note = note
-            self.border_title = f"{self.title} · {self._count}{note}"
+            self._retitle()
+
+    def _retitle(self) -> None:
+        title = f"{self.title} · {self._count}{self._note}"
+        if title == self._titled:
+            return
+        self._titled = title
+        if not self.is_mounted or not self.size:
+            self.border_title = title
+            return
+        # Setting `border_title` repaints the whole lane, and the count moves on most flushes of a
+        # busy board: set the title as Textual's own setter does (pinned) and repaint only the top
+        # border line it sits on. (Regions are given relative to the content, inside the border.)
+        self._border_title = self.render_str(title).expand_tabs(4).split()[0]
+        offset = self.content_offset
+        self.refresh(Region(-offset.x, -offset.y, self.outer_size.width, 1))
 
     # --- RowList -------------------------------------------------------------------------------------
 
