@@ -55,7 +55,6 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.rows: Sequence[Row] = ()
-        self._keys: list[Hashable] = []
         self._strips: dict[Hashable, tuple[Hashable, Strip]] = {}
         self._style_cache: dict[str, Style] = {}
         # What each line on screen was last drawn with (row key and look), so that a change repaints
@@ -91,6 +90,11 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
     def render_row(self, row: Row, width: int, selected: bool) -> list[Segment]:
         raise NotImplementedError
 
+    def position(self, key: Hashable) -> int | None:
+        """Where the row with this key is now, if it is here. A list that knows its order finds it
+        faster than this look through every row."""
+        return next((index for index, row in enumerate(self.rows) if self.row_key(row) == key), None)
+
     # --- rows ----------------------------------------------------------------------------------------
 
     @property
@@ -103,16 +107,16 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
         current = self.current
         current_key = self.row_key(current) if current is not None else None
         self.rows = rows
-        self._keys = [self.row_key(r) for r in rows]
-        if follow and current_key is not None and current_key in self._keys:
-            self.set_reactive(RowList.cursor, self._keys.index(current_key))
+        found = self.position(current_key) if follow and current_key is not None else None
+        if found is not None:
+            self.set_reactive(RowList.cursor, found)
         else:
             self.set_reactive(RowList.cursor, min(self.cursor, max(len(rows) - 1, 0)))
         if self.virtual_size.height != len(rows):
             self._resize_rows(len(rows))
         # Keep the strip cache bounded to rows that exist.
         if len(self._strips) > 2 * len(rows) + 64:
-            live = set(self._keys)
+            live = {self.row_key(row) for row in rows}
             self._strips = {k: v for k, v in self._strips.items() if k in live}
         self.refresh_changed()
         self.post_message(self.Highlighted(self))  # type: ignore[arg-type]
@@ -140,7 +144,7 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
             index = top + y
             if index < len(self.rows):
                 row = self.rows[index]
-                now = (self._keys[index], (self.row_signature(row), width, index == self.cursor and focused))
+                now = (self.row_key(row), (self.row_signature(row), width, index == self.cursor and focused))
             else:
                 now = None
             if y not in self._drawn or self._drawn[y] != now:
@@ -168,7 +172,7 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
         row = self.rows[index]
         selected = index == self.cursor and self.has_focus
         signature = (self.row_signature(row), width, selected)
-        key = self._keys[index]
+        key = self.row_key(row)
         self._drawn[y] = (key, signature)
         cached = self._strips.get(key)
         if cached is not None and cached[0] == signature:
