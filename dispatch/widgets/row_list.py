@@ -20,6 +20,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -131,6 +132,19 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
             self.virtual_size = size
             return
         self.set_reactive(Widget.virtual_size, size)
+        bar = self._vertical_scrollbar
+        if (
+            bar is not None
+            and self.show_vertical_scrollbar
+            and count > self.container_size.height
+            and self.validate_scroll_y(self.scroll_y) == self.scroll_y
+            and _thumb(bar, bar.window_virtual_size) == _thumb(bar, count)
+        ):
+            # Nor does the scrollbar move, most of the time, for a row more or less among thousands:
+            # then it is not repainted (a repainted scrollbar recomposes every line it spans, across
+            # the lanes and the panel). It is told the new size all the same, for when it next draws.
+            bar.set_reactive(ScrollBar.window_virtual_size, count)
+            return
         self._scroll_update(size)
 
     def refresh_changed(self) -> None:
@@ -226,3 +240,11 @@ def pad(text: str, width: int, style: Style) -> Segment:
     if cell_len(text) > width:
         text = set_cell_size(text, width - 1) + "…"
     return Segment(set_cell_size(text, width), style)
+
+
+def _thumb(bar: ScrollBar, rows: int) -> list[Segment]:
+    """How `bar` draws its thumb over `rows` rows (as its renderer does; colours aside)."""
+    window = bar.window_size if bar.window_size < rows else 0
+    drawn = bar.renderer.render_bar(size=bar.size.height, virtual_size=rows, window_size=window,
+                                    position=bar.position, thickness=bar.thickness)  # fmt: skip
+    return list(drawn.segments)
