@@ -67,8 +67,10 @@ TIRED_HOURS = 9.0
 OVERTIME_AFTER = timedelta(minutes=1)
 
 
-Entry = tuple[datetime, str]
-"""A ticket in a sorted index: (an instant, its id)."""
+Entry = tuple[float, str]
+"""A ticket in a sorted index: (an instant as a POSIX timestamp, its id). Timestamps, because the
+instants the server sends each carry their own time zone object, and comparing two such datetimes
+goes through both zones: sorting a snapshot's 5,000 tickets by them took 140 ms, by floats a few."""
 
 
 class Applied(Enum):
@@ -158,7 +160,7 @@ class BoardModel:
     pending: dict[str, PendingCommand] = field(default_factory=dict)
     # The last event about each ticket, to say in words what happened when a command loses a race.
     last_change: dict[str, TicketEvent] = field(default_factory=dict)
-    arrivals: list[datetime] = field(default_factory=list)  # creation times, in order
+    arrivals: list[float] = field(default_factory=list)  # creation times, in order (timestamps: see Entry)
     # Open tickets per lane, kept sorted by (due, id) as events arrive: a busy board never re-sorts
     # thousands of tickets ten times a second. Also open tickets held per technician.
     _lanes: dict[Priority, SortedList] = field(default_factory=dict)
@@ -201,7 +203,7 @@ class BoardModel:
         self._shift_ends = {t.id: t.on_shift_until for t in snapshot.technicians if t.on_shift_until}
         # A snapshot lists only the call-outs still waiting, so accepted ones seen before are forgotten.
         self._called_in = {}
-        self.arrivals = sorted(t.created_at for t in snapshot.tickets)
+        self.arrivals = sorted(t.created_at.timestamp() for t in snapshot.tickets)
         self.calendars = {c.name: Calendar.from_hours(c) for c in snapshot.calendars}
         # Sorted once rather than ticket by ticket: the snapshot stands between a board and its first paint.
         lanes: dict[Priority, list[Entry]] = {p: [] for p in Priority}
@@ -232,9 +234,10 @@ class BoardModel:
         """An open ticket's entries: in its lane, and by due and warning instant; a ticket whose clock
         stands on hold has neither of the last two (it is read at its pause)."""
         _, due, warn = warning_at(ticket)
+        lane = due.timestamp(), ticket.id
         if ticket.paused_at is not None:
-            return (due, ticket.id), None, None
-        return (due, ticket.id), (due, ticket.id), (warn, ticket.id)
+            return lane, None, None
+        return lane, lane, (warn.timestamp(), ticket.id)
 
     def _index(self, ticket: Ticket, sign: int) -> None:
         """Add (+1) or remove (-1) a ticket from the lane index and the load counts."""
@@ -275,7 +278,7 @@ class BoardModel:
                 self._index(before, -1)
             self.last_change[event.ticket.id] = event
             if event.kind == "ticket_created":
-                bisect.insort(self.arrivals, event.ticket.created_at)
+                bisect.insort(self.arrivals, event.ticket.created_at.timestamp())
             if self.role is Role.TECHNICIAN and event.ticket.assignee != self.tech_id:
                 # Taken from this technician: it leaves their lane.
                 self.state.tickets.pop(event.ticket.id, None)
@@ -353,7 +356,7 @@ class BoardModel:
 
         Sorted by due time, which is sorting by time left without changing as the clock runs."""
         # One sorted list per lane: merging lists in Python per flush cost more than the rest of it.
-        entries: Iterable[tuple[datetime, str]] = (
+        entries: Iterable[Entry] = (
             heapq.merge(*self._lanes.values()) if priority is None else self._lanes.get(priority, ())
         )
         tickets = self.state.tickets
@@ -380,8 +383,8 @@ class BoardModel:
         # The server set each ticket's warning and due instants in its calendar's open time, so
         # counting is bisection: warned minus breached is at risk. A clock stood still on hold is
         # read at its pause (the server moves its instants on only when the hold ends): few tickets.
-        breached = self._dues.bisect_right((now, "\uffff"))
-        at_risk = self._warnings.bisect_right((now, "\uffff")) - breached
+        breached = self._dues.bisect_right((now.timestamp(), "\uffff"))
+        at_risk = self._warnings.bisect_right((now.timestamp(), "\uffff")) - breached
         for ticket in self._paused.values():
             state = alert_state(ticket, now)[2]
             at_risk += state is SlaState.WARNING
@@ -390,11 +393,11 @@ class BoardModel:
 
     def arrivals_per_minute(self, now: datetime, minutes: int = 30) -> list[int]:
         """Tickets created in each of the last `minutes` minutes, oldest first."""
-        start = now - timedelta(minutes=minutes)
-        if self.arrivals and self.arrivals[0] < start - ARRIVAL_WINDOW:
+        start = (now - timedelta(minutes=minutes)).timestamp()
+        if self.arrivals and self.arrivals[0] < start - ARRIVAL_WINDOW.total_seconds():
             del self.arrivals[: bisect.bisect_left(self.arrivals, start)]
-        edges = [bisect.bisect_left(self.arrivals, start + timedelta(minutes=m)) for m in range(minutes + 1)]
-        edges[-1] = bisect.bisect_right(self.arrivals, now)
+        edges = [bisect.bisect_left(self.arrivals, start + 60 * m) for m in range(minutes + 1)]
+        edges[-1] = bisect.bisect_right(self.arrivals, now.timestamp())
         return [edges[m + 1] - edges[m] for m in range(minutes)]
 
     # --- people's time -------------------------------------------------------------------------------
@@ -546,10 +549,10 @@ def forecast_words(answer: ForecastAnswer, *, compact: bool = False) -> str:
     return words
 
 
-def lane_order(ticket: Ticket) -> tuple[datetime, str]:
+def lane_order(ticket: Ticket) -> Entry:
     """Where an open ticket stands in its lane: by due time (which is by time left, without changing
     as the clock runs), then id."""
-    return warning_at(ticket)[1], ticket.id
+    return warning_at(ticket)[1].timestamp(), ticket.id
 
 
 def matcher(query: str) -> Callable[[Ticket], bool]:
