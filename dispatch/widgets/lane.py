@@ -196,8 +196,10 @@ class Lane(RowList[Ticket]):
         elif changed:
             tickets = self.model.state.tickets
             for ticket_id in changed:
-                if self.position(ticket_id) is not None:
-                    self._widths.put(tickets[ticket_id])
+                now = tickets.get(ticket_id)
+                # Only a ticket of this lane's priority can be in it (a technician's own lane takes any).
+                if now is not None and self.priority in (None, now.priority) and self.position(ticket_id) is not None:
+                    self._widths.put(now)
                 else:
                     self._widths.drop(ticket_id)
         self.content_columns = self._widths.columns()

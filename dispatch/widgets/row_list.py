@@ -49,7 +49,7 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
 
     @dataclass
     class Highlighted(Message):
-        """The cursor moved to another row (or the rows changed under it)."""
+        """The cursor moved to another row (or its row changed under it)."""
 
         row_list: RowList[object]
 
@@ -120,7 +120,8 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
             live = {self.row_key(row) for row in rows}
             self._strips = {k: v for k, v in self._strips.items() if k in live}
         self.refresh_changed()
-        self.post_message(self.Highlighted(self))  # type: ignore[arg-type]
+        if self.current is not current:  # a ticket changed is a new row object: its row changed under it
+            self.post_message(self.Highlighted(self))  # type: ignore[arg-type]
 
     def _resize_rows(self, count: int) -> None:
         # Assigning `virtual_size` lays out the whole screen (tens of ms on a busy board, and a lane's
