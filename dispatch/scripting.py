@@ -113,6 +113,7 @@ EXIT_FOR_ERROR = {
     ErrorCode.NOT_FOUND: ExitCode.NOT_FOUND,
     ErrorCode.CONFLICT: ExitCode.CONFLICT,
     ErrorCode.RATE_LIMITED: ExitCode.RATE_LIMITED,
+    ErrorCode.UNAVAILABLE: ExitCode.UNREACHABLE,
 }
 
 EXIT_STATUS_HELP = """\

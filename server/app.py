@@ -24,7 +24,9 @@ from server.connection import Connections
 from server.fanout import CLOSE_WAIT_S, Fanout
 from server.http import HttpIntake
 from server.metrics import ServerMetrics
+from server.nodes import Node
 from server.notify import Notifier
+from server.pgstorage import PostgresStorage
 from server.settings import ServerSettings
 from server.storage import Storage
 from server.writer import Writer
@@ -50,7 +52,7 @@ class DispatchServer:
         self.notifier = Notifier(settings, state)
         self.writer.watchers.append(self.notifier.watch)
         self.connections = Connections(storage, state, settings, self.fanout, self.writer)
-        self.metrics = ServerMetrics(state, self.fanout, self.notifier)
+        self.metrics = ServerMetrics(state, self.fanout, self.notifier, leading=lambda: self.writer.leading)
         self.writer.watchers.append(self.metrics.observe)
         # HTTP intake and /metrics (`--http-port`), and its URL once it listens.
         self.http = (
@@ -59,6 +61,8 @@ class DispatchServer:
             else None
         )
         self.http_url: str | None = None
+        # On PostgreSQL, other servers may share the database: hear them, and lead when it is our turn.
+        self.node = Node(storage, self.writer, settings) if isinstance(storage, PostgresStorage) else None
 
     @classmethod
     async def start(cls, storage: Storage, settings: ServerSettings, event_log: IO[str]) -> DispatchServer:
@@ -83,6 +87,7 @@ class DispatchServer:
         writer = asyncio.create_task(self.writer.run(), name="writer")
         watcher = asyncio.create_task(self.connections.watch_revocations(), name="revocations")
         clock = asyncio.create_task(self._run_clock(), name="sla-clock")
+        node = asyncio.create_task(self.node.run(), name="node") if self.node is not None else None
         async with serve(
             self.connections.handle,
             self.settings.host,
@@ -99,6 +104,7 @@ class DispatchServer:
         ) as ws_server:
             self.connections.ws_server = ws_server
             host, port = next(iter(ws_server.sockets)).getsockname()[:2]
+            self.settings.node = self.settings.node or f"{host}:{port}"
             scheme = "wss" if self.settings.tls is not None else "ws"
             if self.http is not None and self.settings.http_port is not None:
                 try:
@@ -107,6 +113,8 @@ class DispatchServer:
                     self.writer.close()
                     watcher.cancel()
                     clock.cancel()
+                    if node is not None:
+                        node.cancel()
                     raise
             ready(f"{scheme}://{host}:{port}")
             self.notifier.start()
@@ -126,6 +134,10 @@ class DispatchServer:
             watcher.cancel()
             clock.cancel()
             stopped.cancel()
+            if node is not None:
+                # Its session goes, and the leader lock with it: another node takes over at its next try.
+                node.cancel()
+                await asyncio.gather(node, return_exceptions=True)
             if self.http is not None:
                 await self.http.stop()  # its requests are answered now: the writer has drained
             await self.writer.record_decision_log_position()

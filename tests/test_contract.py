@@ -24,8 +24,10 @@ async def closed_code(ws) -> int:  # type: ignore[no-untyped-def]
 
 
 async def test_welcome_then_snapshot(server: ServerProcess, dispatcher: Session) -> None:
+    node = server.url.removeprefix("ws://")  # no --node: the address it listens on
     assert dispatcher.welcome == {
-        "type": "welcome", "role": "dispatcher", "user": "ana", "tech_id": None, "seq": 0, "protocol": 1
+        "type": "welcome", "role": "dispatcher", "user": "ana", "tech_id": None, "seq": 0, "protocol": 1,
+        "node": node,
     }  # fmt: skip
     assert dispatcher.snapshot == {
         "type": "snapshot", "seq": 0, "tickets": [], "technicians": [], "incidents": [], "calendars": [],
