@@ -92,6 +92,12 @@ class ServerProcess:
     def stderr(self) -> str:
         return (self.workdir / f"server-{self._starts}.err").read_text()
 
+    async def logged(self, text: str, timeout_s: float = 10.0) -> None:
+        """Until the server's log (stderr) has a line with `text`."""
+        async with asyncio.timeout(timeout(timeout_s)):
+            while text not in self.stderr():
+                await asyncio.sleep(0.05)
+
     def kill9(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
@@ -292,6 +298,11 @@ class EmbeddedPostgres:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its data directory and port (again, after `pause`)."""
+        programs = self.install / "bin"
         options = f"-h 127.0.0.1 -p {self.port} -k {self.directory} -c fsync=off -c synchronous_commit=off"
         options += " -c full_page_writes=off"
         try:
@@ -302,6 +313,11 @@ class EmbeddedPostgres:
             raise RuntimeError(
                 f"PostgreSQL did not start: {exc.stderr} {log.read_text() if log.exists() else ''}"
             ) from None
+
+    def pause(self) -> None:
+        """Stop the server as an operator would (`pg_ctl stop -m fast`: every session is cut off);
+        `resume` starts it again with everything it stored."""
+        self._run(self.install / "bin" / "pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def url(self, database: str = "postgres") -> str:
         """postgresql://postgres@127.0.0.1:PORT/DATABASE"""
