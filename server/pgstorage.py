@@ -262,6 +262,9 @@ _UNREACHABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.InterfaceError,
+    # A connection cut off in the middle of a statement can leave asyncpg's protocol in a state it refuses
+    # to go on from ("cannot switch to state ..."): that connection is gone too.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -277,13 +280,18 @@ async def _reachable(where: str) -> AsyncIterator[None]:
 class _Turn:
     """The writer's reads and its write in one turn: one connection, in the turn's transaction."""
 
-    def __init__(self, db: PoolConnectionProxy) -> None:
+    def __init__(self, db: PoolConnectionProxy, where: str) -> None:
         self._db = db
+        self.where = where
 
     async def find_replies(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
         keys = list(keys)
         if not keys:
             return {}
+        async with _reachable(self.where):
+            return await self._find_replies(keys)
+
+    async def _find_replies(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
         # Two arrays, however many keys: no bound-parameter limit to chunk around.
         rows = await self._db.fetch(
             'SELECT c."user", c.command_id, c.reply FROM commands c'
@@ -303,6 +311,20 @@ class _Turn:
         commands: Sequence[CommandRecord],
         decisions: Sequence[tuple[int, str]] = (),
         decision_log_through: int | None = None,
+    ) -> None:
+        async with _reachable(self.where):
+            await self._apply_batch(events, tickets, technicians, incidents, commands, decisions,
+                                    decision_log_through)  # fmt: skip
+
+    async def _apply_batch(
+        self,
+        events: Sequence[tuple[Event, str]],
+        tickets: Iterable[Ticket],
+        technicians: Iterable[Technician],
+        incidents: Iterable[Incident],
+        commands: Sequence[CommandRecord],
+        decisions: Sequence[tuple[int, str]],
+        decision_log_through: int | None,
     ) -> None:
         db = self._db
         ticket_rows = [_ticket_row(t) for t in tickets]
@@ -454,7 +476,7 @@ class PostgresStorage(Storage):
         first reads what the others stored after `after_seq`) and stores before the next may start."""
         async with self._locked() as db:
             others = await db.fetch("SELECT payload FROM events WHERE seq > $1 ORDER BY seq", after_seq)
-            yield WriteTurn(_Turn(db), [row[0] for row in others])
+            yield WriteTurn(_Turn(db, self.where), [row[0] for row in others])
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[PoolConnectionProxy]:
@@ -477,7 +499,7 @@ class PostgresStorage(Storage):
         decision_log_through: int | None = None,
     ) -> None:
         async with self._locked() as db:
-            await _Turn(db).apply_batch(events, tickets, technicians, incidents, commands, decisions,
+            await _Turn(db, self.where).apply_batch(events, tickets, technicians, incidents, commands, decisions,
                                         decision_log_through)  # fmt: skip
 
     async def decisions_missing_from_log(self, last_in_file: int) -> list[str]:
@@ -531,7 +553,7 @@ class PostgresStorage(Storage):
 
     async def find_replies(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
         async with self._pool.acquire() as db:
-            return await _Turn(db).find_replies(keys)
+            return await _Turn(db, self.where).find_replies(keys)
 
     # --- tokens --------------------------------------------------------------------------------------
 

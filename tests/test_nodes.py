@@ -9,7 +9,7 @@ at the other, the leader's duties move when it dies, and PostgreSQL itself may r
 from __future__ import annotations
 
 import asyncio
-import json
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from dispatch.app import DispatchApp
 from dispatch.core.models import Role
 from dispatch.core.state import DispatchState, apply_event
 from server.storage import Storage
@@ -110,3 +109,138 @@ async def test_a_command_on_one_node_reaches_boards_on_the_other_and_every_rule_
     assert moved.events == wall_a.events[3:]
     for session in (ana_a, ana_b, wall_a, wall_b, moved):
         await session.close()
+
+
+# --- a node dies -------------------------------------------------------------------------------------------------
+
+
+async def test_kill_9_of_a_node_during_a_burst_on_both_loses_no_acked_command_and_retries_on_the_other_make_none_twice(
+    node: Node, postgres_url: str
+) -> None:
+    a, b = node("a"), node("b")
+    tokens = [await a.token(Role.INTAKE, f"intake-{n}") for n in range(CLIENTS)]
+    # Half the clients on each node.
+    on_a = [n for n in range(CLIENTS) if n % 2 == 0]
+    sessions = [await Session.open((a if n in on_a else b).url, token) for n, token in enumerate(tokens)]
+    acks: dict[str, dict[str, object]] = {}
+    progress = asyncio.Event()
+    senders = [asyncio.create_task(send_all(s, burst_frames(n), acks, progress)) for n, s in enumerate(sessions)]
+    await asyncio.wait_for(progress.wait(), timeout(60))
+    a.kill9()
+    # A's clients are cut off; B's go on to the end of their burst meanwhile.
+    await asyncio.gather(*senders, return_exceptions=True)
+    acked_before = dict(acks)
+    assert KILL_AFTER_ACKS <= len(acked_before) < CLIENTS * TICKETS_PER_CLIENT
+
+    # A's clients move to B and resend everything with the original command ids.
+    moved = [await Session.open(b.url, tokens[n]) for n in on_a]
+    await asyncio.gather(
+        *(send_all(s, burst_frames(n), acks, asyncio.Event()) for n, s in zip(on_a, moved, strict=True))
+    )
+    assert len(acks) == CLIENTS * TICKETS_PER_CLIENT
+    for command_id, ack in acked_before.items():
+        assert acks[command_id] == ack, "a command acked by the dead node must get its original ack on the other"
+
+    state, replayed = await stored_state(postgres_url)
+    titles = sorted(t.title for t in state.tickets.values())
+    assert titles == sorted(f"client {c} ticket {n}" for c in range(CLIENTS) for n in range(TICKETS_PER_CLIENT))
+    assert replayed == state
+
+
+# --- the leader -----------------------------------------------------------------------------------------------
+
+
+def leader_gauge(http_url: str) -> str:
+    with urllib.request.urlopen(f"{http_url}/metrics", timeout=timeout(10)) as response:
+        return next(line for line in response.read().decode().splitlines() if line.startswith("dispatch_leader "))
+
+
+async def test_when_the_leader_dies_another_node_takes_over_auto_assign_and_nothing_is_assigned_twice(
+    node: Node, postgres_url: str
+) -> None:
+    a = node("a", "--auto-assign")
+    await a.logged("this node is the leader now")
+    b = node("b", "--auto-assign", "--http-port", "0")
+    assert b.process is not None and b.process.stdout is not None
+    http_b = b.process.stdout.readline().split()[-1]
+    assert leader_gauge(http_b) == "dispatch_leader 0.0"
+    ana = await Session.open(b.url, await b.token(Role.DISPATCHER, "ana"))
+    await ana.ok(tech_frame("alice", capacity=50))
+
+    def assigned(session: Session) -> set[str]:
+        return {e["ticket"]["id"] for e in session.events if e["kind"] == "ticket_assigned"}
+
+    # Created on B, placed by the leader on A, which hears of them from B.
+    created = {(await ana.ok(ticket_frame(f"before {n}")))["ticket_id"] for n in range(3)}
+    await ana.until_event(lambda _: assigned(ana) >= created)
+
+    a.kill9()
+    await b.logged("this node is the leader now")  # within 10 s: a try every 2 s once the lock is free
+    assert leader_gauge(http_b) == "dispatch_leader 1.0"
+    created |= {(await ana.ok(ticket_frame(f"after {n}")))["ticket_id"] for n in range(3)}
+    await ana.until_event(lambda _: assigned(ana) >= created)
+
+    storage = await Storage.open(postgres_url)
+    try:
+        assignments = [e for e in await storage.all_events() if e.kind == "ticket_assigned"]
+    finally:
+        await storage.close()
+    assert sorted(e.ticket.id for e in assignments) == sorted(created), "each ticket is assigned exactly once"
+    assert {e.actor for e in assignments} == {"auto"}
+    await ana.close()
+
+
+# --- PostgreSQL itself goes away -----------------------------------------------------------------------------
+
+
+async def keep_creating(
+    session: Session, prefix: str, count: int, acks: dict[str, dict[str, Any]], refused: asyncio.Event
+) -> None:
+    """Create `count` tickets one after another, resending one refused as `unavailable` (same id) until
+    it is acked, as a client should."""
+    for n in range(count):
+        frame = {**ticket_frame(f"{prefix} {n}"), "command_id": f"{prefix}-{n}"}
+        while (reply := await session.call(frame))["type"] != "ack":
+            assert reply["code"] == "unavailable", reply
+            refused.set()
+            await asyncio.sleep(0.05)
+        acks[frame["command_id"]] = reply
+
+
+async def test_postgres_restarted_under_load_refuses_then_carries_on_and_loses_nothing_acked(
+    node: Node, postgres: EmbeddedPostgres, postgres_url: str
+) -> None:
+    a, b = node("a"), node("b")
+    token = await a.token(Role.INTAKE, "monitoring")
+    loaders = [await Session.open(a.url, token), await Session.open(b.url, token)]
+    wall = await Session.open(b.url, await b.token(Role.VIEWER, "wall"))
+    acks: dict[str, dict[str, Any]] = {}
+    refused = asyncio.Event()
+    per_loader = 150
+    load = [asyncio.create_task(keep_creating(s, f"n{i}", per_loader, acks, refused)) for i, s in enumerate(loaders)]
+    try:
+        async with asyncio.timeout(timeout(30)):
+            while len(acks) < 50:
+                await asyncio.sleep(0.01)
+        postgres.pause()
+        await asyncio.wait_for(refused.wait(), timeout(10))
+        # A board that connects now is told to come back later (or try another node), not left hanging.
+        with pytest.raises(ConnectionClosed) as closed:
+            late = await Session.open(a.url, token)
+            await late.receive()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+        postgres.resume()
+        await asyncio.wait_for(asyncio.gather(*load), timeout(60))
+    finally:
+        for task in load:
+            task.cancel()
+    assert len(acks) == 2 * per_loader
+
+    state, replayed = await stored_state(postgres_url)
+    assert sorted(t.title for t in state.tickets.values()) == sorted(
+        f"n{i} {n}" for i in range(2) for n in range(per_loader)
+    ), "every acked command once, none lost, none twice"
+    assert replayed == state
+    # The wall on B stayed connected through it all and has every event once, in order.
+    await wall.until_seq(state.seq, timeout=20)
+    assert seqs(wall) == list(range(1, state.seq + 1))
