@@ -152,7 +152,8 @@ async def test_kill_9_of_a_node_during_a_burst_on_both_loses_no_acked_command_an
 
 def leader_gauge(http_url: str) -> str:
     with urllib.request.urlopen(f"{http_url}/metrics", timeout=timeout(10)) as response:
-        return next(line for line in response.read().decode().splitlines() if line.startswith("dispatch_leader "))
+        text: str = response.read().decode()
+    return next(line for line in text.splitlines() if line.startswith("dispatch_leader "))
 
 
 async def test_when_the_leader_dies_another_node_takes_over_auto_assign_and_nothing_is_assigned_twice(
