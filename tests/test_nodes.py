@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import Static
 from websockets.exceptions import ConnectionClosed
 
+from dispatch.app import DispatchApp
 from dispatch.core.models import Role
 from dispatch.core.state import DispatchState, apply_event
 from server.storage import Storage
 from tests.support import EmbeddedPostgres, ServerProcess, Session, tech_frame, ticket_frame, timeout
+from tests.test_board import SIZE, board_loaded, until
 from tests.test_durability import CLIENTS, KILL_AFTER_ACKS, TICKETS_PER_CLIENT, burst_frames, send_all
 
 Node = Callable[..., ServerProcess]
@@ -245,3 +248,31 @@ async def test_postgres_restarted_under_load_refuses_then_carries_on_and_loses_n
     # The wall on B stayed connected through it all and has every event once, in order.
     await wall.until_seq(state.seq, timeout=20)
     assert seqs(wall) == list(range(1, state.seq + 1))
+
+
+# --- a board on several nodes --------------------------------------------------------------------------------
+
+
+async def test_a_board_given_both_nodes_moves_to_the_other_when_its_node_dies_and_misses_nothing(node: Node) -> None:
+    a, b = node("a"), node("b")
+    ana = await Session.open(b.url, await b.token(Role.DISPATCHER, "ana"))
+    for n in range(3):
+        await ana.ok(ticket_frame(f"before {n}"))
+    app = DispatchApp(f"{a.url},{b.url}", await a.token(Role.DISPATCHER, "dan"))
+
+    def connection() -> str:
+        return str(app.screen.query_one("#connection", Static).render())
+
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, board_loaded(app, 3))
+        assert "connected to a" in connection()
+        a.kill9()
+        await until(pilot, lambda: "connected to b" in connection(), timeout=30)
+        for n in range(3):
+            await ana.ok(ticket_frame(f"after {n}"))
+        await until(pilot, board_loaded(app, 6))
+        fresh = await Session.open(b.url, await b.token(Role.VIEWER, "check"))
+        assert fresh.snapshot is not None
+        assert app.model.state.seq == fresh.snapshot["seq"]
+        ours = {t.id: t.model_dump(mode="json") for t in app.model.state.tickets.values()}
+        assert ours == {t["id"]: t for t in fresh.snapshot["tickets"]}
