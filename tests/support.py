@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from dispatch.core.models import Role
@@ -53,6 +54,20 @@ def timeout(seconds: float) -> float:
 
 
 SERVER_START_TIMEOUT_S = 15.0
+
+# The storage engines the `server` fixture (tests/conftest.py) runs a test on when asked for both: the
+# SQLite file, and a fresh database on the run's embedded PostgreSQL.
+ENGINES = ("sqlite", "postgres")
+both_engines = pytest.mark.parametrize("server", ENGINES, indirect=True)
+
+
+def on_both_engines(metafunc: pytest.Metafunc) -> None:
+    """For a test module's `pytest_generate_tests`: each of its tests that uses the `server` fixture runs
+    on both engines. A test parametrized over inputs already (frames the protocol refuses, say) runs
+    them on SQLite only, unless it names its engines itself (`both_engines`): such inputs are about
+    the protocol, not storage, and each case would start another server."""
+    if "server" in metafunc.fixturenames and not any(metafunc.definition.iter_markers("parametrize")):
+        metafunc.parametrize("server", ENGINES, indirect=True)
 
 
 @dataclass
@@ -89,6 +104,11 @@ class ServerProcess:
         self.url = line.split()[-1]
         return self
 
+    @property
+    def where(self) -> str:
+        """What `--db` says: the PostgreSQL URL, or the SQLite file's path."""
+        return self.database or str(self.db)
+
     def stderr(self) -> str:
         return (self.workdir / f"server-{self._starts}.err").read_text()
 
@@ -117,7 +137,7 @@ class ServerProcess:
     async def token(self, role: Role, name: str, tech_id: str | None = None) -> str:
         """A fresh token, stored the way `token create` stores it."""
         secret = f"test-{name}-{os.urandom(8).hex()}"
-        storage = await Storage.open(self.database or self.db)
+        storage = await Storage.open(self.where)
         try:
             await storage.create_token(name, role, tech_id, secret)
         finally:
