@@ -69,6 +69,8 @@ class DispatchServer:
         state = await storage.load_state(settings.clock())
         server = cls(storage, state, settings, event_log)
         await server.writer.repair_decision_log()
+        if server.node is not None:
+            await server.node.join()
         return server
 
     def use_files(self, contracts: Contracts, roster: Roster) -> None:
@@ -84,6 +86,14 @@ class DispatchServer:
 
     async def run(self, ready: Callable[[str], None], stop: asyncio.Event) -> None:
         """Serve until `stop` is set (SIGTERM/SIGINT), then drain: finish queued commands, close, return."""
+        try:
+            await self._serve(ready, stop)
+        finally:
+            if self.node is not None:
+                # Its session goes, and the leader lock with it: another node takes over at its next try.
+                self.node.leave()
+
+    async def _serve(self, ready: Callable[[str], None], stop: asyncio.Event) -> None:
         writer = asyncio.create_task(self.writer.run(), name="writer")
         watcher = asyncio.create_task(self.connections.watch_revocations(), name="revocations")
         clock = asyncio.create_task(self._run_clock(), name="sla-clock")
@@ -135,7 +145,6 @@ class DispatchServer:
             clock.cancel()
             stopped.cancel()
             if node is not None:
-                # Its session goes, and the leader lock with it: another node takes over at its next try.
                 node.cancel()
                 await asyncio.gather(node, return_exceptions=True)
             if self.http is not None:

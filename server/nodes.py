@@ -33,21 +33,29 @@ class Node:
         self.writer = writer
         self.settings = settings
         self._session: NodeSession | None = None
+        # Not the leader until the lock says so: a node never assumes it is alone on the database.
+        self.writer.lead(False)
+
+    async def join(self) -> None:
+        """The first try, before the server takes commands: a node alone leads from its first batch."""
+        await self._try()
 
     async def run(self) -> None:
         """Until cancelled: keep a session, listen, and lead when the lock is free."""
-        # Not the leader until the lock says so (a node never assumes it alone shares the database).
-        self.writer.lead(False)
+        while True:
+            await asyncio.sleep(self.settings.leader_retry_s)
+            await self._try()
+
+    def leave(self) -> None:
+        """The server stops: let the session (and the leader lock, if held) go at once."""
+        self._drop_session()
+
+    async def _try(self) -> None:
         try:
-            while True:
-                try:
-                    await self._keep_session()
-                except StorageUnavailable as exc:
-                    if self._session is not None:
-                        log.warning("lost this node's database session: %s", exc)
-                    self._drop_session()
-                await asyncio.sleep(self.settings.leader_retry_s)
-        finally:
+            await self._keep_session()
+        except StorageUnavailable as exc:
+            if self._session is not None:
+                log.warning("lost this node's database session: %s", exc)
             self._drop_session()
 
     async def _keep_session(self) -> None:
@@ -59,11 +67,17 @@ class Node:
         if leading and not self.writer.leading:
             recent = [event_adapter.validate_json(p) for p in await self.storage.recent_bursts()]
             self.writer.lead(True, recent)
+            log.info("this node is the leader now: it runs the SLA clock, shifts, call-outs, bursts, auto-assign")
         elif not leading:
+            self._follow()
+
+    def _follow(self) -> None:
+        if self.writer.leading:
             self.writer.lead(False)
+            log.warning("this node is no longer the leader")
 
     def _drop_session(self) -> None:
-        self.writer.lead(False)
+        self._follow()
         if self._session is not None:
             self._session.close()
             self._session = None

@@ -218,7 +218,6 @@ class Writer:
         if leader:
             self.decider.became_leader(self.settings.clock(), recent, LEADER_LOOKBACK)
         self.decider.settings = replace(self.decider.settings, leader=leader)
-        log.info("this node %s", "is the leader now" if leader else "is no longer the leader")
 
     @property
     def leading(self) -> bool:
