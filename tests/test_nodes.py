@@ -9,8 +9,11 @@ at the other, the leader's duties move when it dies, and PostgreSQL itself may r
 from __future__ import annotations
 
 import asyncio
+import copy
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +22,10 @@ from textual.widgets import Static
 from websockets.exceptions import ConnectionClosed
 
 from dispatch.app import DispatchApp
-from dispatch.core.models import Role
-from dispatch.core.state import DispatchState, apply_event
+from dispatch.core.decide import Decider, DeciderSettings, Request
+from dispatch.core.models import Priority, Role
+from dispatch.core.protocol import AddTechnician, BurstEvent, Command, CreateTicket, Event
+from dispatch.core.state import Actor, DispatchState, apply_event
 from server.storage import Storage
 from tests.support import EmbeddedPostgres, ServerProcess, Session, tech_frame, ticket_frame, timeout
 from tests.test_board import SIZE, board_loaded, until
@@ -276,3 +281,45 @@ async def test_a_board_given_both_nodes_moves_to_the_other_when_its_node_dies_an
         assert app.model.state.seq == fresh.snapshot["seq"]
         ours = {t.id: t.model_dump(mode="json") for t in app.model.state.tickets.values()}
         assert ours == {t["id"]: t for t in fresh.snapshot["tickets"]}
+
+
+# --- the deciding part, without a socket ------------------------------------------------------------------------
+
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+ANA = Actor("ana", Role.DISPATCHER)
+
+
+def decide_on(decider: Decider, others: list[Decider], *commands: Command) -> list[Event]:
+    """One batch on one node; the other nodes fold in what it stored, as their write turns do."""
+    decided = decider.decide([Request("ana", ANA, c) for c in commands], {}, NOW)
+    for other in others:
+        other.absorb(decided.events)
+    return decided.events
+
+
+def report(n: int, client: str = "Acme") -> CreateTicket:
+    return CreateTicket(command_id=f"r{n}", title=f"Report {n}", client=client, priority=Priority.P3)
+
+
+def test_only_the_leader_does_what_must_run_once_and_a_new_leader_does_not_do_it_again() -> None:
+    settings = DeciderSettings(auto_assign=True, burst_threshold=3)
+    a = Decider(DispatchState(), settings)
+    b = Decider(DispatchState(), replace(settings, leader=False))
+    decide_on(a, [b], AddTechnician(command_id="t", tech_id="alice", name="Alice", capacity=10))
+
+    # A follower takes commands but neither assigns nor reports a burst...
+    made_on_b = decide_on(b, [a], report(1), report(2), report(3))
+    assert [e.kind for e in made_on_b] == ["ticket_created"] * 3
+    # ...the leader does, on its next batch, even one with nothing of its own (a catch-up).
+    done_by_a = decide_on(a, [b])
+    assert sorted(e.kind for e in done_by_a) == ["burst_detected"] + ["ticket_assigned"] * 3
+    assert (a.state.tickets, a.state.technicians, a.state.seq) == (b.state.tickets, b.state.technicians, b.state.seq)
+
+    # A dies; B takes over, learning from the log what A reported: a fourth report is assigned, and the
+    # burst is not reported again for one more ticket (a new leader that had not learnt would).
+    reported = [e for e in done_by_a if isinstance(e, BurstEvent)]
+    forgetful = Decider(copy.deepcopy(b.state), settings)
+    b.became_leader(NOW, reported, timedelta(seconds=30))
+    b.settings = replace(b.settings, leader=True)
+    assert [e.kind for e in decide_on(b, [], report(4))] == ["ticket_created", "ticket_assigned"]
+    assert "burst_detected" in [e.kind for e in decide_on(forgetful, [], report(4))]
