@@ -174,7 +174,7 @@ class DispatchApp(App[None]):
             self._board.refresh_rows(ticket_ids)
 
     def _tick(self) -> None:
-        if self._board is not None and self.screen is self._board:
+        if self._board is not None and self._board.shows(self.screen):
             self._board.tick()
 
     # --- command palette -----------------------------------------------------------------------------

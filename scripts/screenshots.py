@@ -20,6 +20,7 @@ from dispatch.screens.callout import CalloutPrompt  # noqa: E402
 from dispatch.screens.detail import TicketDetail  # noqa: E402
 from dispatch.screens.forecast import ForecastScreen  # noqa: E402
 from dispatch.screens.pickers import AssignPicker, ConfirmPrompt  # noqa: E402
+from dispatch.screens.technicians import TechniciansScreen  # noqa: E402
 from tests.world import NOW, seeded_world  # noqa: E402
 
 OUT = ROOT / "screenshots"
@@ -44,11 +45,31 @@ def loaded(app: DispatchApp, count: int):  # type: ignore[no-untyped-def]
     )
 
 
+def overlay_open(app: DispatchApp):  # type: ignore[no-untyped-def]
+    """The technician panel is over the board (T), with the whole team in it."""
+    return lambda: isinstance(app.screen, TechniciansScreen) and len(app.screen.panel.rows) == 12
+
+
+# The same outage at the sizes people use: a default terminal (or a phone over SSH), a laptop, a wide screen.
+BOARD_SIZES = ((80, 24), (120, 36), (200, 50))
+
+
 async def main() -> None:
     OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as workdir:
         world = await seeded_world(Path(workdir))
         try:
+            for width, height in BOARD_SIZES:
+                app = DispatchApp(world.server.url, world.dispatcher, clock=lambda: NOW)
+                async with app.run_test(size=(width, height)) as pilot:
+                    await wait_for(pilot, loaded(app, 30))
+                    await pilot.pause(0.3)
+                    app.save_screenshot(f"dispatcher-board-{width}x{height}.svg", str(OUT))
+                    if width < 120:  # the panel folded to a line: T opens it over the board
+                        await pilot.press("T")
+                        await wait_for(pilot, overlay_open(app))
+                        await pilot.pause(0.3)
+                        app.save_screenshot(f"technicians-overlay-{width}x{height}.svg", str(OUT))
             app = DispatchApp(world.server.url, world.dispatcher, clock=lambda: NOW)
             async with app.run_test(size=SIZE) as pilot:
                 await wait_for(pilot, loaded(app, 30))

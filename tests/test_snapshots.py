@@ -3,6 +3,9 @@
 The dispatcher's local time zone is pinned to UTC, as the clock is fixed: the board shows local times.
 Update after an intended change of look with `pytest tests/test_snapshots.py --snapshot-update`, and
 look at the report before committing the new SVGs.
+
+One server world per module: building it (a server restarted at five moments) is most of a snapshot's
+cost, and no test here changes it (they look, open dialogs and ask what-ifs; nothing is sent).
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import pytest
 from textual.pilot import Pilot
 
 from dispatch.app import DispatchApp
-from dispatch.core.models import Role
+from dispatch.core.models import Priority, Role
 from dispatch.screens.board import BoardScreen
 from dispatch.screens.callout import CalloutPrompt
 from dispatch.screens.detail import TicketDetail
 from dispatch.screens.forecast import ForecastScreen
+from dispatch.screens.technicians import TechniciansScreen
+from dispatch.widgets.lane import assignee_words, countdown
 from tests.support import ServerProcess, Session, tech_frame, ticket_frame
 from tests.test_board import CONTRACTS, local_time_zone, modal_ready, picker_ready, until
 from tests.world import NOW, World, seeded_world
@@ -35,10 +40,12 @@ def dispatcher_in_utc() -> Iterator[None]:
         yield
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    # Sync on purpose: snap_compare runs the app in an event loop of its own.
-    world = asyncio.run(seeded_world(tmp_path))
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    # Sync on purpose: snap_compare runs the app in an event loop of its own. Built in the same time
+    # zone as the boards look at it (the servers inherit it).
+    with local_time_zone("UTC0"):
+        world = asyncio.run(seeded_world(tmp_path_factory.mktemp("world")))
     yield world
     world.server.stop()
 
@@ -56,9 +63,52 @@ def loaded(count: int) -> Callable[[Pilot[None]], Any]:
     return wait
 
 
-def test_dispatcher_board(world: World, snap_compare: Any) -> None:
+@pytest.mark.parametrize("size", [(80, 24), (120, 36), (200, 50)], ids=lambda size: f"{size[0]}x{size[1]}")
+def test_dispatcher_board_during_the_outage(world: World, snap_compare: Any, size: tuple[int, int]) -> None:
+    # 80x24: the panel folded to a line, borders down to title lines, P4 folded, P1 the tallest lane.
+    # 120x36: the panel beside the lanes. 200x50: client names whole, the panel with the skills.
     app = DispatchApp(world.server.url, world.dispatcher, clock=lambda: NOW)
-    assert snap_compare(app, terminal_size=SIZE, run_before=loaded(38))
+    assert snap_compare(app, terminal_size=size, run_before=loaded(38))
+
+
+def test_the_technician_overlay_at_80x24(world: World, snap_compare: Any) -> None:
+    app = DispatchApp(world.server.url, world.dispatcher, clock=lambda: NOW)
+
+    async def open_overlay(pilot: Pilot[None]) -> None:
+        await loaded(38)(pilot)
+        await pilot.press("T")
+        await until(pilot, lambda: isinstance(app.screen, TechniciansScreen) and len(app.screen.panel.rows) == 12)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=open_overlay)
+
+
+def screen_lines(app: DispatchApp) -> list[str]:
+    """The terminal's lines as a person reads them (Textual's compositor has no public way to say it)."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+async def test_at_80x24_the_highlighted_tickets_countdown_and_assignee_are_on_screen(world: World) -> None:
+    app = DispatchApp(world.server.url, world.dispatcher, clock=lambda: NOW)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(38)(pilot)
+        await pilot.pause()
+        board = app.screen
+        assert isinstance(board, BoardScreen)
+        p1 = board.lanes[0]
+        ticket = p1.current
+        assert ticket is not None and p1.has_focus
+        left = countdown(app.model.clock(ticket, NOW), ticket, NOW)
+        row = next(line for line in screen_lines(app) if ticket.id in line)
+        assert left in row and assignee_words(ticket, own_lane=False) in row, row
+        # Every lane with tickets shows its most urgent ones, and the outage's P1 lane is the tallest.
+        heights = {lane.priority: lane.outer_size.height for lane in board.lanes}
+        assert heights[Priority.P1] == max(heights.values())
+        assert all(lane.scrollable_content_region.height >= min(len(lane.rows), 3) for lane in board.lanes)
+        # ! : P1 and P2 only; the others fold to their title lines, saying how to get them back.
+        await pilot.press("exclamation_mark")
+        await until(pilot, lambda: board.lanes[2].has_class("-folded") and board.lanes[3].has_class("-folded"))
+        assert [lane.outer_size.height > 1 for lane in board.lanes] == [True, True, False, False]
+        assert any(line.startswith("─P3 Normal · 6 · ! shows it") for line in screen_lines(app))
 
 
 def test_assign_picker(world: World, snap_compare: Any) -> None:
@@ -84,15 +134,9 @@ def test_ticket_detail_with_history(world: World, snap_compare: Any) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=open_detail)
 
 
-def test_technician_lane(world: World, snap_compare: Any) -> None:
+def test_technician_lane_at_80x24(world: World, snap_compare: Any) -> None:
     app = DispatchApp(world.server.url, world.technician, clock=lambda: NOW)
-    assert snap_compare(app, terminal_size=(120, 20), run_before=loaded(2))
-
-
-def test_dispatcher_board_at_80x24(world: World, snap_compare: Any) -> None:
-    # A narrow terminal: the panel narrows, the lanes drop client, age and incident, the countdowns stay.
-    app = DispatchApp(world.server.url, world.dispatcher, clock=lambda: NOW)
-    assert snap_compare(app, terminal_size=(80, 24), run_before=loaded(38))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=loaded(2))
 
 
 def test_forecast_with_a_what_if(world: World, snap_compare: Any) -> None:
@@ -163,9 +207,10 @@ async def office_hours_world(workdir: Path) -> World:
     return world
 
 
-@pytest.fixture
-def office_world(tmp_path: Path) -> Iterator[World]:
-    world = asyncio.run(office_hours_world(tmp_path))
+@pytest.fixture(scope="module")
+def office_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with local_time_zone("UTC0"):
+        world = asyncio.run(office_hours_world(tmp_path_factory.mktemp("office")))
     yield world
     world.server.stop()
 

@@ -10,10 +10,10 @@ from typing import ClassVar
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from dispatch.client import LinkState
 from dispatch.core.models import Callout, HoldReason, Priority, Role, Technician, TechStatus, Ticket, TicketStatus
@@ -38,30 +38,42 @@ from dispatch.screens.forecast import ForecastScreen
 from dispatch.screens.help import HelpScreen
 from dispatch.screens.pickers import AssignPicker, ChoicePicker, ConfirmPrompt, NoteEditor, TextPrompt
 from dispatch.screens.plan import PlanPreview
+from dispatch.screens.technicians import TechnicianAction, TechniciansScreen
 from dispatch.session import BoardSession, ForecastSchedule
 from dispatch.widgets.board_header import BoardHeader
+from dispatch.widgets.columns import merge_columns
+from dispatch.widgets.fitted_line import FittedLine
+from dispatch.widgets.key_bar import Key, KeyBar
 from dispatch.widgets.lane import Lane
+from dispatch.widgets.lane_stack import LaneStack
 from dispatch.widgets.outlook import OutlookBar
-from dispatch.widgets.technician_panel import TechnicianPanel
+from dispatch.widgets.technician_panel import TechnicianPanel, team_summary
 
 NAVIGATION = {"lane", "filter", "clear", "detail", "help"}
-# Kept out of the footer (it would no longer fit), listed in the help screen and the command palette.
+# Kept out of the key bar (it would no longer fit), listed in the help screen and the command palette.
 INCIDENT_ACTIONS = {"group_burst", "incident_assign", "incident_priority", "incident_resolve", "update_clients"}
-HELP_ONLY = {*INCIDENT_ACTIONS, "callout", "forecast", "undo", "answer_callout"}
+HELP_ONLY = {*INCIDENT_ACTIONS, "callout", "forecast", "undo", "answer_callout", "urgent_only", "technicians"}
+# Lanes and the panel: what a board with all the lanes has, and a technician's own lane does not.
+BOARD_VIEWS = {"urgent_only", "technicians"}
 DISPATCHER_ACTIONS = {
     "assign", "assign_best", "unassign", "priority", "status", "mark", "tech_status", "note", "rebalance",
-    "callout", "forecast", "undo", *INCIDENT_ACTIONS,
+    "callout", "forecast", "undo", *INCIDENT_ACTIONS, *BOARD_VIEWS,
 }  # fmt: skip
 TECHNICIAN_ACTIONS = {"start", "hold", "resolve", "note", "status", "availability", "answer_callout"}
-# A wallboard only looks, and the forecast is something to look at.
-VIEWER_ACTIONS = {"forecast"}
+# A wallboard only looks, and the forecast and the panel are things to look at.
+VIEWER_ACTIONS = {"forecast", *BOARD_VIEWS}
 TECHNICIAN_STATUSES = [
     (TicketStatus.IN_PROGRESS, "start (in progress)"),
     (TicketStatus.ON_HOLD, "hold"),
     (TicketStatus.RESOLVED, "resolve"),
 ]
-# Below this many columns the technician panel narrows so that the lanes keep their countdowns.
+# Below this many columns the technician panel folds to a line (T opens it) so that the lanes keep
+# their countdowns and assignees; from WIDE_FROM it gets room for the skills.
 NARROW_BELOW = 120
+WIDE_FROM = 180
+# Below this many lines the lanes' borders shrink to their title lines and the burst banner's words
+# go to the key bar, so that the lines go to tickets.
+SHORT_BELOW = 30
 
 
 class BoardScreen(Screen[None]):
@@ -78,6 +90,8 @@ class BoardScreen(Screen[None]):
         Binding("space", "mark", "Mark"),
         Binding("t", "tech_status", "Tech status"),
         Binding("b", "rebalance", "Rebalance"),
+        Binding("T", "technicians", "Technicians (all of them, over the board)", show=False),
+        Binding("exclamation_mark", "urgent_only", "P1 and P2 only, or all lanes again", show=False),
         Binding("c", "callout", "Call out the selected technician", show=False),
         Binding("f", "forecast", "Forecast and what-if", show=False),
         Binding("z", "undo", "Undo my last change", show=False),
@@ -118,6 +132,7 @@ class BoardScreen(Screen[None]):
         # A technician's board: call-outs already put in front of them, and the prompt while it is open.
         self._prompted: set[str] = set()
         self._callout_prompt: CalloutPrompt | None = None
+        self._overlay: TechniciansScreen | None = None  # the panel over the board (T), while open
 
     def compose(self) -> ComposeResult:
         session = self.session
@@ -125,19 +140,20 @@ class BoardScreen(Screen[None]):
         header.set_class(self.role is Role.TECHNICIAN, "-own-lane")
         yield header
         yield OutlookBar(self.role)
-        yield Static("", id="burst-banner")
-        yield Static("", id="callout-banner")
+        yield FittedLine(id="burst-banner")
+        yield FittedLine(id="callout-banner")
+        if self.role is Role.TECHNICIAN:
+            lanes = [Lane(session.model, None, session.now, id="lane-mine")]
+        else:
+            lanes = [Lane(session.model, p, session.now, id=f"lane-{p.value.lower()}") for p in Priority]
         with Horizontal(id="body"):
-            with Vertical(id="lanes"):
-                if self.role is Role.TECHNICIAN:
-                    yield Lane(session.model, None, session.now, id="lane-mine")
-                else:
-                    for priority in Priority:
-                        yield Lane(session.model, priority, session.now, id=f"lane-{priority.value.lower()}")
+            yield LaneStack(*lanes, id="lanes")
             if self.role is not Role.TECHNICIAN:
                 yield TechnicianPanel(session.model, session.now, id="technicians")
+        if self.role is not Role.TECHNICIAN:
+            yield FittedLine(id="team-summary")
         yield Input(placeholder="filter: text, client, skill or technician (Esc clears)", id="filter")
-        yield Footer()
+        yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
@@ -147,10 +163,19 @@ class BoardScreen(Screen[None]):
         self.post_message(self.Ready(self))
 
     def on_resize(self, event: events.Resize) -> None:
-        narrow = event.size.width < NARROW_BELOW
+        width, height = event.size
+        narrow, short = width < NARROW_BELOW, height < SHORT_BELOW
         self.set_class(narrow, "-narrow")
+        self.set_class(width >= WIDE_FROM, "-wide")
+        self.set_class(short, "-short")
         self.query_one(OutlookBar).compact = narrow
+        stack = self.query_one(LaneStack)
+        stack.short = short
+        stack.restack()
+        if narrow and self.focused is not None and isinstance(self.focused, TechnicianPanel):
+            self._lane().focus()  # the panel folded away under the cursor
         self.refresh_header()
+        self._place_burst()
 
     @property
     def lanes(self) -> list[Lane]:
@@ -174,6 +199,10 @@ class BoardScreen(Screen[None]):
                 lane.marked &= {t.id for t in rows}
             total = model.lane_size(lane.priority) if lane.priority is not None else len(rows)
             lane.update_title(len(rows), total if self.query_text else len(rows))
+        columns = merge_columns(lane.content_columns for lane in self.lanes)
+        for lane in self.lanes:
+            lane.use_columns(columns)
+        self.query_one(LaneStack).restack()
         if changed:
             self.acted_on -= changed
         if changed is None or technicians_changed:
@@ -190,6 +219,9 @@ class BoardScreen(Screen[None]):
             if technicians_changed or changed is None or loads != panel.loads:
                 panel.loads = loads
                 panel.set_rows(model.technicians())
+                self.query_one("#team-summary", Static).update(f"{team_summary(panel.rows, loads)} · T shows them")
+                if self._overlay is not None and self._overlay.is_attached:
+                    self._overlay.refresh_panel()
 
     def tick(self) -> None:
         """Once a second: the countdowns move, and the header's counts (a scan of every open ticket)
@@ -198,6 +230,8 @@ class BoardScreen(Screen[None]):
             lane.refresh()
         for panel in self.query(TechnicianPanel):
             panel.refresh()  # hours and overtime move on; rows whose words did not change are not redrawn
+        if self._overlay is not None and self._overlay.is_attached:
+            self._overlay.panel.refresh()
         self.refresh_header()
         self._ask_forecast_when_due()
 
@@ -283,10 +317,54 @@ class BoardScreen(Screen[None]):
     # --- navigation ----------------------------------------------------------------------------------
 
     def action_lane(self, step: int) -> None:
-        lanes = self.lanes
+        # A folded lane has nothing to act on: the keys skip it (unless every lane is folded).
+        lanes = [lane for lane in self.lanes if not lane.has_class("-folded")] or self.lanes
         current = self._lane()
-        index = lanes.index(current) if current in lanes else 0
+        index = lanes.index(current) if current in lanes else (0 if step > 0 else 1)
         lanes[(index + step) % len(lanes)].focus()
+
+    def action_urgent_only(self) -> None:
+        """!: P1 and P2 only (the others fold to their title lines, with their counts), or all again."""
+        stack = self.query_one(LaneStack)
+        stack.urgent_only = not stack.urgent_only
+        stack.restack()
+        if not stack.may_open(self._lane()):
+            self.lanes[0].focus()
+        self.notify("P1 and P2 only: ! shows every lane again." if stack.urgent_only else "Every lane shown.")
+
+    def action_technicians(self) -> None:
+        """T: every technician over the board, with the room the narrow board's panel lacks."""
+        actions: dict[str, TechnicianAction] = {}
+        if self.role is Role.DISPATCHER:
+            actions = {
+                "status": lambda technician: self._pick_tech_status(technician.id, technician.status),
+                "callout": self._call_out,
+            }
+        self._overlay = TechniciansScreen(self.session.model, self.session.now, actions)
+        self.app.push_screen(self._overlay)
+
+    def shows(self, screen: Screen[object]) -> bool:
+        """Whether `screen` is this board or shows its live parts (the countdowns must move)."""
+        return screen is self or screen is self._overlay
+
+    def show_keys(self) -> None:
+        """The key bar: the keys for this role that fit, `T` first when the panel is folded; on a short
+        terminal the burst's words in front."""
+        keys = [
+            Key(self._key_words(binding.key), binding.description, binding.action)
+            for binding in self._bindings_for_role()
+            if binding.show
+        ]
+        if self.has_class("-narrow") and self.check_action("technicians", ()):
+            keys.insert(0, Key("T", "Technicians", "technicians"))
+        message = ""
+        if self.burst is not None and self.has_class("-short"):
+            message = self._burst_words(self.burst, short=True)
+        self.query_one(KeyBar).show(keys, message)
+
+    def _key_words(self, keys: str) -> str:
+        """A binding's keys as they are typed (`/`, `?`, `!`), not as Textual names them."""
+        return " / ".join(self.app.get_key_display(Binding(key, "")) for key in keys.split(","))
 
     def action_filter(self) -> None:
         field = self.query_one("#filter", Input)
@@ -311,17 +389,26 @@ class BoardScreen(Screen[None]):
         if self.role is not Role.DISPATCHER:
             return
         self.burst = burst
-        where = {"client": f"from {burst.value}", "site": f"at {burst.value}", "category": f"in {burst.value}"}
         banner = self.query_one("#burst-banner", Static)
-        banner.update(
-            f"Burst: {len(burst.ticket_ids)} tickets {where[burst.group]} in {burst.window_minutes} min"
-            " — g groups them into an incident"
-        )
-        banner.display = True
+        banner.update(self._burst_words(burst))
+        self._place_burst()
+
+    @staticmethod
+    def _burst_words(burst: BurstEvent, *, short: bool = False) -> str:
+        where = {"client": f"from {burst.value}", "site": f"at {burst.value}", "category": f"in {burst.value}"}
+        if short:  # in the key bar, before the keys
+            return f"Burst: {len(burst.ticket_ids)} {where[burst.group]} · g groups"
+        return (f"Burst: {len(burst.ticket_ids)} tickets {where[burst.group]} in {burst.window_minutes} min"
+                " — g groups them into an incident")  # fmt: skip
 
     def hide_burst(self) -> None:
         self.burst = None
-        self.query_one("#burst-banner", Static).display = False
+        self._place_burst()
+
+    def _place_burst(self) -> None:
+        # A line of its own, or on a short terminal the front of the key bar.
+        self.query_one("#burst-banner", Static).display = self.burst is not None and not self.has_class("-short")
+        self.show_keys()
 
     def action_clear(self) -> None:
         """Esc: clear the marks, else the filter, else dismiss the burst banner."""
@@ -343,9 +430,12 @@ class BoardScreen(Screen[None]):
             self.hide_burst()
 
     def action_help(self) -> None:
-        keys = [(binding.key.replace(",", " / "), binding.description) for binding in self._bindings_for_role()]
-        keys = [("↑↓ / j k", "move in a lane"), ("← → / h l, Tab", "other lane, technician panel"), *keys]
-        self.app.push_screen(HelpScreen(keys, self.role.value))
+        keys = [(self._key_words(binding.key), binding.description) for binding in self._bindings_for_role()]
+        if self.role is Role.TECHNICIAN:  # one lane, no panel
+            moving = [("↑ ↓ / j k", "move in your lane")]
+        else:
+            moving = [("↑ ↓ / j k", "move in a lane"), ("← → / h l", "other lane"), ("tab", "technician panel")]
+        self.app.push_screen(HelpScreen([*moving, *keys], self.role.value))
 
     def _bindings_for_role(self) -> Iterable[Binding]:
         for binding in self.BINDINGS:
@@ -499,8 +589,10 @@ class BoardScreen(Screen[None]):
         """c: call the selected technician in, with an optional reason; the server may refuse (already
         on the clock, one waiting) or warn (a fatigue rule), and the words are shown either way."""
         technician = self._technician()
-        if technician is None:
-            return
+        if technician is not None:
+            self._call_out(technician)
+
+    def _call_out(self, technician: Technician) -> None:
         on_call = " (on call)" if technician.on_call else ""
 
         def send(reason: str | None) -> None:

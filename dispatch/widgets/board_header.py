@@ -7,6 +7,8 @@ from datetime import datetime
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.content import Content
+from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
 from dispatch.client import LinkState
@@ -24,9 +26,12 @@ class BoardHeader(Horizontal):
         self.offline_since: datetime | None = None
 
     def compose(self) -> ComposeResult:
+        # Apart, so that each gives way on its own: the connection and the SLA risk never, the lane
+        # counts piece by piece (the lanes' titles say them too), who and the arrivals on a narrow board.
         yield Static(id="connection")
-        yield Static(id="who")  # apart, so that a narrow board can drop it before the counts
-        yield Static(id="counts")
+        yield Static(id="who")
+        yield LaneCounts(id="lane-counts")
+        yield Static(id="risk")
         yield Static("arrivals/30 min ", id="arrivals-label")
         yield Sparkline([0] * 30, id="arrivals")
 
@@ -58,15 +63,37 @@ class BoardHeader(Horizontal):
         self.query_one("#connection", Static).update(connection)
         self.query_one("#who", Static).update(who)
 
-        counts = Text()
         lanes = model.lane_counts()
-        for priority in Priority:
-            counts.append(f"{priority.value} ", style="bold")
-            counts.append(f"{lanes.get(priority, 0):<4}")
+        self.query_one(LaneCounts).show([(priority.value, lanes.get(priority, 0)) for priority in Priority])
+        risk = Text()
         at_risk, breached = model.sla_counts(now)
-        counts.append(" at risk ", style="bold")  # 75 % of the SLA target used
-        counts.append(f"{at_risk:<4}", style="yellow" if at_risk else "")
-        counts.append("breached ", style="bold")
-        counts.append(f"{breached:<4}", style="bold red" if breached else "")
-        self.query_one("#counts", Static).update(counts)
+        risk.append("at risk ", style="bold")  # 75 % of the SLA target used
+        risk.append(f"{at_risk}", style="yellow" if at_risk else "")
+        risk.append("  breached ", style="bold")
+        risk.append(f"{breached}", style="bold red" if breached else "")
+        self.query_one("#risk", Static).update(risk)
         self.query_one("#arrivals", Sparkline).data = model.arrivals_per_minute(now)
+
+
+class LaneCounts(Widget):
+    """`P1 9  P2 7  P3 6  P4 0`, as many lanes as fit, whole: never `P3 6  P`."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.counts: list[tuple[str, int]] = []
+
+    def show(self, counts: list[tuple[str, int]]) -> None:
+        if counts != self.counts:
+            self.counts = counts
+            self.refresh()
+
+    def render(self) -> Content:
+        room = self.content_region.width
+        parts: list[Content] = []
+        for lane, count in self.counts:
+            piece = Content.assemble((lane, "bold"), f" {count:<3}", " ")
+            if piece.cell_length > room:
+                break
+            parts.append(piece)
+            room -= piece.cell_length
+        return Content("").join(parts)

@@ -9,11 +9,11 @@ instants (`BoardModel.clock`, `BoardModel.lane`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
-from functools import cache
 from typing import ClassVar
 
+from rich.cells import set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 
@@ -21,31 +21,58 @@ from dispatch.core.durations import format_age, format_left
 from dispatch.core.models import PRIORITY_LABELS, Priority, Ticket, TicketStatus
 from dispatch.core.sla import SlaReading, SlaState
 from dispatch.model import BoardModel, opens_label
+from dispatch.widgets.columns import Column, content_width, cut_words, first_word_width, fit_columns
 from dispatch.widgets.row_list import RowList, pad
 
 # After the assignee: started, or waiting on something.
 WORK_MARK = {TicketStatus.IN_PROGRESS: " ▶", TicketStatus.ON_HOLD: " ⏸"}
 # The clock stands: the calendar is closed, or a hold stopped it.
 STANDING = "⏸"
-# Column widths, each with its gap; the title takes what is left. The countdown column holds the
-# longest thing it says, a breached ticket on a closed calendar (`!⏸Mon09:00`), so it is never cut:
-# two cells more than a countdown needs, rather than the seven `opens Mon 09:00` would take from every
-# title for a state most rows are never in.
-MARK, ID, CLIENT, AGE, SLA, ASSIGNEE, INCIDENT = 2, 9, 14, 7, 11, 12, 8
-# A narrow lane drops columns, least needed first, before its titles get shorter than MIN_TITLE; the
-# mark, the id and the countdown always stay.
-GIVE_WAY = (("incident", INCIDENT), ("age", AGE), ("client", CLIENT), ("assignee", ASSIGNEE))
+# The countdown column holds the longest thing it says, a breached ticket on a closed calendar
+# (`!⏸Mon09:00`), so it is never cut: it is what the board exists to show.
+SLA = 10
+MARK = 2  # marked for a bulk move, and a command pending
+AGE = 6  # `12m05s`, `3h20m`, `2d04h`
 MIN_TITLE = 12
+READABLE_TITLE = 36  # what a title grows to before the age, the incident and the site get room
+CLIENT_CAP, ASSIGNEE_CAP, SITE_CAP, INCIDENT_CAP = 24, 16, 16, 10
+# Left to right on screen; which of them show is decided by importance (`lane_columns`).
+ON_SCREEN = ("id", "title", "client", "site", "age", "sla", "assignee", "incident")
 
 
-@cache
-def columns(width: int) -> tuple[frozenset[str], int]:
-    """The optional columns a lane `width` cells wide shows, and the width left to the title."""
-    shown = list(GIVE_WAY)
-    room = width - MARK - ID - SLA
-    while shown and room - sum(size for _, size in shown) < MIN_TITLE:
-        shown.pop(0)
-    return frozenset(name for name, _ in shown), max(room - sum(size for _, size in shown), 0)
+def assignee_words(ticket: Ticket, own_lane: bool) -> str:
+    """The assignee column: who has it and whether it is started or waiting; in a technician's own
+    lane (every row is theirs) where it stands instead."""
+    if own_lane:
+        return ticket.status.value.replace("_", " ")
+    return (ticket.assignee or "unassigned") + WORK_MARK.get(ticket.status, "")
+
+
+def title_words(ticket: Ticket, own_lane: bool) -> str:
+    """The title column: in a technician's own lane, where every priority mixes, with the priority."""
+    return f"{ticket.priority.value} {ticket.title}" if own_lane else ticket.title
+
+
+def lane_columns(tickets: Sequence[Ticket], own_lane: bool) -> tuple[Column, ...]:
+    """A lane's columns, most important first, as wide as these tickets need: the id and the countdown
+    always; then who has it, the title (at least MIN_TITLE), the client (up to its real length), more
+    of the title (up to READABLE_TITLE), the age, the incident and the site; the title takes the rest."""
+    ids = content_width((t.id for t in tickets), 12, 8)
+    clients = [t.client for t in tickets]
+    sites = [t.site for t in tickets if t.site]
+    incidents = [t.incident_id for t in tickets if t.incident_id]
+    titles = content_width((title_words(t, own_lane) for t in tickets), READABLE_TITLE)
+    return (
+        Column("id", ids, always=True),
+        Column("sla", SLA, always=True),
+        Column("assignee", content_width((assignee_words(t, own_lane) for t in tickets), ASSIGNEE_CAP)),
+        Column("title", MIN_TITLE, least=MIN_TITLE, fills=True),
+        Column("client", content_width(clients, CLIENT_CAP), least=first_word_width(clients, CLIENT_CAP)),
+        Column("title", max(titles - MIN_TITLE, 0), least=1, gap=0),
+        Column("age", AGE),
+        Column("incident", content_width(incidents, INCIDENT_CAP)),
+        Column("site", content_width(sites, SITE_CAP), least=first_word_width(sites, SITE_CAP)),
+    )
 
 
 def countdown(reading: SlaReading, ticket: Ticket, now: datetime) -> str:
@@ -84,6 +111,12 @@ class Lane(RowList[Ticket]):
         self.priority = priority
         self.now = now
         self.marked: set[str] = set()
+        self._count = "0"
+        self._note = ""
+        self.content_columns: tuple[Column, ...] = lane_columns((), priority is None)
+        """The columns as this lane's own tickets ask for them."""
+        self.column_specs = self.content_columns
+        """The columns it draws with (`use_columns`)."""
 
     @property
     def title(self) -> str:
@@ -94,9 +127,27 @@ class Lane(RowList[Ticket]):
     def on_mount(self) -> None:
         self.border_title = self.title
 
+    def set_rows(self, rows: Sequence[Ticket], *, follow: bool = True) -> None:
+        self.content_columns = lane_columns(rows, self.priority is None)
+        super().set_rows(rows, follow=follow)
+
+    def use_columns(self, columns: tuple[Column, ...]) -> None:
+        """Draw with these columns (the board's lanes share one set, so that their columns line up).
+        Widths follow the content: when they change (a longer client arrived), every strip is stale."""
+        if columns != self.column_specs:
+            self.column_specs = columns
+            self._strips.clear()
+            self.refresh()
+
     def update_title(self, shown: int, total: int) -> None:
-        count = f"{shown}" if shown == total else f"{shown} of {total}"
-        self.border_title = f"{self.title} · {count}"
+        self._count = f"{shown}" if shown == total else f"{shown} of {total}"
+        self.border_title = f"{self.title} · {self._count}{self._note}"
+
+    def set_note(self, note: str) -> None:
+        """A word after the count in the title (the focus view says how to see a folded lane again)."""
+        if note != self._note:
+            self._note = note
+            self.border_title = f"{self.title} · {self._count}{note}"
 
     # --- RowList -------------------------------------------------------------------------------------
 
@@ -129,25 +180,23 @@ class Lane(RowList[Ticket]):
         dim = base + styles.get("lane--dim", Style())
         pending = self.model.is_pending(row.id)
         mark = ("●" if row.id in self.marked else " ") + ("…" if pending else " ")
-        shown, title_width = columns(width)
-        title = f"{row.priority.value} {row.title}" if self.priority is None else row.title
-        if self.priority is None:  # a technician's own lane: every row is theirs, so show where it stands
-            assignee = row.status.value.replace("_", " ")
-        else:
-            assignee = (row.assignee or "unassigned") + WORK_MARK.get(row.status, "")
-        segments = [
-            pad(mark, MARK, base + styles.get("lane--pending", Style()) if pending else base),
-            pad(row.id, ID, dim),
-            pad(title, title_width - 1, base),
-            Segment(" " if title_width else "", base),
-        ]
-        if "client" in shown:
-            segments += [pad(row.client, CLIENT - 1, dim), Segment(" ", base)]
-        if "age" in shown:
-            segments.append(pad(format_age(row.created_at, now), AGE, dim))
-        segments.append(pad(countdown(reading, row, now).rjust(SLA - 1), SLA, sla_style))
-        if "assignee" in shown:
-            segments.append(pad(assignee, ASSIGNEE, dim if row.assignee is None else base))
-        if "incident" in shown:
-            segments.append(pad(row.incident_id or "", INCIDENT, dim))
+        widths = dict(fit_columns(width - MARK, self.column_specs))
+        own_lane = self.priority is None
+        texts = {
+            "id": (row.id, dim),
+            "title": (title_words(row, own_lane), base),
+            "client": (row.client, dim),
+            "site": (row.site, dim),
+            "age": (format_age(row.created_at, now), dim),
+            "sla": (countdown(reading, row, now).rjust(SLA), sla_style),
+            "assignee": (assignee_words(row, own_lane), dim if row.assignee is None and not own_lane else base),
+            "incident": (row.incident_id or "", dim),
+        }
+        segments = [pad(mark, MARK, base + styles.get("lane--pending", Style()) if pending else base)]
+        for name in ON_SCREEN:
+            size = widths.get(name)
+            if size is None:
+                continue
+            text, style = texts[name]
+            segments += [Segment(set_cell_size(cut_words(text, size), size), style), Segment(" ", base)]
         return segments

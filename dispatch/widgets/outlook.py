@@ -15,6 +15,7 @@ from textual.widgets import Static
 
 from dispatch.core.models import Role
 from dispatch.model import BoardModel, forecast_words, own_time_words, people_words
+from dispatch.widgets.fitted_line import FittedLine
 
 
 class OutlookBar(Horizontal):
@@ -26,8 +27,8 @@ class OutlookBar(Horizontal):
         self.compact = False  # a narrow terminal: shorter words
 
     def compose(self) -> ComposeResult:
-        yield Static(id="people")
-        yield Static(id="forecast")
+        yield FittedLine(id="people")
+        yield FittedLine(id="forecast")
 
     def on_mount(self) -> None:
         self.query_one("#forecast", Static).display = self.role is not Role.TECHNICIAN
@@ -39,7 +40,7 @@ class OutlookBar(Horizontal):
             people.update("" if me is None else own_time_words(model.technician_time(me, now)))
             return
         people.update(people_words(model.people_counts(now), compact=self.compact))
-        forecast = Text(justify="right")
+        forecast = Text()
         answer = model.forecast
         if answer is not None:
             breaches = len(answer.breaches)

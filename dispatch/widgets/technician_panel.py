@@ -3,23 +3,24 @@
 Their time: the end of the shift they are on (`→15:00`, the dispatcher's local time) or how long they
 work past it (`+0h25`), a call-out (`asked` while it waits, `called` once accepted), the on-call mark
 `☎`, and hours on the clock in the last 24 h, coloured from `TIRED_HOURS` (the board is not told the
-roster's fatigue limits; the assign picker says the server's word on them). A narrow panel keeps who,
-the on-call mark, the load and the hours, and drops the rest.
+roster's fatigue limits; the assign picker says the server's word on them). Columns give way by
+importance (`panel_columns`): a narrow panel keeps who, their status and load, and drops the rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
-from functools import cache
 from typing import ClassVar
 
+from rich.cells import set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 
 from dispatch.core.models import CalloutStatus, Technician, TechStatus
 from dispatch.model import BoardModel, TechnicianTime, format_hours
-from dispatch.widgets.row_list import RowList, pad
+from dispatch.widgets.columns import Column, content_width, cut_words, first_word_width, fit_columns
+from dispatch.widgets.row_list import RowList
 
 STATUS_MARK = {
     TechStatus.AVAILABLE: "●",
@@ -29,25 +30,38 @@ STATUS_MARK = {
     TechStatus.OFF_SHIFT: "○",
 }
 ON_CALL = "☎"
-# Column widths, each with its gap. Always shown: the status mark, the id, the on-call mark, the load.
-MARK, ID, CALL, LOAD = 2, 8, 2, 6
-# The others, in the order they give way as the panel narrows (the first kept longest); skills take
-# what is left, from SKILLS cells.
-HOURS, BAR, SHIFT, STATUS, SKILLS = 6, 5, 7, 10, 8
-GIVE_WAY = (("hours", HOURS), ("bar", BAR), ("shift", SHIFT), ("status", STATUS), ("skills", SKILLS))
+MARK, CALL = 2, 2  # the status mark and the on-call mark, around the id
+BAR, SHIFT, HOURS = 4, 6, 5  # `███░`, `→15:00` / `+0h25` / `called`, `10h10`
+SKILLS_CAP, NAME_CAP = 32, 24
+# Left to right on screen; which of them show is decided by importance (`panel_columns`).
+ON_SCREEN = ("id", "bar", "load", "status", "shift", "hours", "skills", "name")
 
 
-@cache
-def panel_columns(width: int) -> frozenset[str]:
-    """The optional columns a panel row `width` cells wide shows."""
-    room = width - MARK - ID - CALL - LOAD
-    shown: list[str] = []
-    for name, size in GIVE_WAY:
-        if size > room:
-            break
-        shown.append(name)
-        room -= size
-    return frozenset(shown)
+def status_words(technician: Technician) -> str:
+    return technician.status.value.replace("_", " ")
+
+
+def skills_words(technician: Technician) -> str:
+    # Spaces after the commas, so that a narrow column cuts between skills, not inside one.
+    return ", ".join(technician.skills) or "-"
+
+
+def panel_columns(technicians: Sequence[Technician]) -> tuple[Column, ...]:
+    """The panel's columns, most important first, as wide as these technicians need: who always (with
+    the status and on-call marks), then the status in words and the load (what a dispatcher assigns
+    by), their time, the load as a bar, the skills, and the full name where there is room for it."""
+    names = [t.name for t in technicians]
+    skills = [skills_words(t) for t in technicians]
+    return (
+        Column("id", content_width((t.id for t in technicians), 12, 5), always=True),
+        Column("status", content_width((status_words(t) for t in technicians), 10)),
+        Column("load", content_width((f"{t.capacity}/{t.capacity}" for t in technicians), 7, 3)),
+        Column("shift", SHIFT),
+        Column("hours", HOURS),
+        Column("bar", BAR),
+        Column("skills", content_width(skills, SKILLS_CAP), least=first_word_width(skills, SKILLS_CAP)),
+        Column("name", content_width(names, NAME_CAP), least=first_word_width(names, NAME_CAP)),
+    )  # fmt: skip
 
 
 def shift_words(time: TechnicianTime) -> str:
@@ -85,15 +99,32 @@ class TechnicianPanel(RowList[Technician]):
         self.model = model
         self.now = now
         self.loads: dict[str, int] = {}
+        self.column_specs: tuple[Column, ...] = panel_columns(())
 
     def on_mount(self) -> None:
         self.border_title = "Technicians"
 
+    def set_rows(self, rows: Sequence[Technician], *, follow: bool = True) -> None:
+        # Widths follow the content: when they change, every cached row is stale.
+        specs = panel_columns(rows)
+        if specs != self.column_specs:
+            self.column_specs = specs
+            self._strips.clear()
+        super().set_rows(rows, follow=follow)
+        self._explain_columns()
+
     def on_resize(self) -> None:
+        self._explain_columns()
+
+    def _explain_columns(self) -> None:
         # What the time columns mean, as far as the panel's width lets it be said.
-        shown = panel_columns(self.size.width)
-        self.border_subtitle = (f"→ shift ends · {ON_CALL} on call · hours in 24 h" if "shift" in shown
-                                else f"{ON_CALL} on call · hours in 24 h")  # fmt: skip
+        shown = dict(fit_columns(max(self.size.width - MARK - CALL, 0), self.column_specs))
+        words = [f"{ON_CALL} on call"]
+        if "shift" in shown:
+            words.insert(0, "→ shift ends")
+        if "hours" in shown:
+            words.append("hours in 24 h")
+        self.border_subtitle = cut_words(" · ".join(words), max(self.size.width - 4, 0))
 
     def row_key(self, row: Technician) -> Hashable:
         return row.id
@@ -115,38 +146,60 @@ class TechnicianPanel(RowList[Technician]):
             status_style = styles.get("technicians--available", Style())
         else:
             status_style = styles.get("technicians--busy", Style())
-        shown = panel_columns(width)
-        segments = [
-            Segment(STATUS_MARK[row.status] + " ", base + status_style),
-            pad(row.id, ID, base),
-            pad(ON_CALL if time.on_call else "", CALL, base + styles.get("technicians--on-call", Style())),
-        ]
-        if "bar" in shown:
-            filled = min(BAR - 1, round((BAR - 1) * load / row.capacity)) if row.capacity else BAR - 1
-            full = load >= row.capacity
-            bar_style = base + (styles.get("technicians--full", Style()) if full else status_style)
-            segments += [
-                Segment("█" * filled, bar_style),
-                Segment("░" * (BAR - 1 - filled), dim),
-                Segment(" ", base),
-            ]
-        segments.append(pad(f"{load}/{row.capacity}", LOAD, base))
-        if "status" in shown:
-            segments.append(pad(row.status.value.replace("_", " "), STATUS, base + status_style))
-        if "shift" in shown:
-            words = shift_words(time)
-            if time.callout is not None:
-                shift_style = styles.get("technicians--callout", Style())
-            elif time.overtime is not None:
-                shift_style = styles.get("technicians--overtime", Style())
+        widths = dict(fit_columns(width - MARK - CALL, self.column_specs))
+        segments = [Segment(STATUS_MARK[row.status] + " ", base + status_style)]
+        for name in ON_SCREEN:
+            size = widths.get(name)
+            if size is None:
+                continue
+            if name == "bar":
+                filled = min(BAR, round(BAR * load / row.capacity)) if row.capacity else BAR
+                full = load >= row.capacity
+                bar_style = base + (styles.get("technicians--full", Style()) if full else status_style)
+                segments += [Segment("█" * filled, bar_style), Segment("░" * (BAR - filled), dim)]
             else:
-                shift_style = dim
-            segments.append(pad(words, SHIFT, base + shift_style))
-        if "hours" in shown:
-            hours_style = styles.get("technicians--tired", Style()) if time.tired else dim
-            segments += [pad(format_hours(time.hours).rjust(HOURS - 1), HOURS - 1, base + hours_style),
-                         Segment(" ", base)]  # fmt: skip
-        if "skills" in shown:
-            used = MARK + ID + CALL + LOAD + sum(size for name, size in GIVE_WAY[:-1] if name in shown)
-            segments.append(pad(",".join(row.skills) or "-", max(width - used, 0), dim))
+                text, style = self._cell(name, row, load, time, base, dim, status_style)
+                segments.append(Segment(set_cell_size(cut_words(text, size), size), style))
+            segments.append(Segment(" ", base))
+            if name == "id":
+                on_call = styles.get("technicians--on-call", Style())
+                segments.append(Segment((ON_CALL if time.on_call else " ") + " ", base + on_call))
         return segments
+
+    def _cell(
+        self, name: str, row: Technician, load: int, time: TechnicianTime, base: Style, dim: Style, status: Style
+    ) -> tuple[str, Style]:
+        """A text column's words and style."""
+        styles = self.styles_for_rows
+        if name == "id":
+            return row.id, base
+        if name == "name":
+            return row.name, dim
+        if name == "load":
+            return f"{load}/{row.capacity}", base
+        if name == "status":
+            return status_words(row), base + status
+        if name == "shift":
+            if time.callout is not None:
+                return shift_words(time), base + styles.get("technicians--callout", Style())
+            if time.overtime is not None:
+                return shift_words(time), base + styles.get("technicians--overtime", Style())
+            return shift_words(time), dim
+        if name == "hours":
+            hours_style = styles.get("technicians--tired", Style()) if time.tired else dim
+            return format_hours(time.hours).rjust(HOURS), base + hours_style
+        return skills_words(row), dim
+
+
+def team_summary(technicians: Sequence[Technician], loads: dict[str, int]) -> str:
+    """The panel folded to one line: `12 techs: 9 free · 2 busy · 1 off`. Free: available with room for
+    more work; off: on a break or off shift; busy: the rest (at work, on site, or full)."""
+    free = busy = off = 0
+    for technician in technicians:
+        if technician.status in (TechStatus.BREAK, TechStatus.OFF_SHIFT):
+            off += 1
+        elif technician.status is TechStatus.AVAILABLE and loads.get(technician.id, 0) < technician.capacity:
+            free += 1
+        else:
+            busy += 1
+    return f"{len(technicians)} tech{'s' if len(technicians) != 1 else ''}: {free} free · {busy} busy · {off} off"
