@@ -263,11 +263,6 @@ class Writer:
         self._stale = False
         self.fanout.publish([(event_adapter.validate_json(p), p) for p in missed])
 
-    @property
-    def unavailable(self) -> bool:
-        """Whether the last batch found the database unreachable (until one is stored again)."""
-        return self._unavailable_since is not None
-
     async def _answer(self, reply: Reply[Sender]) -> str:
         if reply.history is None:
             assert reply.frame is not None

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from textual.widgets import Static
 from websockets.exceptions import ConnectionClosed
@@ -219,7 +220,9 @@ async def keep_creating(
 async def test_postgres_restarted_under_load_refuses_then_carries_on_and_loses_nothing_acked(
     node: Node, postgres: EmbeddedPostgres, postgres_url: str
 ) -> None:
-    a, b = node("a"), node("b")
+    a, b = node("a", "--http-port", "0"), node("b")
+    assert a.process is not None and a.process.stdout is not None
+    http_a = a.process.stdout.readline().split()[-1]
     token = await a.token(Role.INTAKE, "monitoring")
     loaders = [await Session.open(a.url, token), await Session.open(b.url, token)]
     wall = await Session.open(b.url, await b.token(Role.VIEWER, "wall"))
@@ -238,6 +241,12 @@ async def test_postgres_restarted_under_load_refuses_then_carries_on_and_loses_n
             late = await Session.open(a.url, token)
             await late.receive()
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+        # HTTP intake says so too, with 503: nothing applied, send it again later.
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout(10))) as http:
+            async with http.post(f"{http_a}/v1/tickets", json={"title": "Via HTTP", "client": "Acme", "priority": "P2"},
+                                 headers={"Authorization": f"Bearer {token}"}) as response:  # fmt: skip
+                assert response.status == 503
+                assert "the database cannot be reached" in (await response.json())["error"]
         postgres.resume()
         await asyncio.wait_for(asyncio.gather(*load), timeout(60))
     finally:
