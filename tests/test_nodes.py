@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from dispatch.app import DispatchApp
 from dispatch.core.decide import Decider, DeciderSettings, Request
 from dispatch.core.models import Priority, Role
-from dispatch.core.protocol import AddTechnician, BurstEvent, Command, CreateTicket, Event
+from dispatch.core.protocol import Ack, AddTechnician, BurstEvent, Command, CreateTicket, Error, Event, SetPriority
 from dispatch.core.state import Actor, DispatchState, apply_event
 from server.storage import Storage
 from tests.support import EmbeddedPostgres, ServerProcess, Session, tech_frame, ticket_frame, timeout
@@ -332,3 +332,26 @@ def test_only_the_leader_does_what_must_run_once_and_a_new_leader_does_not_do_it
     b.settings = replace(b.settings, leader=True)
     assert [e.kind for e in decide_on(b, [], report(4))] == ["ticket_created", "ticket_assigned"]
     assert "burst_detected" in [e.kind for e in decide_on(forgetful, [], report(4))]
+
+
+async def test_a_board_is_told_when_its_change_cannot_be_saved_and_it_goes_through_once_the_database_is_back(
+    node: Node, postgres: EmbeddedPostgres
+) -> None:
+    a = node("a")
+    ana = await Session.open(a.url, await a.token(Role.DISPATCHER, "ana"))
+    ticket_id = (await ana.ok(ticket_frame("VPN down", priority="P3")))["ticket_id"]
+    app = DispatchApp(a.url, await a.token(Role.DISPATCHER, "dan"))
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, board_loaded(app, 1))
+        change = SetPriority(command_id="raise-1", ticket_id=ticket_id, priority=Priority.P1)
+        postgres.pause()
+        try:
+            refused = await app.session.send_command(change, f"{ticket_id} to P1", [ticket_id])
+        finally:
+            postgres.resume()
+        assert isinstance(refused, Error) and refused.code == "unavailable"
+        await until(pilot, lambda: any(n.title == "Not saved: try again" for n in app._notifications))
+        assert app.model.state.tickets[ticket_id].priority is Priority.P3
+        # Sent again once the database is back: applied, and the board shows it.
+        assert isinstance(await app.session.send_command(change, f"{ticket_id} to P1", [ticket_id]), Ack)
+        await until(pilot, lambda: app.model.state.tickets[ticket_id].priority is Priority.P1)
