@@ -63,6 +63,7 @@ class DispatchServer:
         self.http_url: str | None = None
         # On PostgreSQL, other servers may share the database: hear them, and lead when it is our turn.
         self.node = Node(storage, self.writer, settings) if isinstance(storage, PostgresStorage) else None
+        self.connections.others_write = self.node is not None
 
     @classmethod
     async def start(cls, storage: Storage, settings: ServerSettings, event_log: IO[str]) -> DispatchServer:

@@ -49,6 +49,8 @@ MAX_RESUME_EVENTS = 10_000
 # Closed tickets created this recently stay in a snapshot, so a board can still show the day's work.
 RECENTLY_CLOSED = timedelta(hours=24)
 REVOCATION_POLL_S = 1.0
+# How long a client from another node waits for this one to catch up with it before it gets a snapshot.
+CATCH_UP_WAIT_S = 1.0
 # The database (PostgreSQL) cannot be reached: a connection is turned away with this, to retry (or to
 # try another node).
 CLOSE_TRY_AGAIN_LATER = CLOSE_TOO_SLOW  # 1013 "try again later", as for a slow client
@@ -67,6 +69,8 @@ class Connections:
         self.fanout = fanout
         self.writer = writer
         self.draining = False
+        # Other servers write to the same database (PostgreSQL, several nodes).
+        self.others_write = False
         self.ws_server: Server | None = None
         # The token an upgrade request's `Authorization: Bearer` header proved, until its hello.
         self._bearers: weakref.WeakKeyDictionary[ServerConnection, TokenRecord] = weakref.WeakKeyDictionary()
@@ -163,9 +167,14 @@ class Connections:
 
     async def _catch_up(self, client: Client, last_seq: int | None) -> None:
         actor = client.actor
+        if self.others_write and last_seq is not None and last_seq > self.fanout.published_seq:
+            # A client coming from another node may be a batch or two ahead of this one: fold those in
+            # first (moments), so that it resumes with the events it missed instead of a snapshot.
+            self.writer.catch_up()
+            await self.fanout.reach(last_seq, CATCH_UP_WAIT_S)
         published = self.fanout.published_seq
-        # `base` is the seq the client is brought up to before it goes live. Both branches read it
-        # with no await after joining the fan-out, so every later event is in `pending`.
+        # `base` is the seq the client is brought up to before it goes live. Both branches read it after
+        # joining the fan-out, so every later event is in `pending` (and those up to it are skipped there).
         resume = last_seq is not None and last_seq <= published and published - last_seq <= MAX_RESUME_EVENTS
         if resume:
             base = published  # committed: the log has every event up to it

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import io
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -27,6 +28,8 @@ from dispatch.core.decide import Decider, DeciderSettings, Request
 from dispatch.core.models import Priority, Role
 from dispatch.core.protocol import Ack, AddTechnician, BurstEvent, Command, CreateTicket, Error, Event, SetPriority
 from dispatch.core.state import Actor, DispatchState, apply_event
+from server.embedded import running
+from server.settings import ServerSettings
 from server.storage import Storage
 from tests.support import EmbeddedPostgres, ServerProcess, Session, tech_frame, ticket_frame, timeout
 from tests.test_board import SIZE, board_loaded, until
@@ -355,3 +358,30 @@ async def test_a_board_is_told_when_its_change_cannot_be_saved_and_it_goes_throu
         # Sent again once the database is back: applied, and the board shows it.
         assert isinstance(await app.session.send_command(change, f"{ticket_id} to P1", [ticket_id]), Ack)
         await until(pilot, lambda: app.model.state.tickets[ticket_id].priority is Priority.P1)
+
+
+async def test_a_client_from_a_node_further_ahead_resumes_with_the_events_it_missed_not_a_snapshot(
+    postgres_url: str,
+) -> None:
+    storage_a, storage_b = await Storage.open(postgres_url), await Storage.open(postgres_url)
+    await storage_a.create_token("ana", Role.DISPATCHER, None, "token-ana")
+    settings_b = ServerSettings(port=0, node="b", leader_retry_s=600, clock_interval_s=600)
+    try:
+        async with (
+            running(storage_a, ServerSettings(port=0, node="a"), io.StringIO()) as a,
+            running(storage_b, settings_b, io.StringIO()) as b,
+        ):
+            assert b.server.node is not None
+            b.server.node.leave()  # B hears no more of A's batches: as if their news were late
+            ana = await Session.open(a.url, "token-ana")
+            for n in range(3):
+                last = (await ana.ok(ticket_frame(f"on A {n}")))["seq"]
+            moved = await Session.open(b.url, "token-ana", last_seq=1)
+            assert moved.welcome["seq"] == last and moved.snapshot is None
+            await moved.until_seq(last)
+            assert seqs(moved) == list(range(2, last + 1))
+            for session in (ana, moved):
+                await session.close()
+    finally:
+        for storage in (storage_a, storage_b):
+            await storage.close()
