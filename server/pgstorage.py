@@ -475,6 +475,9 @@ class PostgresStorage(Storage):
         """One transaction under `WRITER_LOCK`: whichever node holds it decides over a complete state (it
         first reads what the others stored after `after_seq`) and stores before the next may start."""
         async with self._locked() as db:
+            # A statement of its own, after the lock's (READ COMMITTED): its snapshot is taken once the
+            # lock is held, so it sees every batch committed before. Folded into the lock's statement,
+            # it would miss those committed while it waited, and this batch would reuse their seqs.
             others = await db.fetch("SELECT payload FROM events WHERE seq > $1 ORDER BY seq", after_seq)
             yield WriteTurn(_Turn(db, self.where), [row[0] for row in others])
 
@@ -483,7 +486,7 @@ class PostgresStorage(Storage):
         async with (
             _reachable(self.where),
             self._pool.acquire(timeout=CONNECT_TIMEOUT_S) as db,
-            db.transaction(),
+            db.transaction(isolation="read_committed"),
         ):
             await db.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
             yield db
