@@ -1,6 +1,6 @@
 """Ingest benchmark: acked create_ticket per second, and fan-out latency to 20 viewers.
 
-    .venv/bin/python bench/ingest.py [--tickets 6000] [--runs 3]
+    .venv/bin/python bench/ingest.py [--tickets 6000] [--runs 3] [--db postgresql]
 
 Several intake clients pipeline `create_ticket` (a few in flight each, as fast as acks return) while
 20 viewers watch the event stream. For each run it measures, against our server (SQLite,
@@ -144,7 +144,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--serve", default="", metavar="OPTIONS", help="more `serve` options, one string")
     parser.add_argument("--viewers", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--db", choices=("sqlite", "postgresql"), default="sqlite",
+        help="postgresql: SQLite, PostgreSQL with one node and with two, side by side (bench/nodes.py)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.db == "postgresql":
+        nodes = Path(__file__).with_name("nodes.py")
+        os.execv(sys.executable, [sys.executable, str(nodes), "--tickets", str(args.tickets), "--runs", str(args.runs)])
     if args.viewers:
         url, secret, expected = args.viewers
         asyncio.run(viewers_main(url, secret, int(expected)))

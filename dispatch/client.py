@@ -41,6 +41,7 @@ __all__ = [
     "new_command_id",
     "tls_context",
     "DEFAULT_SERVER",
+    "server_addresses",
 ]
 
 DEFAULT_SERVER = f"ws://{DEFAULT_HOST}:{DEFAULT_PORT}"
@@ -61,6 +62,14 @@ class LinkState:
     connected: bool
     attempt: int = 0  # reconnect attempt number while not connected
     detail: str = ""
+    # The server we are on (its `welcome.node`), when several addresses were given: "" with one.
+    node: str = ""
+
+
+def server_addresses(text: str) -> list[str]:
+    """The addresses in `--server`/DISPATCH_SERVER: one URL, or several separated by commas (servers
+    sharing one database), in the order to try them."""
+    return [address.strip() for address in text.split(",") if address.strip()]
 
 
 def new_command_id() -> str:
@@ -94,12 +103,17 @@ class ServerLink:
 
     A connection counts as up only once the server's `welcome` arrives: a server that accepts the
     socket and then closes (a refused hello, a full server, a proxy in front of a dead one) is a
-    failed attempt, so the backoff keeps growing and the board never flashes "connected"."""
+    failed attempt, so the backoff keeps growing and the board never flashes "connected".
+
+    `url` may list several servers sharing one database, separated by commas: each attempt after a
+    failed one or a lost connection goes to the next, and resumes there from the last applied seq
+    (every server has the same log, so nothing is missed or applied twice)."""
 
     def __init__(
         self, url: str, token: str, *, ssl_context: ssl.SSLContext | None = None, backoff: Backoff = backoff_delay
     ) -> None:
-        self.url = url
+        self.urls = server_addresses(url) or [url]
+        self._next = 0
         self.token = token
         self.ssl_context = ssl_context
         self.backoff = backoff
@@ -114,13 +128,14 @@ class ServerLink:
         """Run until cancelled or refused. Raises `AccessRefused` on close code 4401."""
         attempt = 0
         while True:
+            url = self.urls[self._next]
             try:
                 async with connect(
-                    self.url,
+                    url,
                     max_size=None,
                     open_timeout=10,
                     compression=None,
-                    **_tls_option(self.url, self.ssl_context),
+                    **_tls_option(url, self.ssl_context),
                 ) as ws:
                     await ws.send(Hello(token=self.token, last_seq=last_seq()).model_dump_json())
                     async for raw in ws:
@@ -131,7 +146,8 @@ class ServerLink:
                         if isinstance(frame, Welcome) and self._ws is None:
                             self._ws = ws
                             attempt = 0
-                            on_state(LinkState(connected=True))
+                            node = (frame.node or url) if len(self.urls) > 1 else ""
+                            on_state(LinkState(connected=True, node=node))
                         result = on_frame(frame)
                         if result is not None:
                             await result
@@ -146,9 +162,13 @@ class ServerLink:
             except (OSError, InvalidHandshake, TimeoutError) as exc:
                 detail = _describe(exc)
             except InvalidURI:
-                raise AccessRefused(f"not a websocket address: {self.url}") from None
+                raise AccessRefused(f"not a websocket address: {url}") from None
             finally:
                 self._ws = None
+            # The next server, if there are several: this one is down, or took us as far as it could.
+            self._next = (self._next + 1) % len(self.urls)
+            if len(self.urls) > 1:
+                detail = f"{url}: {detail}"
             attempt += 1
             on_state(LinkState(connected=False, attempt=attempt, detail=detail))
             await asyncio.sleep(self.backoff(attempt))

@@ -233,7 +233,8 @@ class BoardSession:
         if reply is None:
             self._notify(f"Not sent: {label} (not connected). Try again once reconnected.", severity="warning")
         elif isinstance(reply, Error):
-            title = {"conflict": "Conflict", "forbidden": "Not allowed"}.get(reply.code, "Refused")
+            titles = {"conflict": "Conflict", "forbidden": "Not allowed", "unavailable": "Not saved: try again"}
+            title = titles.get(reply.code, "Refused")
             self._notify(self.model.explain_refusal(reply, self.now()), title=title, severity="warning")
         elif isinstance(reply, Ack):
             if reply.override:

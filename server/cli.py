@@ -3,7 +3,7 @@
     dispatch-server --version
     dispatch-server --db PATH serve [--host H] [--port P] [--log FILE] [--auto-assign] [--decision-log FILE]
                                     [--policy FILE] [--sla FILE] [--roster FILE] [--tls-cert FILE --tls-key FILE]
-                                    [--allowed-origin URL ...] [--notify URL ...]
+                                    [--allowed-origin URL ...] [--notify URL ...] [--node NAME]
                                     [--rate-limit N] [--max-connections N] [--max-connections-per-token N]
                                     [--http-port P] [--client-label NAME]
     dispatch-server --db PATH token create --role ROLE --name NAME [--tech TECH_ID]
@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=DEFAULTS.host, help="address to listen on (default %(default)s)")
     serve.add_argument("--port", type=int, default=DEFAULTS.port, help="0 picks a free port (default %(default)s)")
     serve.add_argument("--log", metavar="FILE", help="write every event as a JSON line here (default: stdout)")
+    serve.add_argument(
+        "--node", metavar="NAME", default=DEFAULTS.node,
+        help="this server's name, told to clients, when several share one PostgreSQL (default: HOST:PORT)",
+    )  # fmt: skip
     serve.add_argument("--auto-assign", action="store_true", help="assign new and returned tickets by itself")
     serve.add_argument(
         "--decision-log", metavar="FILE", help="one JSON line per allocation (default: beside the database)"
@@ -266,7 +270,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 rate_limit=args.rate_limit,
                 max_connections=args.max_connections, max_connections_per_token=args.max_connections_per_token,
                 http_port=args.http_port, client_label=args.client_label,
-                notify=tuple(args.notify),
+                notify=tuple(args.notify), node=args.node,
             )  # fmt: skip
             if args.fixed_clock is not None:
                 fixed: datetime = args.fixed_clock

@@ -1,4 +1,5 @@
-"""Every rule of wire contract v1, spoken over a real socket to the real server."""
+"""Every rule of wire contract v1, spoken over a real socket to the real server, on either storage engine
+(a SQLite file, and PostgreSQL: `on_both_engines`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from dispatch.core.models import Role
-from tests.support import ServerProcess, Session, tech_frame, ticket_frame, timeout
+from tests.support import ServerProcess, Session, on_both_engines, tech_frame, ticket_frame, timeout
+
+pytest_generate_tests = on_both_engines
 
 
 async def closed_code(ws) -> int:  # type: ignore[no-untyped-def]
@@ -24,8 +27,10 @@ async def closed_code(ws) -> int:  # type: ignore[no-untyped-def]
 
 
 async def test_welcome_then_snapshot(server: ServerProcess, dispatcher: Session) -> None:
+    node = server.url.removeprefix("ws://")  # no --node: the address it listens on
     assert dispatcher.welcome == {
-        "type": "welcome", "role": "dispatcher", "user": "ana", "tech_id": None, "seq": 0, "protocol": 1
+        "type": "welcome", "role": "dispatcher", "user": "ana", "tech_id": None, "seq": 0, "protocol": 1,
+        "node": node,
     }  # fmt: skip
     assert dispatcher.snapshot == {
         "type": "snapshot", "seq": 0, "tickets": [], "technicians": [], "incidents": [], "calendars": [],
@@ -53,7 +58,7 @@ async def test_revoked_token_is_refused(server: ServerProcess) -> None:
     token = await server.token(Role.VIEWER, "wall")
     from server.storage import Storage
 
-    storage = await Storage.open(server.db)
+    storage = await Storage.open(server.where)
     await storage.revoke_token("wall")
     await storage.close()
     async with connect(server.url) as ws:

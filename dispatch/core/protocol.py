@@ -77,6 +77,8 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     RATE_LIMITED = "rate_limited"
+    # Extension: the server cannot reach its database (PostgreSQL down): not applied; resend it later.
+    UNAVAILABLE = "unavailable"
 
 
 class _Frame(BaseModel):
@@ -451,6 +453,8 @@ class Welcome(_Frame):
     seq: int
     # Extension: the wire protocol version the server speaks (see PROTOCOL_VERSION).
     protocol: int = PROTOCOL_VERSION
+    # Extension: which server (`serve --node NAME`) the client is on, when several share one database.
+    node: str | None = None
 
 
 class CalendarHours(_Frame):

@@ -46,7 +46,9 @@ class BoardHeader(Horizontal):
         connection = Text()
         who = ""
         if self.link.connected:
-            connection.append("● connected", style="bold green")
+            connection.append(
+                f"● connected to {self.link.node}" if self.link.node else "● connected", style="bold green"
+            )
             name = f" as {model.user}" if model.user else ""
             role = f" ({model.role.value})" if model.role else ""
             who = f"{name}{role}"
