@@ -385,3 +385,23 @@ async def test_a_client_from_a_node_further_ahead_resumes_with_the_events_it_mis
     finally:
         for storage in (storage_a, storage_b):
             await storage.close()
+
+
+async def test_a_ticket_closed_on_one_node_leaves_the_others_memory_and_is_reopened_there_as_before(
+    node: Node,
+) -> None:
+    a, b = node("a"), node("b")
+    token = await a.token(Role.DISPATCHER, "ana")
+    ana_a, ana_b = await Session.open(a.url, token), await Session.open(b.url, token)
+    created = await ana_a.ok(ticket_frame("Printer on fire"))
+    ticket_id = created["ticket_id"]
+    await ana_a.ok({"type": "set_status", "ticket_id": ticket_id, "status": "resolved"})
+    # B folds the resolve in with its next write turn, lets the ticket go, and brings it back to decide.
+    reopened = await ana_b.ok({"type": "set_status", "ticket_id": ticket_id, "status": "new"})
+    assert reopened["version"] == 3
+    stale = await ana_a.call({"type": "set_status", "ticket_id": ticket_id, "status": "resolved", "expected_version": 2})
+    assert stale["code"] == "conflict" and stale["current"]["status"] == "new", stale
+    history = await ana_a.ok({"type": "history", "ticket_id": ticket_id})
+    assert [e["kind"] for e in history["events"]] == ["ticket_created", "status_changed", "status_changed"]
+    for session in (ana_a, ana_b):
+        await session.close()
