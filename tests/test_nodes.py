@@ -399,7 +399,9 @@ async def test_a_ticket_closed_on_one_node_leaves_the_others_memory_and_is_reope
     # B folds the resolve in with its next write turn, lets the ticket go, and brings it back to decide.
     reopened = await ana_b.ok({"type": "set_status", "ticket_id": ticket_id, "status": "new"})
     assert reopened["version"] == 3
-    stale = await ana_a.call({"type": "set_status", "ticket_id": ticket_id, "status": "resolved", "expected_version": 2})
+    stale = await ana_a.call(
+        {"type": "set_status", "ticket_id": ticket_id, "status": "resolved", "expected_version": 2}
+    )
     assert stale["code"] == "conflict" and stale["current"]["status"] == "new", stale
     history = await ana_a.ok({"type": "history", "ticket_id": ticket_id})
     assert [e["kind"] for e in history["events"]] == ["ticket_created", "status_changed", "status_changed"]
