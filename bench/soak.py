@@ -1,6 +1,7 @@
 """Soak benchmark: the real server under a steady mixed load for a long time, reporting as it goes.
 
     .venv/bin/python bench/soak.py --minutes 30 [--rate 50] [--viewers 20] [--interval 30] [--db PATH]
+    .venv/bin/python bench/soak.py --tickets 50000 [--serve '--burst-window 1']
 
 One dispatcher connection sends `--rate` commands a second on a fixed schedule (several in flight) while
 `--viewers` connections read every event. The mix: 16 tickets at a time are opened, assigned, started,
@@ -9,17 +10,21 @@ between. Each `--interval` seconds one line: commands acked and their rate; ack 
 the dispatcher); fan-out latency (send of the command -> each viewer's receipt of its event, matched by
 the ack's seq, so the commit is included); the server's RSS, open fds and database+WAL size.
 
+`--tickets N` measures what history costs in memory instead: N tickets opened, assigned and resolved
+as fast as the server takes them (16 open at a time, over 4 connections), the server's RSS printed
+after the first 1,000 and every 10,000, and the growth between the first and the last (goal: within
+20 MiB at 50,000).
+
 Baseline in the same run (the machine is shared and noisy): first the same paced load for `--baseline`
 seconds against bench/raw_server.py (ack and broadcast only: no validation, no storage); the summary gives
 the dispatch/raw latency ratios. Load and viewers share one process and event loop in both runs.
 
 A healthy run: every line at --rate per second; ack p50 a few ms (p99 follows the disk: each commit waits
 for an fdatasync, synchronous=FULL, and on a shared VM disk one can take 100-500 ms); no errors, no viewer
-gaps; fds flat; RSS levelling off after the first minutes (every ticket, closed ones too, stays in the
-server's memory, so a slow creep with the ~rate/10 tickets opened per second is expected: the summary
-gives it per 1,000 tickets); db+WAL growing ~1 KiB per command (the event log), the WAL itself staying at
-its ~4 MiB checkpoint size; SIGTERM at the end exits 0 within a second or two. Ctrl+C stops early, with
-the summary.
+gaps; fds flat; RSS levelling off after the first minutes (closed tickets leave the server's memory,
+so it follows the open work; the summary gives any creep per 1,000 tickets); db+WAL growing ~1 KiB per
+command (the event log), the WAL itself staying at its ~4 MiB checkpoint size; SIGTERM at the end exits
+0 within a second or two. Ctrl+C stops early, with the summary.
 """
 
 from __future__ import annotations
@@ -356,6 +361,94 @@ async def main_async(args: argparse.Namespace, workdir: Path) -> None:
     print(f"  shutdown {chr(10).join(shutdown) or 'not reached'}")
 
 
+HISTORY_WORKERS = 16  # tickets open at once: one category each in turn, so no group reaches a burst (5)
+HISTORY_CONNECTIONS = 4  # the workers' commands spread over this many connections (500 commands/s each)
+
+
+async def history_run(args: argparse.Namespace, workdir: Path) -> None:
+    """`--tickets N`: open, assign and resolve N tickets as fast as the server takes them (16 at a time),
+    printing the server's RSS after the first 1,000 and every 10,000: what history costs in memory."""
+    db = Path(args.db) if args.db else workdir / "soak.db"
+    token = await make_token(db, Role.DISPATCHER, f"soak-history-{os.getpid()}")
+    serve = ["serve", "--port", "0", "--log", str(workdir / "events.jsonl"), *args.serve.split()]
+    server, url = start([sys.executable, "-m", "server", "--db", str(db), *serve], workdir / "server.err")
+    replies: dict[str, asyncio.Future[dict[str, Any]]] = {}
+    connections = [(await hello(url, token))[0] for _ in range(HISTORY_CONNECTIONS)]
+
+    async def read(ws: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in ws:
+                if '"type":"event"' in raw[:40]:
+                    continue  # every event reaches every dispatcher: skipped unparsed
+                frame = json.loads(raw)
+                if (future := replies.pop(frame.get("command_id") or "", None)) is not None:
+                    future.set_result(frame)
+
+    readers = [asyncio.create_task(read(ws)) for ws in connections]
+    counter = iter(range(10**9))
+
+    async def call(ws: ClientConnection, frame: dict[str, Any]) -> dict[str, Any]:
+        for attempt in range(20):
+            command_id = f"history-{os.getpid()}-{next(counter)}"
+            future = replies[command_id] = asyncio.get_running_loop().create_future()
+            await ws.send(json.dumps({**frame, "command_id": command_id}))
+            reply = await asyncio.wait_for(future, 30)
+            if reply.get("code") != "rate_limited":
+                return reply
+            await asyncio.sleep(0.01 * 2 ** min(attempt, 6))
+        raise SystemExit(f"still rate limited: {frame}")
+
+    ws = connections[0]
+    for tech in TECHS:
+        reply = await call(ws, {"type": "add_technician", "tech_id": tech, "name": tech.title(), "capacity": 100})
+        if reply["type"] != "ack":
+            raise SystemExit(f"setup refused: {reply}")
+    claimed = done = 0
+    marks = [1000, *range(10_000, args.tickets + 1, 10_000)]
+    rss_at: dict[int, float] = {}
+    started = time.perf_counter()
+    print(f"history: {args.tickets:,} tickets opened, assigned and resolved, {HISTORY_WORKERS} at a time; "
+          f"server RSS as they go", flush=True)  # fmt: skip
+    print(f"{'tickets':>8} {'elapsed':>8} {'per s':>7} {'RSS MiB':>8} {'db MiB':>7}", flush=True)
+
+    def rss() -> float:
+        return int(Path(f"/proc/{server.pid}/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
+
+    async def worker(n: int) -> None:
+        nonlocal done
+        ws = connections[n % HISTORY_CONNECTIONS]
+        nonlocal claimed
+        while claimed < args.tickets:
+            claimed += 1
+            created = await call(ws, {"type": "create_ticket", "title": f"History ticket {claimed}", "priority": "P3",
+                                      "client": f"Client {claimed % 97}", "category": CATEGORIES[n % 5]})  # fmt: skip
+            ticket = {"ticket_id": created["ticket_id"]}
+            await call(ws, {"type": "assign", **ticket, "tech_id": TECHS[done % len(TECHS)]})
+            await call(ws, {"type": "set_status", **ticket, "status": "resolved"})
+            done += 1
+            if marks and done >= marks[0]:
+                mark = marks.pop(0)
+                rss_at[mark] = rss()
+                elapsed = time.perf_counter() - started
+                db_mib = sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists()) / 2**20
+                print(f"{mark:>8,} {elapsed:>7.1f}s {done / elapsed:>7.0f} {rss_at[mark]:>8.1f} {db_mib:>7.1f}",
+                      flush=True)  # fmt: skip
+
+    try:
+        await asyncio.gather(*(worker(n) for n in range(HISTORY_WORKERS)))
+    finally:
+        for ws in connections:
+            await ws.close()
+        await asyncio.gather(*readers)
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    first, last = min(rss_at), max(rss_at)
+    growth = rss_at[last] - rss_at[first]
+    print(f"summary: RSS {rss_at[first]:.1f} MiB after {first:,} tickets, {rss_at[last]:.1f} MiB after {last:,}: "
+          f"{growth:+.1f} MiB ({growth * 1024 * 1000 / (last - first):+.1f} KiB per 1,000 tickets; "
+          f"goal: within 20 MiB)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -364,9 +457,11 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between report lines")
     parser.add_argument("--db", help="database path (default: a fresh one in a temporary directory)")
     parser.add_argument("--baseline", type=float, default=20.0, help="seconds of raw-websockets baseline first")
+    parser.add_argument("--tickets", type=int, help="instead: open and resolve this many tickets, RSS per 10,000")
+    parser.add_argument("--serve", default="", help="with --tickets: more `serve` options, e.g. '--burst-window 1'")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="soak-") as workdir:
-        asyncio.run(main_async(args, Path(workdir)))
+        asyncio.run((history_run if args.tickets else main_async)(args, Path(workdir)))
 
 
 if __name__ == "__main__":

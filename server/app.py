@@ -67,7 +67,8 @@ class DispatchServer:
 
     @classmethod
     async def start(cls, storage: Storage, settings: ServerSettings, event_log: IO[str]) -> DispatchServer:
-        state = await storage.load_state(settings.clock())
+        # Closed tickets stay on disk: memory holds what the rules decide over (see forget_closed).
+        state = await storage.load_state(settings.clock(), closed_tickets=False)
         server = cls(storage, state, settings, event_log)
         await server.writer.repair_decision_log()
         if server.node is not None:

@@ -15,7 +15,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from dispatch.core.models import CalloutStatus, Role
+from dispatch.core.models import CalloutStatus, Role, Ticket
 from dispatch.core.protocol import (
     CLOSE_BAD_TOKEN,
     CLOSE_RATE_LIMITED,
@@ -188,7 +188,7 @@ class Connections:
             # The snapshot is built from memory, which may include a batch still committing; its events
             # are published right after the commit and skipped below as already covered.
             base = self.state.seq
-            snapshot = self._snapshot_for(actor)
+            snapshot = await self._snapshot_for(actor)
             await client.ws.send(_welcome(actor, base, self.settings.node))
             await client.ws.send(snapshot)
         client.covered_seq = base
@@ -201,18 +201,20 @@ class Connections:
                     await client.ws.send(frame)
         client.pending = None
 
-    def _snapshot_for(self, actor: Actor) -> str:
+    async def _snapshot_for(self, actor: Actor) -> str:
+        """The state at the current seq, taken from memory before the first await; then the day's closed
+        tickets, which live in the database (see `forget_closed`). Those may be newer than the seq (a
+        batch committed meanwhile): the live events after it, sent next, say the same again, so the
+        board still ends up equal to the server."""
         horizon = self.settings.clock() - RECENTLY_CLOSED
-        tickets = [
-            t
-            for t in self.state.tickets.values()
-            if (t.is_open or t.created_at >= horizon)
-            and (actor.role is not Role.TECHNICIAN or t.assignee == actor.tech_id)
-        ]
+
+        def shown(t: Ticket) -> bool:
+            return actor.role is not Role.TECHNICIAN or t.assignee == actor.tech_id
+
+        seq = self.state.seq
+        in_memory = set(self.state.tickets)
+        tickets = [t for t in self.state.tickets.values() if (t.is_open or t.created_at >= horizon) and shown(t)]
         incidents = list(self.state.incidents.values())
-        if actor.role is Role.TECHNICIAN:
-            own = {t.id for t in tickets}
-            incidents = [i for i in incidents if own.intersection(i.ticket_ids)]
         rules = self.writer.decider.settings.rules
         now = self.settings.clock()
         # Shift ends, on-call marks and hours as of now, not as of each technician's last event.
@@ -224,8 +226,13 @@ class Connections:
             for c in self.state.callouts.values()
             if c.status is CalloutStatus.WAITING and (actor.role is not Role.TECHNICIAN or c.tech_id == actor.tech_id)
         ]
+        closed = await self.storage.closed_tickets_since(horizon)
+        tickets += [t for t in closed if t.id not in in_memory and shown(t)]
+        if actor.role is Role.TECHNICIAN:
+            own = {t.id for t in tickets}
+            incidents = [i for i in incidents if own.intersection(i.ticket_ids)]
         return Snapshot(
-            seq=self.state.seq,
+            seq=seq,
             tickets=tickets,
             technicians=technicians,
             incidents=incidents,

@@ -27,7 +27,7 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,6 +41,7 @@ from dispatch.core.models import Incident, Role, Technician, Ticket
 from dispatch.core.protocol import CalloutEvent, Event, TechnicianEvent, event_adapter
 from dispatch.core.state import DispatchState, incident_number, remember_work, ticket_number
 from server.storage import (
+    _OPEN,
     _TICKET_COLUMNS,
     SCHEMA_VERSION,
     TABLES,
@@ -435,7 +436,7 @@ class PostgresStorage(Storage):
 
     # --- the narrow interface ------------------------------------------------------------------------
 
-    async def load_state(self, now: datetime | None = None) -> DispatchState:
+    async def load_state(self, now: datetime | None = None, *, closed_tickets: bool = True) -> DispatchState:
         state = DispatchState()
         async with (
             _reachable(self.where),
@@ -443,11 +444,15 @@ class PostgresStorage(Storage):
             db.transaction(isolation="repeatable_read", readonly=True),
         ):
             # One snapshot, so the tables and the log agree even while another node writes.
-            for row in await db.fetch(f"SELECT {_TICKET_COLUMNS} FROM tickets"):
+            where = "" if closed_tickets else f" WHERE status IN {_OPEN}"
+            for row in await db.fetch(f"SELECT {_TICKET_COLUMNS} FROM tickets{where}"):
                 ticket = _ticket_from_row(tuple(row))
                 state.tickets[ticket.id] = ticket
                 if ticket.id.startswith("T-"):
                     state.last_ticket_number = max(state.last_ticket_number, ticket_number(ticket.id))
+            if not closed_tickets:  # the numbering goes on from the last ticket ever opened
+                last = await db.fetchval(r"SELECT MAX(SUBSTRING(id FROM 3)::BIGINT) FROM tickets WHERE id ~ '^T-\d+$'")
+                state.last_ticket_number = max(state.last_ticket_number, int(last or 0))
             for row in await db.fetch("SELECT id, name, skills, status, capacity, notify FROM technicians"):
                 tech = Technician(id=row[0], name=row[1], skills=json.loads(row[2]), status=row[3], capacity=row[4],
                                   notify=row[5])  # fmt: skip
@@ -468,6 +473,8 @@ class PostgresStorage(Storage):
             sent = await db.fetchval("SELECT COUNT(*) FROM events WHERE kind = 'callout_sent'")
             state.last_callout_number = max(state.last_callout_number, int(sent))
             state.seq = int(await db.fetchval("SELECT COALESCE(MAX(seq), 0) FROM events"))
+        if not closed_tickets:
+            state.alerts = {alert for alert in state.alerts if alert[0] in state.tickets}
         return state
 
     @asynccontextmanager
@@ -490,6 +497,21 @@ class PostgresStorage(Storage):
         ):
             await db.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
             yield db
+
+    async def find_tickets(self, ticket_ids: Collection[str]) -> list[Ticket]:
+        async with _reachable(self.where):
+            rows = await self._pool.fetch(
+                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ANY($1::text[])", list(ticket_ids)
+            )
+        return [_ticket_from_row(tuple(row)) for row in rows]
+
+    async def closed_tickets_since(self, created_since: datetime) -> list[Ticket]:
+        async with _reachable(self.where):
+            rows = await self._pool.fetch(
+                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE status NOT IN {_OPEN} AND created_at >= $1",
+                created_since.isoformat(),
+            )
+        return [_ticket_from_row(tuple(row)) for row in rows]
 
     async def apply_batch(
         self,
@@ -551,7 +573,8 @@ class PostgresStorage(Storage):
         return [event_adapter.validate_json(row[0]) for row in rows]
 
     async def ticket_history(self, ticket_id: str) -> list[str]:
-        rows = await self._pool.fetch("SELECT payload FROM events WHERE ticket_id = $1 ORDER BY seq", ticket_id)
+        async with _reachable(self.where):
+            rows = await self._pool.fetch("SELECT payload FROM events WHERE ticket_id = $1 ORDER BY seq", ticket_id)
         return [row[0] for row in rows]
 
     async def find_replies(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:

@@ -18,7 +18,7 @@ import hmac
 import json
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +27,7 @@ from typing import Any, Iterable, Protocol, Sequence
 
 import aiosqlite
 
-from dispatch.core.models import Incident, Role, Technician, Ticket
+from dispatch.core.models import OPEN_STATUSES, Incident, Role, Technician, Ticket
 from dispatch.core.protocol import CalloutEvent, Event, SlaEvent, TechnicianEvent, TicketEvent, event_adapter
 from dispatch.core.state import DispatchState, alert_key, incident_number, remember_work, ticket_number
 
@@ -309,9 +309,19 @@ class Storage(ABC):
         yield WriteTurn(self, [])
 
     @abstractmethod
-    async def load_state(self, now: datetime | None = None) -> DispatchState:
+    async def load_state(self, now: datetime | None = None, *, closed_tickets: bool = True) -> DispatchState:
         """Current state from the state tables (not a replay: that is what the log is kept for); `now`
-        (the server's clock) bounds how far back technicians' hours are rebuilt from the log."""
+        (the server's clock) bounds how far back technicians' hours are rebuilt from the log. Without
+        `closed_tickets`, resolved and cancelled tickets (and their alerts) stay on disk: what a server
+        keeps in memory (`forget_closed`)."""
+
+    @abstractmethod
+    async def find_tickets(self, ticket_ids: Collection[str]) -> list[Ticket]:
+        """The stored tickets with these ids (those that exist), as they are now."""
+
+    @abstractmethod
+    async def closed_tickets_since(self, created_since: datetime) -> list[Ticket]:
+        """Resolved and cancelled tickets created at or after `created_since` (a snapshot's recent work)."""
 
     @abstractmethod
     async def apply_batch(
@@ -379,6 +389,10 @@ class Storage(ABC):
     @abstractmethod
     async def table_counts(self) -> dict[str, int]:
         """The number of rows in each of `TABLES`."""
+
+
+# The open statuses as SQL, for the queries that leave closed tickets on disk.
+_OPEN = "(" + ", ".join(sorted(f"'{status.value}'" for status in OPEN_STATUSES)) + ")"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -476,16 +490,21 @@ class SqliteStorage(Storage):
 
     # --- the narrow interface ------------------------------------------------------------------------
 
-    async def load_state(self, now: datetime | None = None) -> DispatchState:
+    async def load_state(self, now: datetime | None = None, *, closed_tickets: bool = True) -> DispatchState:
         """Current state from the state tables (not a replay: that is what the log is kept for); `now`
-        (the server's clock) bounds how far back technicians' hours are rebuilt from the log."""
+        (the server's clock) bounds how far back technicians' hours are rebuilt from the log. Without
+        `closed_tickets`, resolved and cancelled tickets (and their alerts) stay on disk."""
         state = DispatchState()
-        async with self._db.execute(f"SELECT {_TICKET_COLUMNS} FROM tickets") as cursor:
+        where = "" if closed_tickets else f" WHERE status IN {_OPEN}"
+        async with self._db.execute(f"SELECT {_TICKET_COLUMNS} FROM tickets{where}") as cursor:
             async for row in cursor:
                 ticket = _ticket_from_row(row)
                 state.tickets[ticket.id] = ticket
                 if ticket.id.startswith("T-"):
                     state.last_ticket_number = max(state.last_ticket_number, ticket_number(ticket.id))
+        if not closed_tickets:  # the numbering goes on from the last ticket ever opened
+            (last,) = await self._one("SELECT MAX(CAST(SUBSTR(id, 3) AS INTEGER)) FROM tickets WHERE id LIKE 'T-%'")
+            state.last_ticket_number = max(state.last_ticket_number, int(last or 0))
         async with self._db.execute("SELECT id, name, skills, status, capacity, notify FROM technicians") as cursor:
             async for row in cursor:
                 tech = Technician(id=row[0], name=row[1], skills=json.loads(row[2]), status=row[3], capacity=row[4],
@@ -519,7 +538,26 @@ class SqliteStorage(Storage):
         state.last_callout_number = max(state.last_callout_number, int(sent))
         (seq,) = await self._one("SELECT COALESCE(MAX(seq), 0) FROM events")
         state.seq = int(seq)
+        if not closed_tickets:
+            state.alerts = {alert for alert in state.alerts if alert[0] in state.tickets}
         return state
+
+    async def find_tickets(self, ticket_ids: Collection[str]) -> list[Ticket]:
+        """The stored tickets with these ids (those that exist), as they are now."""
+        ids = list(ticket_ids)
+        found: list[Ticket] = []
+        for start in range(0, len(ids), 400):  # under SQLite's bound-parameter limit
+            chunk = ids[start : start + 400]
+            sql = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id IN ({', '.join('?' for _ in chunk)})"
+            async with self._db.execute(sql, chunk) as cursor:
+                found.extend(_ticket_from_row(row) for row in await cursor.fetchall())
+        return found
+
+    async def closed_tickets_since(self, created_since: datetime) -> list[Ticket]:
+        """Resolved and cancelled tickets created at or after `created_since` (a snapshot's recent work)."""
+        sql = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE status NOT IN {_OPEN} AND created_at >= ?"
+        async with self._db.execute(sql, (created_since.isoformat(),)) as cursor:
+            return [_ticket_from_row(row) for row in await cursor.fetchall()]
 
     async def apply_batch(
         self,

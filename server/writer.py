@@ -18,7 +18,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dispatch.core.contracts import Contracts
-from dispatch.core.decide import TICK, Decided, Decider, DeciderSettings, Reply, Request, Tick, replay_keys
+from dispatch.core.decide import (
+    TICK,
+    Decided,
+    Decider,
+    DeciderSettings,
+    Reply,
+    Request,
+    Tick,
+    named_tickets,
+    replay_keys,
+)
 from dispatch.core.protocol import (
     CLOSE_TOO_SLOW,
     Command,
@@ -28,12 +38,13 @@ from dispatch.core.protocol import (
     GetHistory,
     History,
     IncidentEvent,
+    SlaEvent,
     TicketEvent,
     event_adapter,
 )
 from dispatch.core.roster import Roster
 from dispatch.core.rules import Rules, owns_ticket
-from dispatch.core.state import Actor, DispatchState
+from dispatch.core.state import Actor, DispatchState, forget_closed, remember_tickets
 from server.fanout import Fanout
 from server.limits import TakeTurns
 from server.settings import ServerSettings
@@ -152,8 +163,9 @@ class Writer:
         try:
             if self._stale:
                 await self._reload()
+            recalled = await self._recall_closed(batch)
             async with self.storage.write_turn(self.state.seq) as turn:
-                self._absorb(turn.others)
+                absorbed = self._absorb(turn.others)
                 known = await turn.writes.find_replies(replay_keys(batch))
                 decided = self.decider.decide(batch, known, now)
                 events = [(e, e.model_dump_json()) for e in decided.events]
@@ -178,7 +190,24 @@ class Writer:
             self.clock_looked_at = now
         for reply in decided.replies:
             reply.to.answered(await self._answer(reply))
+        touched = [*absorbed, *decided.events]
+        forget_closed(self.state, [*recalled, *(e.ticket.id for e in touched if isinstance(e, TicketEvent))])
         self.fanout.drop_slow_clients(CLOSE_TOO_SLOW, "too slow: reconnect with last_seq")
+
+    async def _recall_closed(self, batch: list[Request[Sender] | Tick]) -> list[str]:
+        """Closed tickets the batch names, back from storage (with their alerts) for this batch: memory
+        holds the open ones (`forget_closed`), and a command about a closed ticket (reopen it, its
+        history, an undo) is decided as if it had never left."""
+        missing = [i for i in named_tickets(batch, self.state) if i not in self.state.tickets]
+        if not missing:
+            return []
+        tickets = await self.storage.find_tickets(missing)
+        alerts = []
+        for ticket in tickets:
+            events = [event_adapter.validate_json(p) for p in await self.storage.ticket_history(ticket.id)]
+            alerts += [e for e in events if isinstance(e, SlaEvent)]
+        remember_tickets(self.state, tickets, alerts)
+        return [t.id for t in tickets]
 
     async def _store(self, writes: BatchWrites, decided: Decided[Sender], events: list[tuple[Event, str]],
                      decision_lines: list[tuple[int, str]]) -> None:  # fmt: skip
@@ -223,14 +252,15 @@ class Writer:
     def leading(self) -> bool:
         return self.decider.settings.leader
 
-    def _absorb(self, payloads: list[str]) -> None:
+    def _absorb(self, payloads: list[str]) -> list[Event]:
         """Events other servers stored: into the state first, then to this server's boards, in seq order,
         before anything this batch decides."""
         if not payloads:
-            return
+            return []
         events = [event_adapter.validate_json(p) for p in payloads]
         self.decider.absorb(events)
         self.fanout.publish(list(zip(events, payloads, strict=True)))
+        return events
 
     def _refuse(self, batch: list[Request[Sender] | Tick], exc: StorageUnavailable, seconds: float) -> None:
         """The database could not be reached: nothing of the batch is stored, so nothing is acked; every
@@ -254,7 +284,7 @@ class Writer:
     async def _reload(self) -> None:
         """After a batch that could not be stored: the state as the database has it, and what this
         server's boards have not been sent yet (stored by others, or a commit whose answer was lost)."""
-        fresh = await self.storage.load_state(self.settings.clock())
+        fresh = await self.storage.load_state(self.settings.clock(), closed_tickets=False)
         missed = await self.storage.events_after(self.fanout.published_seq, fresh.seq)
         # The same object stays: connections, HTTP intake and metrics hold it.
         for name in (f.name for f in fields(DispatchState)):
@@ -273,7 +303,12 @@ class Writer:
         refusal = owns_ticket(actor, command.ticket_id, self.state)
         if refusal is not None:
             return Error(command_id=command.command_id, code=refusal.code, message=refusal.message).model_dump_json()
-        events = [event_adapter.validate_json(p) for p in await self.storage.ticket_history(command.ticket_id)]
+        try:
+            payloads = await self.storage.ticket_history(command.ticket_id)
+        except StorageUnavailable:
+            message = "the database cannot be reached: no history now; ask again in a moment"
+            return Error(command_id=command.command_id, code=ErrorCode.UNAVAILABLE, message=message).model_dump_json()
+        events = [event_adapter.validate_json(p) for p in payloads]
         return History(command_id=command.command_id, ticket_id=command.ticket_id, events=events).model_dump_json()
 
     # --- the decision-log file: an export stream beside the database's own copy ---------------------------

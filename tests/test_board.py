@@ -925,3 +925,14 @@ async def test_the_help_lists_the_new_keys_for_the_roles_that_have_them(
         assert {"/", "?"} <= keys and not {"slash", "question_mark"} & keys
         words = " ".join(what for _, what in help_screen.keys)
         assert ("panel" in words and "other lane" in words) is (role is not Role.TECHNICIAN), words
+
+
+async def test_a_folded_panel_is_reached_with_t_and_the_help_says_so(server: ServerProcess) -> None:
+    app = DispatchApp(server.url, await server.token(Role.DISPATCHER, "dan", None))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, BoardScreen) and app.model.has_snapshot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert isinstance(app.screen, HelpScreen)
+        keys = {key for key, _ in app.screen.keys}
+        assert "T" in keys and "tab" not in keys, keys

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
-from dispatch.core.bursts import BurstMemory, detect_bursts
+from dispatch.core.bursts import BurstMemory, detect_bursts, forget_closed_tickets
 from dispatch.core.commands import execute
 from dispatch.core.models import Role
 from dispatch.core.protocol import BurstEvent, CreateIncident, CreateTicket, SetStatus
@@ -153,3 +153,22 @@ def test_an_afternoon_burst_is_measured_against_the_afternoon_not_the_morning_fl
     floor.report(client="Acme", n=60)
     afternoon = sizes(floor.batch_done())
     assert afternoon and afternoon[0][:2] == ("client", "Acme") and afternoon[0][2] >= 60
+
+
+def test_closed_tickets_leave_detection_at_once_unless_reported() -> None:
+    floor = Floor()
+    floor.report(n=5)
+    assert sizes(floor.batch_done()) == [("client", "Acme", 5)]
+    # A stream opened and closed at once (other clients, under the threshold) is not kept for the window.
+    for n in range(200):
+        floor.report(client=f"Client {n}", category="network")
+        floor.batch_done()
+        ticket_id = f"T-{floor.state.last_ticket_number:06d}"
+        floor.run(SetStatus(type="set_status", command_id=f"r{n}", ticket_id=ticket_id, status="cancelled"))
+        forget_closed_tickets(floor.memory, [ticket_id])
+    assert list(floor.memory.arrivals) == [f"T-00000{n}" for n in range(1, 6)]
+    # The reported ones stay until they leave the window: the next report is measured against them.
+    forget_closed_tickets(floor.memory, ["T-000001"])
+    assert "T-000001" in floor.memory.arrivals
+    floor.report(n=5)
+    assert sizes(floor.batch_done()) == [("client", "Acme", 10)]

@@ -14,7 +14,7 @@ from dispatch.core.decide import Decider, DeciderSettings, Request
 from dispatch.core.models import Priority, Role, TechStatus
 from dispatch.core.protocol import AddTechnician, Command, CreateIncident, CreateTicket
 from dispatch.core.rules import Change, add_technician, create_incident, create_ticket
-from dispatch.core.state import Actor, DispatchState
+from dispatch.core.state import RECENT_CHANGES_PER_USER, Actor, DispatchState
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 ANA = Actor("ana", Role.DISPATCHER)
@@ -139,3 +139,15 @@ def test_an_undo_is_idempotent_like_every_command() -> None:
     again = floor.decider.decide([Request("conn", ANA, command)], stored, floor.now)
     assert again.events == [] and again.replies[0].frame == first.replies[0].frame
     assert floor.state.technicians["bob"].status is TechStatus.AVAILABLE
+
+
+def test_a_users_undo_memory_keeps_their_last_changes_not_every_one() -> None:
+    floor = Floor()
+    for n in range(RECENT_CHANGES_PER_USER + 20):
+        priority = "P1" if n % 2 else "P3"
+        assert floor.send(BEN, {"type": "set_priority", "ticket_id": "T-000002", "priority": priority}, f"p{n}")
+    assert len(floor.state.recent_changes.changes) == RECENT_CHANGES_PER_USER + 1  # ana's assign, and ben's last
+    assert floor.send(BEN, {"type": "undo", "of": "p0"})["code"] == "not_found"
+    last = f"p{RECENT_CHANGES_PER_USER + 19}"
+    assert floor.send(BEN, {"type": "undo", "of": last})["type"] == "ack"
+    assert floor.send(ANA, {"type": "undo", "of": "x1"})["type"] == "ack"  # others' memory untouched

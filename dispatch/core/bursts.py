@@ -11,7 +11,8 @@ possible. A long flood therefore costs a few full looks per group, not one per b
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -20,7 +21,7 @@ from dispatch.core.models import Ticket
 from dispatch.core.protocol import BurstEvent
 from dispatch.core.state import Actor, DispatchState, apply_event, ticket_id_for
 
-__all__ = ["BurstGroup", "BurstMemory", "detect_bursts", "learn_reported_bursts"]
+__all__ = ["BurstGroup", "BurstMemory", "detect_bursts", "forget_closed_tickets", "learn_reported_bursts"]
 
 BurstGroup = Literal["client", "site", "category"]
 # Most specific first: tickets that form a client burst are not reported again as a site or category one.
@@ -35,17 +36,18 @@ class BurstMemory:
 
     # The tickets already reported per group.
     reported: dict[GroupKey, set[str]] = field(default_factory=dict)
-    # Ticket ids per group in creation order, dropped once older than the window.
-    members: dict[GroupKey, deque[str]] = field(default_factory=dict)
+    # Ticket ids per group in creation order (dict keys), dropped once older than the window or closed.
+    members: dict[GroupKey, dict[str, None]] = field(default_factory=dict)
     # Tickets that joined a group since it was last looked at, counted towards what a report needs.
     joined: Counter[GroupKey] = field(default_factory=Counter)
     # The highest ticket number indexed; None before the first batch.
     indexed_up_to: int | None = None
     # Full looks taken per group: what the work per batch depends on (kept so tests can pin it).
     looks: Counter[GroupKey] = field(default_factory=Counter)
-    # Every indexed ticket in creation order with its groups, to forget it once it leaves the window:
-    # what is kept is bounded by the window, however many clients a long day brings.
-    arrivals: deque[tuple[datetime, str, tuple[GroupKey, ...]]] = field(default_factory=deque)
+    # Every indexed ticket in creation order with when it was created and its groups, to forget it once
+    # it leaves the window or closes: what is kept is bounded by the window's open tickets (and those
+    # reported), however many clients a long day brings and however many tickets it closes.
+    arrivals: OrderedDict[str, tuple[datetime, tuple[GroupKey, ...]]] = field(default_factory=OrderedDict)
     # A site or category group whose tickets all belonged to client (or site) bursts at its last look:
     # those groups. A new ticket from one of them is no reason to look again (it is covered too), so a
     # client's flood costs its category nothing; a ticket from anyone else is.
@@ -62,17 +64,34 @@ def learn_reported_bursts(memory: BurstMemory, reports: list[BurstEvent]) -> Non
 def _forget_before(since: datetime, memory: BurstMemory) -> None:
     """Drop the tickets created before `since` from their groups, and groups left empty altogether
     (a later burst of theirs is a new one)."""
-    while memory.arrivals and memory.arrivals[0][0] < since:
-        _, ticket_id, keys = memory.arrivals.popleft()
-        for key in keys:
-            line = memory.members[key]
-            line.popleft()  # creation order: the oldest of the group is this ticket
-            # What was reported counts only while in the window: a burst this afternoon is measured
-            # against this afternoon, not against this morning's flood.
-            memory.reported.get(key, set()).discard(ticket_id)
-            if not line:
-                for per_group in (memory.members, memory.joined, memory.reported, memory.looks, memory.covered_by):
-                    per_group.pop(key, None)
+    while memory.arrivals:
+        ticket_id, (created_at, keys) = next(iter(memory.arrivals.items()))
+        if created_at >= since:
+            break
+        _forget(memory, ticket_id)
+
+
+def forget_closed_tickets(memory: BurstMemory, ticket_ids: Iterable[str]) -> None:
+    """Closed tickets can no longer be part of a burst: drop them from their groups now, not when they
+    leave the window, so that a flood opened and closed at once is not kept for the whole window. A
+    reported one stays until it leaves the window: a group's next report is measured against those."""
+    for ticket_id in ticket_ids:
+        arrival = memory.arrivals.get(ticket_id)
+        if arrival is not None and not any(ticket_id in memory.reported.get(key, ()) for key in arrival[1]):
+            _forget(memory, ticket_id)
+
+
+def _forget(memory: BurstMemory, ticket_id: str) -> None:
+    _, keys = memory.arrivals.pop(ticket_id)
+    for key in keys:
+        line = memory.members[key]
+        line.pop(ticket_id, None)
+        # What was reported counts only while in the window: a burst this afternoon is measured
+        # against this afternoon, not against this morning's flood.
+        memory.reported.get(key, set()).discard(ticket_id)
+        if not line:
+            for per_group in (memory.members, memory.joined, memory.reported, memory.looks, memory.covered_by):
+                per_group.pop(key, None)
 
 
 def _keys(ticket: Ticket) -> list[GroupKey]:
@@ -101,12 +120,12 @@ def _index_new_tickets(state: DispatchState, since: datetime, memory: BurstMemor
             continue
         keys = _keys(ticket)
         for position, key in enumerate(keys):
-            memory.members.setdefault(key, deque()).append(ticket.id)
+            memory.members.setdefault(key, {})[ticket.id] = None
             covering = memory.covered_by.get(key)
             if covering is None or covering.isdisjoint(keys[:position]):
                 memory.joined[key] += 1
             touched.add(key)
-        memory.arrivals.append((ticket.created_at, ticket.id, tuple(keys)))
+        memory.arrivals[ticket.id] = (ticket.created_at, tuple(keys))
     memory.indexed_up_to = state.last_ticket_number
     return touched
 
@@ -133,8 +152,9 @@ def detect_bursts(
     def burst_of(key: GroupKey) -> list[str]:
         """The group's open, incident-less tickets in the window (looked at once per call)."""
         if key not in current:
-            tickets = (state.tickets[tid] for tid in memory.members.get(key, ()))
-            current[key] = sorted(t.id for t in tickets if t.incident_id is None and t.is_open)
+            # A member no longer in memory was closed (see state.forget_closed): it counts no more.
+            tickets = (state.tickets.get(tid) for tid in memory.members.get(key, ()))
+            current[key] = sorted(t.id for t in tickets if t is not None and t.incident_id is None and t.is_open)
         return current[key]
 
     def covering(ticket_id: str, group: BurstGroup) -> list[GroupKey]:

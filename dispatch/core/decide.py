@@ -16,11 +16,12 @@ from typing import Any, Generic, TypeVar
 
 from dispatch.core.allocation import AllocationPolicy, rank
 from dispatch.core.autoassign import AUTO, AutoAssignMemory, Placement, auto_assign
-from dispatch.core.bursts import BurstMemory, detect_bursts, learn_reported_bursts
+from dispatch.core.bursts import BurstMemory, detect_bursts, forget_closed_tickets, learn_reported_bursts
 from dispatch.core.commands import COMMANDS, execute, forbidden
 from dispatch.core.forecast import HandleTimes
 from dispatch.core.models import TicketStatus
 from dispatch.core.protocol import (
+    ApplyPlan,
     Assign,
     BulkAssign,
     BurstEvent,
@@ -31,6 +32,7 @@ from dispatch.core.protocol import (
     GetHistory,
     TechnicianEvent,
     TicketEvent,
+    Undo,
 )
 from dispatch.core.reads import Reading
 from dispatch.core.rules import Outcome, Refusal, Rules, clock_alerts
@@ -38,7 +40,10 @@ from dispatch.core.shifts import ShiftMemory, callout_pass, shift_changes
 from dispatch.core.sla import read_clock
 from dispatch.core.state import Actor, DispatchState, apply_event
 
-__all__ = ["Decided", "Decider", "DeciderSettings", "Reply", "Request", "StoredAck", "TICK", "Tick", "error_frame"]
+__all__ = [
+    "Decided", "Decider", "DeciderSettings", "Reply", "Request", "StoredAck", "TICK", "Tick", "error_frame",
+    "named_tickets", "replay_keys",
+]  # fmt: skip
 
 Sender = TypeVar("Sender", bound=Hashable)
 
@@ -133,6 +138,28 @@ def replay_keys(batch: Iterable[Request[Any] | Tick]) -> list[tuple[str, str]]:
     ]
 
 
+def named_tickets(batch: Iterable[Request[Any] | Tick], state: DispatchState) -> set[str]:
+    """The tickets the batch's commands name (for an undo, those its change touched): closed ones may
+    be out of memory (`forget_closed`), and are brought back from storage before `decide`."""
+    named: set[str] = set()
+    for item in batch:
+        if not isinstance(item, Request):
+            continue
+        command = item.command
+        for one in (getattr(command, "ticket_id", None), getattr(command, "primary_id", None)):
+            if isinstance(one, str):
+                named.add(one)
+        named.update(getattr(command, "ticket_ids", None) or ())
+        named.update(getattr(command, "duplicate_ids", None) or ())
+        if isinstance(command, ApplyPlan):
+            named.update(move.ticket_id for move in command.moves)
+        elif isinstance(command, Undo):
+            change = state.recent_changes.changes.get((item.actor.user, command.of))
+            if change is not None:
+                named.update(entity_id for kind, entity_id in change.before if kind == "ticket")
+    return named
+
+
 @dataclass
 class Decider:
     """The pure half of the writer: the state, what it remembers between batches, and the rules."""
@@ -157,6 +184,9 @@ class Decider:
         if any(_may_make_room(e) for e in events):
             self.allocation_memory.room_may_have_appeared()
         self.absorbed.update(e.kind for e in events)
+        closed = [e.ticket.id for e in events if isinstance(e, TicketEvent) and not e.ticket.is_open]
+        if closed:
+            forget_closed_tickets(self.burst_memory, closed)
 
     def became_leader(self, now: datetime, recent: Sequence[Event], shift_lookback: timedelta) -> None:
         """Take over what must run once from a leader that went away: learn the bursts it reported
@@ -247,6 +277,9 @@ class Decider:
                     out.decisions.extend(self._decision_records(placement.outcome, placement.considered, now))
                 if not any(_is_preemption(p) for p in placed):
                     break
+        closed = [e.ticket.id for e in out.events if isinstance(e, TicketEvent) and not e.ticket.is_open]
+        if closed:
+            forget_closed_tickets(self.burst_memory, closed)
         return out
 
     def _learn(self, events: list[Event]) -> None:

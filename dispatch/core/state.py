@@ -8,7 +8,8 @@ to its own copy.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -47,11 +48,20 @@ class RecentChange:
     after: dict[tuple[str, str], Ticket | Technician | None]
 
 
+# Each user's undo memory holds their last this many changes of the window: far more than a person
+# makes in 15 minutes, while a script pushing thousands of changes through cannot make the server hold
+# thousands of tickets (each change keeps what it touched, before and after).
+RECENT_CHANGES_PER_USER = 200
+
+
 @dataclass
 class RecentChanges:
-    """The last 15 minutes of undoable changes, by (user, command_id)."""
+    """The last 15 minutes of undoable changes, by (user, command_id); at most
+    `RECENT_CHANGES_PER_USER` of them per user."""
 
     changes: OrderedDict[tuple[str, str], RecentChange] = field(default_factory=OrderedDict)
+    # Each user's changes in the order made (keys already dropped for age are skipped when met).
+    by_user: dict[str, deque[str]] = field(default_factory=dict)
 
     def remember(self, user: str, command_id: str, command: str, before: dict[tuple[str, str], Ticket | Technician],
                  state: DispatchState, now: datetime) -> None:  # fmt: skip
@@ -60,8 +70,15 @@ class RecentChanges:
             return
         after = {key: entity_at(state, key) for key in before}
         self.changes[(user, command_id)] = RecentChange(now, command, dict(before), after)
+        own = self.by_user.setdefault(user, deque())
+        own.append(command_id)
+        while len(own) > RECENT_CHANGES_PER_USER:
+            self.changes.pop((user, own.popleft()), None)
         while self.changes and now - next(iter(self.changes.values())).at > UNDO_WINDOW:
-            self.changes.popitem(last=False)
+            (old_user, old_id), _ = self.changes.popitem(last=False)
+            mine = self.by_user.get(old_user)
+            if mine and mine[0] == old_id:
+                mine.popleft()
 
 
 @dataclass
@@ -158,6 +175,38 @@ def remember_work(state: DispatchState, event: TechnicianEvent | CalloutEvent) -
         work.stopped(event.ts)
     else:
         work.started(event.ts)
+
+
+# Every alert a ticket can have raised (see `alert_key`): what leaves with it when it leaves memory.
+ALERT_KEYS = tuple(f"{kind}:{target}" for kind in ("sla_warning", "sla_breached") for target in ("respond", "resolve"))
+ALERT_KEYS += ("escalation",)
+
+
+def forget_closed(state: DispatchState, ticket_ids: Iterable[str]) -> list[str]:
+    """Take those of these tickets that are closed (resolved, cancelled) out of memory, with their alerts;
+    the ones taken out.
+
+    A server's memory holds the open tickets: they are what the rules decide over. Closed ones stay in
+    the database, where history, reports, decisions and a snapshot's recent work read them, and come
+    back for a batch whose commands name them (`remember_tickets`), so memory stays flat however long
+    the history grows."""
+    forgotten = []
+    for ticket_id in ticket_ids:
+        ticket = state.tickets.get(ticket_id)
+        if ticket is not None and not ticket.is_open:
+            del state.tickets[ticket_id]
+            for key in ALERT_KEYS:
+                state.alerts.discard((ticket_id, key))
+            forgotten.append(ticket_id)
+    return forgotten
+
+
+def remember_tickets(state: DispatchState, tickets: Iterable[Ticket], alerts: Iterable[SlaEvent]) -> None:
+    """Bring stored tickets (and the alerts they raised) back into memory; ones already there win."""
+    for ticket in tickets:
+        state.tickets.setdefault(ticket.id, ticket)
+    for event in alerts:
+        state.alerts.add((event.ticket_id, alert_key(event.kind, event.target)))
 
 
 def entity_at(state: DispatchState, key: tuple[str, str]) -> Ticket | Technician | None:

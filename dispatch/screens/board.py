@@ -434,7 +434,9 @@ class BoardScreen(Screen[None]):
         if self.role is Role.TECHNICIAN:  # one lane, no panel
             moving = [("↑ ↓ / j k", "move in your lane")]
         else:
-            moving = [("↑ ↓ / j k", "move in a lane"), ("← → / h l", "other lane"), ("tab", "technician panel")]
+            moving = [("↑ ↓ / j k", "move in a lane"), ("← → / h l", "other lane")]
+            if not self.has_class("-narrow"):  # a folded panel is reached with T, not tab
+                moving.append(("tab", "technician panel"))
         self.app.push_screen(HelpScreen([*moving, *keys], self.role.value))
 
     def _bindings_for_role(self) -> Iterable[Binding]:
