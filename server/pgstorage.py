@@ -477,21 +477,6 @@ class PostgresStorage(Storage):
             state.alerts = {alert for alert in state.alerts if alert[0] in state.tickets}
         return state
 
-    async def find_tickets(self, ticket_ids: Collection[str]) -> list[Ticket]:
-        async with _reachable(self.where):
-            rows = await self._pool.fetch(
-                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ANY($1::text[])", list(ticket_ids)
-            )
-        return [_ticket_from_row(tuple(row)) for row in rows]
-
-    async def closed_tickets_since(self, created_since: datetime) -> list[Ticket]:
-        async with _reachable(self.where):
-            rows = await self._pool.fetch(
-                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE status NOT IN {_OPEN} AND created_at >= $1",
-                created_since.isoformat(),
-            )
-        return [_ticket_from_row(tuple(row)) for row in rows]
-
     @asynccontextmanager
     async def write_turn(self, after_seq: int) -> AsyncIterator[WriteTurn]:
         """One transaction under `WRITER_LOCK`: whichever node holds it decides over a complete state (it
@@ -512,6 +497,21 @@ class PostgresStorage(Storage):
         ):
             await db.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
             yield db
+
+    async def find_tickets(self, ticket_ids: Collection[str]) -> list[Ticket]:
+        async with _reachable(self.where):
+            rows = await self._pool.fetch(
+                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ANY($1::text[])", list(ticket_ids)
+            )
+        return [_ticket_from_row(tuple(row)) for row in rows]
+
+    async def closed_tickets_since(self, created_since: datetime) -> list[Ticket]:
+        async with _reachable(self.where):
+            rows = await self._pool.fetch(
+                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE status NOT IN {_OPEN} AND created_at >= $1",
+                created_since.isoformat(),
+            )
+        return [_ticket_from_row(tuple(row)) for row in rows]
 
     async def apply_batch(
         self,
@@ -573,7 +573,8 @@ class PostgresStorage(Storage):
         return [event_adapter.validate_json(row[0]) for row in rows]
 
     async def ticket_history(self, ticket_id: str) -> list[str]:
-        rows = await self._pool.fetch("SELECT payload FROM events WHERE ticket_id = $1 ORDER BY seq", ticket_id)
+        async with _reachable(self.where):
+            rows = await self._pool.fetch("SELECT payload FROM events WHERE ticket_id = $1 ORDER BY seq", ticket_id)
         return [row[0] for row in rows]
 
     async def find_replies(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:

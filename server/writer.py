@@ -163,10 +163,9 @@ class Writer:
         try:
             if self._stale:
                 await self._reload()
+            recalled = await self._recall_closed(batch)
             async with self.storage.write_turn(self.state.seq) as turn:
                 absorbed = self._absorb(turn.others)
-                # After the others' events: one of them may have reopened a ticket memory let go of.
-                recalled = await self._recall_closed(batch)
                 known = await turn.writes.find_replies(replay_keys(batch))
                 decided = self.decider.decide(batch, known, now)
                 events = [(e, e.model_dump_json()) for e in decided.events]
@@ -191,8 +190,8 @@ class Writer:
             self.clock_looked_at = now
         for reply in decided.replies:
             reply.to.answered(await self._answer(reply))
-        changed = (e.ticket.id for e in [*absorbed, *decided.events] if isinstance(e, TicketEvent))
-        forget_closed(self.state, [*recalled, *changed])
+        touched = [*absorbed, *decided.events]
+        forget_closed(self.state, [*recalled, *(e.ticket.id for e in touched if isinstance(e, TicketEvent))])
         self.fanout.drop_slow_clients(CLOSE_TOO_SLOW, "too slow: reconnect with last_seq")
 
     async def _recall_closed(self, batch: list[Request[Sender] | Tick]) -> list[str]:
@@ -304,7 +303,12 @@ class Writer:
         refusal = owns_ticket(actor, command.ticket_id, self.state)
         if refusal is not None:
             return Error(command_id=command.command_id, code=refusal.code, message=refusal.message).model_dump_json()
-        events = [event_adapter.validate_json(p) for p in await self.storage.ticket_history(command.ticket_id)]
+        try:
+            payloads = await self.storage.ticket_history(command.ticket_id)
+        except StorageUnavailable:
+            message = "the database cannot be reached: no history now; ask again in a moment"
+            return Error(command_id=command.command_id, code=ErrorCode.UNAVAILABLE, message=message).model_dump_json()
+        events = [event_adapter.validate_json(p) for p in payloads]
         return History(command_id=command.command_id, ticket_id=command.ticket_id, events=events).model_dump_json()
 
     # --- the decision-log file: an export stream beside the database's own copy ---------------------------

@@ -187,6 +187,9 @@ class Decider:
         if any(_may_make_room(e) for e in events):
             self.allocation_memory.room_may_have_appeared()
         self.absorbed.update(e.kind for e in events)
+        closed = [e.ticket.id for e in events if isinstance(e, TicketEvent) and not e.ticket.is_open]
+        if closed:
+            forget_closed_tickets(self.burst_memory, closed)
 
     def became_leader(self, now: datetime, recent: Sequence[Event], shift_lookback: timedelta) -> None:
         """Take over what must run once from a leader that went away: learn the bursts it reported
