@@ -8,7 +8,7 @@ to its own copy.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -82,6 +82,44 @@ class RecentChanges:
 
 
 @dataclass
+class Holdings:
+    """Who holds how many open tickets, and of each incident how many: what ranking weighs. Kept up as
+    events are applied (`apply_event`), so a suggestion or an auto-assign pass costs the size of the
+    team, not of the backlog. Counts that reach zero are dropped, so equal holdings compare equal."""
+
+    load: Counter[str] = field(default_factory=Counter)
+    incident_holders: dict[str, Counter[str]] = field(default_factory=dict)
+
+    @classmethod
+    def count(cls, tickets: Iterable[Ticket]) -> Holdings:
+        """Counted from scratch (once per state; and what tests hold the kept counts to)."""
+        holdings = cls()
+        for ticket in tickets:
+            holdings.change(ticket, +1)
+        return holdings
+
+    def change(self, ticket: Ticket, sign: int) -> None:
+        """Count `ticket` in (+1) or out (-1): an open, assigned ticket holds; any other holds nothing."""
+        tech_id = ticket.assignee
+        if tech_id is None or not ticket.is_open:
+            return
+        _bump(self.load, tech_id, sign)
+        if ticket.incident_id:
+            holders = self.incident_holders.setdefault(ticket.incident_id, Counter())
+            _bump(holders, tech_id, sign)
+            if not holders:
+                del self.incident_holders[ticket.incident_id]
+
+
+def _bump(counter: Counter[str], key: str, sign: int) -> None:
+    value = counter[key] + sign
+    if value:
+        counter[key] = value
+    else:
+        del counter[key]
+
+
+@dataclass
 class DispatchState:
     """Everything the server knows: tickets, technicians, incidents, and the last event's seq."""
 
@@ -101,9 +139,19 @@ class DispatchState:
     # What undo can take back: the server's memory of the last 15 minutes, not a fold of the log.
     recent_changes: RecentChanges = field(default_factory=lambda: RecentChanges())
 
+    # Counted from the tickets on first use, then kept up by `apply_event` (not part of equality: it is
+    # derived). Whoever replaces `tickets` other than through events sets it back to None.
+    holdings_kept: Holdings | None = field(default=None, compare=False, repr=False)
+
+    def holdings(self) -> Holdings:
+        """Who holds how many open tickets (and of which incident), kept up to date."""
+        if self.holdings_kept is None:
+            self.holdings_kept = Holdings.count(self.tickets.values())
+        return self.holdings_kept
+
     def active_load(self, tech_id: str) -> int:
         """How many open tickets a technician holds."""
-        return sum(1 for t in self.tickets.values() if t.assignee == tech_id and t.is_open)
+        return self.holdings().load[tech_id]
 
 
 def ticket_id_for(number: int) -> str:
@@ -138,6 +186,10 @@ def apply_event(state: DispatchState, event: Event) -> None:
             if left is not None:
                 ids = [i for i in left.ticket_ids if i != ticket.id]
                 state.incidents[left.id] = left.model_copy(update={"ticket_ids": ids})
+        if state.holdings_kept is not None:
+            if earlier is not None:
+                state.holdings_kept.change(earlier, -1)
+            state.holdings_kept.change(ticket, +1)
         state.tickets[ticket.id] = ticket
         if ticket.id.startswith("T-"):
             state.last_ticket_number = max(state.last_ticket_number, ticket_number(ticket.id))
@@ -204,7 +256,10 @@ def forget_closed(state: DispatchState, ticket_ids: Iterable[str]) -> list[str]:
 def remember_tickets(state: DispatchState, tickets: Iterable[Ticket], alerts: Iterable[SlaEvent]) -> None:
     """Bring stored tickets (and the alerts they raised) back into memory; ones already there win."""
     for ticket in tickets:
-        state.tickets.setdefault(ticket.id, ticket)
+        if ticket.id not in state.tickets:
+            state.tickets[ticket.id] = ticket
+            if state.holdings_kept is not None:
+                state.holdings_kept.change(ticket, +1)
     for event in alerts:
         state.alerts.add((event.ticket_id, alert_key(event.kind, event.target)))
 
