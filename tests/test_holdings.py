@@ -1,11 +1,12 @@
-"""The holdings the state keeps as events are applied (who holds how many open tickets, and of which
-incident) always equal a full recount, so ranking can use them instead of scanning every ticket; also
-across closed tickets leaving memory and coming back (pure core; hypothesis and a table)."""
+"""What the state keeps up as events are applied instead of scanning every ticket: the holdings (who
+holds how many open tickets, and of which incident), which always equal a full recount, also across
+closed tickets leaving memory and coming back; and the alert schedule, from which the SLA clock raises
+exactly the alerts a look at every ticket would (pure core; hypothesis and a table)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,9 +17,18 @@ from dispatch.core.allocation import TeamLoad
 from dispatch.core.autoassign import AutoAssignMemory
 from dispatch.core.commands import execute
 from dispatch.core.models import Priority, Role
-from dispatch.core.protocol import AddTechnician, Assign, CreateIncident, CreateTicket, Link, SetStatus
-from dispatch.core.rules import Outcome
-from dispatch.core.state import Actor, DispatchState, Holdings, forget_closed, remember_tickets
+from dispatch.core.protocol import AddTechnician, Assign, CreateIncident, CreateTicket, Link, SetStatus, SlaEvent
+from dispatch.core.rules import Outcome, clock_alerts
+from dispatch.core.sla import SlaState, alert_state
+from dispatch.core.state import (
+    Actor,
+    AlertSchedule,
+    DispatchState,
+    Holdings,
+    alert_key,
+    forget_closed,
+    remember_tickets,
+)
 from tests.test_replay import START, actors, commands
 
 ANA = Actor("ana", Role.DISPATCHER)
@@ -96,3 +106,40 @@ def test_holdings_follow_each_kind_of_change(
     roster = AutoAssignMemory().roster(state)
     roster.took(state.tickets["T-000002"], "bob", None)
     assert state.holdings() == recount(state)
+
+
+ESCALATE_AFTER = timedelta(minutes=10)
+
+
+def alerts_due(state: DispatchState, now: datetime) -> set[tuple[str, str]]:
+    """What a look at every open ticket raises at `now` (the clock's rule, scanned the slow way)."""
+    due = set()
+    for ticket in state.tickets.values():
+        if not ticket.is_open or ticket.paused_at is not None:
+            continue
+        target, _, sla = alert_state(ticket, now)
+        if sla in (SlaState.WARNING, SlaState.BREACHED):
+            due.add((ticket.id, f"sla_warning:{target}"))
+        if sla is SlaState.BREACHED:
+            due.add((ticket.id, f"sla_breached:{target}"))
+        if ticket.priority is Priority.P1 and ticket.assignee is None and now - ticket.created_at >= ESCALATE_AFTER:
+            due.add((ticket.id, "escalation"))
+    return due - state.alerts
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(commands, actors, st.integers(0, 90)), max_size=40))
+def test_the_clock_raises_from_its_schedule_what_a_full_scan_would(steps: list[tuple[Any, Actor, int]]) -> None:
+    state = DispatchState()
+    state.alert_schedule()  # kept from the first event on
+    now = START
+    for command, actor, minutes in steps:
+        execute(state, command, actor, now)
+        now += timedelta(minutes=minutes)  # up to an hour and a half: warnings, breaches, escalations
+        expected = alerts_due(state, now)
+        raised = clock_alerts(state, now, ESCALATE_AFTER, ANA)
+        assert all(isinstance(e, SlaEvent) for e in raised)
+        assert {(e.ticket_id, alert_key(e.kind, e.target)) for e in raised if isinstance(e, SlaEvent)} == expected
+        kept = state.alert_schedule()
+        fresh = AlertSchedule.of(state.tickets.values(), state.alerts)
+        assert (list(kept.sla), list(kept.unescalated)) == (list(fresh.sla), list(fresh.unescalated))

@@ -13,9 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from dispatch.core.models import Callout, CalloutStatus, Incident, Role, Technician, TechStatus, Ticket
+from sortedcontainers import SortedList
+
+from dispatch.core.models import Callout, CalloutStatus, Incident, Priority, Role, Technician, TechStatus, Ticket
 from dispatch.core.protocol import CalloutEvent, Event, IncidentEvent, SlaEvent, TechnicianEvent, TicketEvent
 from dispatch.core.roster import WorkLog
+from dispatch.core.sla import warning_at
 
 # Statuses in which a technician is not on the clock (the hours the fatigue rules count).
 OFF_THE_CLOCK = frozenset({TechStatus.OFF_SHIFT, TechStatus.BREAK})
@@ -120,6 +123,64 @@ def _bump(counter: Counter[str], key: str, sign: int) -> None:
 
 
 @dataclass
+class AlertSchedule:
+    """When each open ticket's SLA clock may next raise an alert (its warning instant until the warning
+    is raised, then its due instant until the breach is), and the unassigned P1s not yet escalated, by
+    when they were opened. Kept up as events are applied, so the clock's look each second costs the
+    tickets whose moment has come, not the whole backlog. A ticket on hold is left out: its clock
+    stands, and the event that ends the hold puts it back."""
+
+    sla: SortedList = field(default_factory=SortedList)  # (instant, ticket id)
+    unescalated: SortedList = field(default_factory=SortedList)  # (created_at, ticket id)
+    _entries: dict[str, tuple[datetime | None, datetime | None]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, tickets: Iterable[Ticket], alerts: set[tuple[str, str]]) -> AlertSchedule:
+        schedule = cls()
+        for ticket in tickets:
+            schedule.update(ticket, alerts)
+        return schedule
+
+    def update(self, ticket: Ticket, alerts: set[tuple[str, str]]) -> None:
+        """Put `ticket` where its next alert falls, as it is now and with the alerts already raised."""
+        sla_at, opened = self._entries.pop(ticket.id, (None, None))
+        if sla_at is not None:
+            self.sla.discard((sla_at, ticket.id))
+        if opened is not None:
+            self.unescalated.discard((opened, ticket.id))
+        entry = _next_alerts(ticket, alerts)
+        if entry != (None, None):
+            self._entries[ticket.id] = entry
+            if entry[0] is not None:
+                self.sla.add((entry[0], ticket.id))
+            if entry[1] is not None:
+                self.unescalated.add((entry[1], ticket.id))
+
+    def due(self, now: datetime, escalate_after: timedelta) -> list[str]:
+        """The tickets that may raise an alert at `now`, by id."""
+        ids = {ticket_id for _, ticket_id in self.sla.irange(maximum=(now, _LAST))}
+        ids.update(ticket_id for _, ticket_id in self.unescalated.irange(maximum=(now - escalate_after, _LAST)))
+        return sorted(ids)
+
+
+_LAST = "\U0010ffff"  # after every ticket id, for ranges up to an instant
+
+
+def _next_alerts(ticket: Ticket, alerts: set[tuple[str, str]]) -> tuple[datetime | None, datetime | None]:
+    """(when its SLA clock may raise the next alert, when it was opened if it may still escalate)."""
+    if not ticket.is_open or ticket.paused_at is not None:
+        return None, None
+    target, due, warn = warning_at(ticket)
+    sla_at = None
+    if (ticket.id, f"sla_warning:{target}") not in alerts:
+        sla_at = warn
+    elif (ticket.id, f"sla_breached:{target}") not in alerts:
+        sla_at = due
+    waiting = ticket.priority is Priority.P1 and ticket.assignee is None and (ticket.id, "escalation") not in alerts
+    return sla_at, ticket.created_at if waiting else None
+
+
+@dataclass
 class DispatchState:
     """Everything the server knows: tickets, technicians, incidents, and the last event's seq."""
 
@@ -148,6 +209,15 @@ class DispatchState:
         if self.holdings_kept is None:
             self.holdings_kept = Holdings.count(self.tickets.values())
         return self.holdings_kept
+
+    # The same for when each ticket may next raise an alert (see `AlertSchedule`).
+    alert_schedule_kept: AlertSchedule | None = field(default=None, compare=False, repr=False)
+
+    def alert_schedule(self) -> AlertSchedule:
+        """When each open ticket may next raise an SLA alert or escalate, kept up to date."""
+        if self.alert_schedule_kept is None:
+            self.alert_schedule_kept = AlertSchedule.of(self.tickets.values(), self.alerts)
+        return self.alert_schedule_kept
 
     def active_load(self, tech_id: str) -> int:
         """How many open tickets a technician holds."""
@@ -191,6 +261,8 @@ def apply_event(state: DispatchState, event: Event) -> None:
                 state.holdings_kept.change(earlier, -1)
             state.holdings_kept.change(ticket, +1)
         state.tickets[ticket.id] = ticket
+        if state.alert_schedule_kept is not None:
+            state.alert_schedule_kept.update(ticket, state.alerts)
         if ticket.id.startswith("T-"):
             state.last_ticket_number = max(state.last_ticket_number, ticket_number(ticket.id))
         if ticket.incident_id and ticket.incident_id in state.incidents:
@@ -209,6 +281,9 @@ def apply_event(state: DispatchState, event: Event) -> None:
         state.last_incident_number = max(state.last_incident_number, incident_number(event.incident.id))
     elif isinstance(event, SlaEvent):
         state.alerts.add((event.ticket_id, alert_key(event.kind, event.target)))
+        alerted = state.tickets.get(event.ticket_id)
+        if state.alert_schedule_kept is not None and alerted is not None:
+            state.alert_schedule_kept.update(alerted, state.alerts)
     state.seq = event.seq
 
 
@@ -255,6 +330,7 @@ def forget_closed(state: DispatchState, ticket_ids: Iterable[str]) -> list[str]:
 
 def remember_tickets(state: DispatchState, tickets: Iterable[Ticket], alerts: Iterable[SlaEvent]) -> None:
     """Bring stored tickets (and the alerts they raised) back into memory; ones already there win."""
+    tickets = list(tickets)
     for ticket in tickets:
         if ticket.id not in state.tickets:
             state.tickets[ticket.id] = ticket
@@ -262,6 +338,9 @@ def remember_tickets(state: DispatchState, tickets: Iterable[Ticket], alerts: It
                 state.holdings_kept.change(ticket, +1)
     for event in alerts:
         state.alerts.add((event.ticket_id, alert_key(event.kind, event.target)))
+    if state.alert_schedule_kept is not None:
+        for ticket in tickets:
+            state.alert_schedule_kept.update(state.tickets[ticket.id], state.alerts)
 
 
 def entity_at(state: DispatchState, key: tuple[str, str]) -> Ticket | Technician | None:
