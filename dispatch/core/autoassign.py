@@ -34,7 +34,7 @@ class AutoAssignMemory:
     last_assigned: dict[str, datetime] = field(default_factory=dict)
 
     def roster(self, state: DispatchState) -> TeamLoad:
-        return TeamLoad.build(state.technicians, state.tickets.values(), self.last_assigned)
+        return TeamLoad.of(state, self.last_assigned)
 
     def room_may_have_appeared(self) -> None:
         self.roster_version += 1
