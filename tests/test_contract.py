@@ -174,6 +174,14 @@ async def test_a_resent_command_id_returns_the_original_ack_and_changes_nothing(
     await other.close()
 
 
+async def test_a_command_id_with_a_nul_is_invalid_and_the_server_goes_on(dispatcher: Session) -> None:
+    # PostgreSQL's text cannot hold a NUL: such an id once stopped a PostgreSQL node at its reply lookup.
+    for frame in ({**ticket_frame(), "command_id": "nul\u0000id"}, {"type": "undo", "of": "nul\u0000id"}):
+        refused = await dispatcher.call(frame)
+        assert refused["type"] == "error" and refused["code"] == "invalid" and "NUL" in refused["message"], refused
+    assert (await dispatcher.ok(ticket_frame()))["ticket_id"] == "T-000001"
+
+
 async def test_idempotency_survives_a_restart_for_the_same_token(server: ServerProcess) -> None:
     token = await server.token(Role.DISPATCHER, "ana")
     session = await Session.open(server.url, token)

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from dispatch.core.models import (
     Callout,
@@ -86,7 +86,15 @@ class _Frame(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-CommandId = Annotated[str, Field(min_length=1, max_length=MAX_ID * 2)]
+def _no_nul(value: str) -> str:
+    # PostgreSQL's text cannot hold NUL: such an id could be neither stored nor looked up there, and on
+    # SQLite it would be an id the other engine refuses. Refused on both, so both answer alike.
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+CommandId = Annotated[str, Field(min_length=1, max_length=MAX_ID * 2), AfterValidator(_no_nul)]
 Version = Annotated[int, Field(ge=1)]
 
 
