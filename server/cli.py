@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import errno
 import logging
+import os
 import re
 import secrets
 import signal
@@ -58,6 +59,7 @@ from server.sla import add_sla_parser, load_contracts, run_sla_check
 from server.storage import Storage, StorageError, is_postgres_url
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a pipeline reader that stopped early
 log = logging.getLogger("dispatch.server")
 TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
@@ -239,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 0
+    except BrokenPipeError:
+        # The reader went away (`token list | head`): stop quietly, as cat and grep do, and keep
+        # Python from complaining when it flushes stdout on the way out.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 async def _serve(args: argparse.Namespace) -> int:
