@@ -224,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     # One line per connection would drown the allocation lines an operator reads.
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    # While PostgreSQL is away asyncpg retries its pool's floor and logs each failure with a traceback;
+    # the server says it once in its own words ("cannot store: ... unreachable", "the database is back").
+    logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
     try:
         if args.command == "serve":
             return asyncio.run(_serve(args))
