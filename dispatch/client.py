@@ -246,7 +246,9 @@ class CommandSession:
         except ConnectionClosed as closed:
             if closed.rcvd is not None and closed.rcvd.code == CLOSE_BAD_TOKEN:
                 raise AccessRefused("the server refused the token") from None
-            raise OSError(f"the server closed the connection: {closed}") from None
+            # The server's reason, once ("the database cannot be reached: try again later"), not
+            # websockets' account of the close frames both ways.
+            raise OSError(_closed(closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else "connection lost") from None
         return cls(ws, welcome, snapshot)
 
     async def __aenter__(self) -> CommandSession:

@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import errno
 import logging
+import os
 import re
 import secrets
 import signal
@@ -58,6 +59,7 @@ from server.sla import add_sla_parser, load_contracts, run_sla_check
 from server.storage import Storage, StorageError, is_postgres_url
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a pipeline reader that stopped early
 log = logging.getLogger("dispatch.server")
 TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
@@ -222,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     # One line per connection would drown the allocation lines an operator reads.
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    # While PostgreSQL is away asyncpg retries its pool's floor and logs each failure with a traceback;
+    # the server says it once in its own words ("cannot store: ... unreachable", "the database is back").
+    logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
     try:
         if args.command == "serve":
             return asyncio.run(_serve(args))
@@ -239,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 0
+    except BrokenPipeError:
+        # The reader went away (`token list | head`): stop quietly, as cat and grep do, and keep
+        # Python from complaining when it flushes stdout on the way out.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 async def _serve(args: argparse.Namespace) -> int:

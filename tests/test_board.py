@@ -936,3 +936,23 @@ async def test_a_folded_panel_is_reached_with_t_and_the_help_says_so(server: Ser
         assert isinstance(app.screen, HelpScreen)
         keys = {key for key, _ in app.screen.keys}
         assert "T" in keys and "tab" not in keys, keys
+
+
+async def test_every_dialog_fits_an_80_column_terminal(server: ServerProcess, floor: Session) -> None:
+    """The dialogs are 90 and 100 columns wide where there is room; on 80 columns they shrink to the
+    screen, so that neither their right border nor the ends of their lines are cut off."""
+    app = DispatchApp(server.url, await server.token(Role.DISPATCHER, "dan"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, board_loaded(app, 4))
+        for key, ready in (
+            ("question_mark", lambda: isinstance(app.screen, HelpScreen)),
+            ("a", picker_ready(app)),
+            ("f", lambda: isinstance(app.screen, ForecastScreen)),
+        ):
+            await pilot.press(key)
+            await until(pilot, ready)
+            await pilot.pause()
+            dialog = app.screen.query_one(".dialog")
+            assert dialog.region.right <= 80, (key, dialog.region)
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, BoardScreen))

@@ -33,6 +33,7 @@ from server.settings import ServerSettings
 from server.storage import Storage
 from tests.support import EmbeddedPostgres, ServerProcess, Session, tech_frame, ticket_frame, timeout
 from tests.test_board import SIZE, board_loaded, until
+from tests.test_cli import assert_one_line_failure, run_cli
 from tests.test_durability import CLIENTS, KILL_AFTER_ACKS, TICKETS_PER_CLIENT, burst_frames, send_all
 
 Node = Callable[..., ServerProcess]
@@ -342,6 +343,7 @@ async def test_a_board_is_told_when_its_change_cannot_be_saved_and_it_goes_throu
 ) -> None:
     a = node("a")
     ana = await Session.open(a.url, await a.token(Role.DISPATCHER, "ana"))
+    script = await a.token(Role.DISPATCHER, "script")
     ticket_id = (await ana.ok(ticket_frame("VPN down", priority="P3")))["ticket_id"]
     app = DispatchApp(a.url, await a.token(Role.DISPATCHER, "dan"))
     async with app.run_test(size=SIZE) as pilot:
@@ -350,6 +352,11 @@ async def test_a_board_is_told_when_its_change_cannot_be_saved_and_it_goes_throu
         postgres.pause()
         try:
             refused = await app.session.send_command(change, f"{ticket_id} to P1", [ticket_id])
+            await a.logged("lost this node's database session")
+            # A script is told why in one line: the server's reason once, not the close frames both ways.
+            listing = await run_cli("ticket", "list", server=a.url, token=script)
+            assert_one_line_failure(listing, 6, "the database cannot be reached: try again later (1013)")
+            assert listing.err.count("the database cannot be reached") == 1, listing.err
         finally:
             postgres.resume()
         assert isinstance(refused, Error) and refused.code == "unavailable"
@@ -358,6 +365,9 @@ async def test_a_board_is_told_when_its_change_cannot_be_saved_and_it_goes_throu
         # Sent again once the database is back: applied, and the board shows it.
         assert isinstance(await app.session.send_command(change, f"{ticket_id} to P1", [ticket_id]), Ack)
         await until(pilot, lambda: app.model.state.tickets[ticket_id].priority is Priority.P1)
+    # The operator's log says it in its own lines, not with the database driver's tracebacks.
+    await a.logged("the database is back")
+    assert "Traceback" not in a.stderr(), a.stderr()
 
 
 async def test_a_client_from_a_node_further_ahead_resumes_with_the_events_it_missed_not_a_snapshot(

@@ -67,6 +67,19 @@ def test_duplicate_token_name_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 2 and "already exists" in done.stderr
 
 
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`token list | head`, `decisions | head`: the reader goes away, and the command stops as cat and
+    grep do, without a traceback on the operator's terminal."""
+    db = tmp_path / "dispatch.db"
+    for number in range(3):
+        assert run_cli(db, "token", "create", "--role", "viewer", "--name", f"wall-{number}").returncode == 0
+    piped = subprocess.run(
+        f"{sys.executable} -m server --db {db} token list | true", shell=True, capture_output=True, text=True,
+        timeout=timeout(60),
+    )  # fmt: skip
+    assert (piped.stdout, piped.stderr) == ("", "")
+
+
 def test_corrupt_database_is_one_line_and_exit_2(tmp_path: Path) -> None:
     db = tmp_path / "corrupt.db"
     db.write_bytes(b"this is not a database, just bytes " * 200)
