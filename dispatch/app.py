@@ -126,8 +126,8 @@ class DispatchApp(App[None]):
     def _board_ready(self, message: BoardScreen.Ready) -> None:
         board = self._board = message.board
         # The board drew itself from the session on mount; catch up on what was applied or what the
-        # link did between that and this message.
-        board.refresh_board(set())
+        # link did between that and this message (which tickets changed meanwhile is not kept: all).
+        board.refresh_board(None)
         board.show_link(self.session.link_state)
         if self._burst_for_board is not None:
             board.show_burst(self._burst_for_board)

@@ -9,7 +9,7 @@ import pytest
 from dispatch.core.models import Priority, Technician, TechStatus, Ticket, TicketStatus
 from dispatch.widgets.columns import Column, cut_words, fit_columns, merge_columns
 from dispatch.widgets.key_bar import Key, fitting_keys
-from dispatch.widgets.lane import MIN_TITLE, SLA, lane_columns
+from dispatch.widgets.lane import MIN_TITLE, SLA, LaneWidths, lane_columns
 from dispatch.widgets.lane_stack import lane_heights
 from dispatch.widgets.technician_panel import panel_columns, team_summary
 
@@ -103,6 +103,29 @@ def test_a_lanes_columns_are_as_wide_as_its_tickets_need() -> None:
     # A lane without sites or incidents does not spend cells on them.
     plain = fit_columns(200, lane_columns(tickets[:1], own_lane=False))
     assert [name for name, _ in plain] == ["id", "sla", "assignee", "title", "client", "age"]
+
+
+def test_a_lane_kept_up_ticket_by_ticket_measures_what_it_holds_now() -> None:
+    # A busy lane re-measures only changed tickets: what a ticket asked for before it changed or left
+    # must not linger in the widths (a client renamed shorter, an incident closed, a ticket gone).
+    widths = LaneWidths(own_lane=False)
+    held = {t.id: t for t in (ticket(1, "Acme"), ticket(2, "Cyberdyne Labs", site="Harbour clinic"))}
+    for t in held.values():
+        widths.put(t)
+    changes = [
+        ticket(1, "Stark Accounting Group", incident_id="INC-0001", assignee="mallory"),  # wider
+        ticket(2, "Cy", site=""),  # narrower: the site column goes
+        ticket(1, "Acme"),  # back again: the incident column goes
+        ticket(3, "Wayne Enterprises", status=TicketStatus.IN_PROGRESS, assignee="alice"),
+    ]
+    for changed in changes:
+        held[changed.id] = changed
+        widths.put(changed)
+        assert widths.columns() == lane_columns(list(held.values()), own_lane=False)
+    widths.drop("T-000003")
+    del held["T-000003"]
+    assert widths.columns() == lane_columns(list(held.values()), own_lane=False)
+    assert dict((c.name, c.want) for c in widths.columns())["client"] == len("Acme")
 
 
 def test_a_title_grows_to_be_readable_before_the_age_and_the_site_get_room() -> None:

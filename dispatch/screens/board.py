@@ -42,7 +42,7 @@ from dispatch.screens.technicians import TechnicianAction, TechniciansScreen
 from dispatch.session import BoardSession, ForecastSchedule
 from dispatch.widgets.board_header import BoardHeader
 from dispatch.widgets.columns import merge_columns
-from dispatch.widgets.fitted_line import FittedLine
+from dispatch.widgets.fitted_line import FittedLine, show_words
 from dispatch.widgets.key_bar import Key, KeyBar
 from dispatch.widgets.lane import Lane
 from dispatch.widgets.lane_stack import LaneStack
@@ -194,7 +194,7 @@ class BoardScreen(Screen[None]):
             lane.forget(set(changed) if changed is not None else set(lane._strips))
             rows = model.lane(lane.priority, self.query_text)
             current = lane.current
-            lane.set_rows(rows, follow=current is None or current.id not in self.acted_on)
+            lane.set_rows(rows, follow=current is None or current.id not in self.acted_on, changed=changed)
             if lane.marked:
                 lane.marked &= {t.id for t in rows}
             total = model.lane_size(lane.priority) if lane.priority is not None else len(rows)
@@ -219,19 +219,20 @@ class BoardScreen(Screen[None]):
             if technicians_changed or changed is None or loads != panel.loads:
                 panel.loads = loads
                 panel.set_rows(model.technicians())
-                self.query_one("#team-summary", Static).update(f"{team_summary(panel.rows, loads)} · T shows them")
+                show_words(self.query_one("#team-summary", Static), f"{team_summary(panel.rows, loads)} · T shows them")
                 if self._overlay is not None and self._overlay.is_attached:
                     self._overlay.refresh_panel()
 
     def tick(self) -> None:
         """Once a second: the countdowns move, and the header's counts (a scan of every open ticket)
         are taken here rather than on every batch of events."""
+        # The countdowns and hours move on: only the lines whose words changed are repainted.
         for lane in self.lanes:
-            lane.refresh()
+            lane.refresh_changed()
         for panel in self.query(TechnicianPanel):
-            panel.refresh()  # hours and overtime move on; rows whose words did not change are not redrawn
+            panel.refresh_changed()
         if self._overlay is not None and self._overlay.is_attached:
-            self._overlay.panel.refresh()
+            self._overlay.panel.refresh_changed()
         self.refresh_header()
         self._ask_forecast_when_due()
 

@@ -14,6 +14,7 @@ from textual.widgets import Sparkline, Static
 from dispatch.client import LinkState
 from dispatch.core.models import Priority
 from dispatch.model import BoardModel
+from dispatch.widgets.fitted_line import show_words
 
 
 class BoardHeader(Horizontal):
@@ -60,8 +61,8 @@ class BoardHeader(Horizontal):
                 connection.append(
                     f" · offline since {self.offline_since.astimezone().strftime('%H:%M:%S')}", style="bold"
                 )
-        self.query_one("#connection", Static).update(connection)
-        self.query_one("#who", Static).update(who)
+        show_words(self.query_one("#connection", Static), connection)
+        show_words(self.query_one("#who", Static), who)
 
         lanes = model.lane_counts()
         self.query_one(LaneCounts).show([(priority.value, lanes.get(priority, 0)) for priority in Priority])
@@ -71,7 +72,7 @@ class BoardHeader(Horizontal):
         risk.append(f"{at_risk}", style="yellow" if at_risk else "")
         risk.append("  breached ", style="bold")
         risk.append(f"{breached}", style="bold red" if breached else "")
-        self.query_one("#risk", Static).update(risk)
+        show_words(self.query_one("#risk", Static), risk)
         self.query_one("#arrivals", Sparkline).data = model.arrivals_per_minute(now)
 
 

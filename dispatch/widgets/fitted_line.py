@@ -3,6 +3,7 @@ terminal's edge falls (a forecast cut to "short 2 network, 4" says something fal
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.content import Content
 from textual.geometry import Size
@@ -38,3 +39,18 @@ class FittedLine(Static):
             return content
         kept = cut_words(content.plain, width)
         return content[: len(kept) - len(ELLIPSIS)] + ELLIPSIS
+
+
+def show_words(widget: Static, words: str | Text) -> None:
+    """Put `words` in a one-line `widget` that is said again on every tick or flush (the header, the
+    people's line, the team summary). Unchanged words do nothing, and the screen is laid out again only
+    when their width changed: a layout costs tens of milliseconds on a busy board, and a key pressed
+    meanwhile waits for it."""
+    old = widget.content
+    if isinstance(old, str | Text) and old == words:
+        return
+    widget.update(words, layout=not isinstance(old, str | Text) or _width(old) != _width(words))
+
+
+def _width(words: str | Text) -> int:
+    return words.cell_len if isinstance(words, Text) else cell_len(words)

@@ -9,6 +9,7 @@ instants (`BoardModel.clock`, `BoardModel.lane`).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
 from typing import ClassVar
@@ -16,12 +17,13 @@ from typing import ClassVar
 from rich.cells import set_cell_size
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Region
 
 from dispatch.core.durations import format_age, format_left
 from dispatch.core.models import PRIORITY_LABELS, Priority, Ticket, TicketStatus
 from dispatch.core.sla import SlaReading, SlaState
 from dispatch.model import BoardModel, opens_label
-from dispatch.widgets.columns import Column, content_width, cut_words, first_word_width, fit_columns
+from dispatch.widgets.columns import Column, content_width, cut_words, fit_columns
 from dispatch.widgets.row_list import RowList, pad
 
 # After the assignee: started, or waiting on something.
@@ -54,25 +56,77 @@ def title_words(ticket: Ticket, own_lane: bool) -> str:
 
 
 def lane_columns(tickets: Sequence[Ticket], own_lane: bool) -> tuple[Column, ...]:
-    """A lane's columns, most important first, as wide as these tickets need: the id and the countdown
-    always; then who has it, the title (at least MIN_TITLE), the client (up to its real length), more
-    of the title (up to READABLE_TITLE), the age, the incident and the site; the title takes the rest."""
-    ids = content_width((t.id for t in tickets), 12, 8)
-    clients = [t.client for t in tickets]
-    sites = [t.site for t in tickets if t.site]
-    incidents = [t.incident_id for t in tickets if t.incident_id]
-    titles = content_width((title_words(t, own_lane) for t in tickets), READABLE_TITLE)
-    return (
-        Column("id", ids, always=True),
-        Column("sla", SLA, always=True),
-        Column("assignee", content_width((assignee_words(t, own_lane) for t in tickets), ASSIGNEE_CAP)),
-        Column("title", MIN_TITLE, least=MIN_TITLE, fills=True),
-        Column("client", content_width(clients, CLIENT_CAP), least=first_word_width(clients, CLIENT_CAP)),
-        Column("title", max(titles - MIN_TITLE, 0), least=1, gap=0),
-        Column("age", AGE),
-        Column("incident", content_width(incidents, INCIDENT_CAP)),
-        Column("site", content_width(sites, SITE_CAP), least=first_word_width(sites, SITE_CAP)),
-    )
+    """A lane's columns, most important first, as wide as these tickets need (`LaneWidths`)."""
+    widths = LaneWidths(own_lane)
+    for ticket in tickets:
+        widths.put(ticket)
+    return widths.columns()
+
+
+# What a ticket asks of each column, in cells, capped: id, assignee, title, client (and its first
+# word), site (and its first word), incident.
+_CAPS = (12, ASSIGNEE_CAP, READABLE_TITLE, CLIENT_CAP, CLIENT_CAP - 1, SITE_CAP, SITE_CAP - 1, INCIDENT_CAP)
+
+
+class LaneWidths:
+    """How wide a lane's columns must be for the tickets it holds, kept up as tickets come, change and
+    go: a lane of thousands of tickets under a stream re-measures only the changed ones (measuring all
+    of them on every flush cost more than the rest of the flush together).
+
+    Each ticket's own widths are kept, so a ticket that changes or leaves takes back exactly what it
+    asked for; per column, how many tickets ask for each width, so the widest is at hand."""
+
+    def __init__(self, own_lane: bool) -> None:
+        self.own_lane = own_lane
+        self._asks: dict[str, tuple[int, ...]] = {}
+        self._counts: list[Counter[int]] = [Counter() for _ in _CAPS]
+
+    def measure(self, ticket: Ticket) -> tuple[int, ...]:
+        client_first, site_first = ticket.client.partition(" ")[0], ticket.site.partition(" ")[0]
+        values = (ticket.id, assignee_words(ticket, self.own_lane), title_words(ticket, self.own_lane),
+                  ticket.client, client_first, ticket.site, site_first, ticket.incident_id or "")  # fmt: skip
+        return tuple(content_width((value,), cap) for value, cap in zip(values, _CAPS, strict=True))
+
+    def put(self, ticket: Ticket) -> None:
+        """The lane holds `ticket` (new, or changed: measured again)."""
+        self.drop(ticket.id)
+        asks = self._asks[ticket.id] = self.measure(ticket)
+        for counts, width in zip(self._counts, asks, strict=True):
+            counts[width] += 1
+
+    def drop(self, ticket_id: str) -> None:
+        """The lane no longer holds this ticket."""
+        asks = self._asks.pop(ticket_id, None)
+        if asks is None:
+            return
+        for counts, width in zip(self._counts, asks, strict=True):
+            counts[width] -= 1
+            if not counts[width]:
+                del counts[width]
+
+    def clear(self) -> None:
+        self._asks.clear()
+        for counts in self._counts:
+            counts.clear()
+
+    def columns(self) -> tuple[Column, ...]:
+        """The columns, most important first: the id and the countdown always; then who has it, the
+        title (at least MIN_TITLE), the client (up to its real length), more of the title (up to
+        READABLE_TITLE), the age, the incident and the site; the title takes the rest."""
+        ids, assignees, titles, clients, client_words, sites, site_words, incidents = (
+            max(counts, default=0) for counts in self._counts
+        )
+        return (
+            Column("id", max(ids, 8), always=True),
+            Column("sla", SLA, always=True),
+            Column("assignee", assignees),
+            Column("title", MIN_TITLE, least=MIN_TITLE, fills=True),
+            Column("client", clients, least=client_words + 1),
+            Column("title", max(titles - MIN_TITLE, 0), least=1, gap=0),
+            Column("age", AGE),
+            Column("incident", incidents),
+            Column("site", sites, least=site_words + 1),
+        )
 
 
 def countdown(reading: SlaReading, ticket: Ticket, now: datetime) -> str:
@@ -113,7 +167,9 @@ class Lane(RowList[Ticket]):
         self.marked: set[str] = set()
         self._count = "0"
         self._note = ""
-        self.content_columns: tuple[Column, ...] = lane_columns((), priority is None)
+        self._titled = ""  # the title as last set
+        self._widths = LaneWidths(priority is None)
+        self.content_columns: tuple[Column, ...] = self._widths.columns()
         """The columns as this lane's own tickets ask for them."""
         self.column_specs = self.content_columns
         """The columns it draws with (`use_columns`)."""
@@ -125,11 +181,25 @@ class Lane(RowList[Ticket]):
         return f"{self.priority.value} {PRIORITY_LABELS[self.priority]}"
 
     def on_mount(self) -> None:
-        self.border_title = self.title
+        self.border_title = self._titled = self.title
 
-    def set_rows(self, rows: Sequence[Ticket], *, follow: bool = True) -> None:
-        self.content_columns = lane_columns(rows, self.priority is None)
+    def set_rows(self, rows: Sequence[Ticket], *, follow: bool = True, changed: set[str] | None = None) -> None:
+        """Replace the rows; `changed`: the ids of the tickets that changed since the last call, the
+        only ones measured again for the columns (None: measure them all)."""
         super().set_rows(rows, follow=follow)
+        if changed is None:
+            self._widths.clear()
+            for ticket in rows:
+                self._widths.put(ticket)
+        elif changed:
+            held = set(self._keys)
+            tickets = self.model.state.tickets
+            for ticket_id in changed:
+                if ticket_id in held:
+                    self._widths.put(tickets[ticket_id])
+                else:
+                    self._widths.drop(ticket_id)
+        self.content_columns = self._widths.columns()
 
     def use_columns(self, columns: tuple[Column, ...]) -> None:
         """Draw with these columns (the board's lanes share one set, so that their columns line up).
@@ -141,13 +211,28 @@ class Lane(RowList[Ticket]):
 
     def update_title(self, shown: int, total: int) -> None:
         self._count = f"{shown}" if shown == total else f"{shown} of {total}"
-        self.border_title = f"{self.title} · {self._count}{self._note}"
+        self._retitle()
 
     def set_note(self, note: str) -> None:
         """A word after the count in the title (the focus view says how to see a folded lane again)."""
         if note != self._note:
             self._note = note
-            self.border_title = f"{self.title} · {self._count}{note}"
+            self._retitle()
+
+    def _retitle(self) -> None:
+        title = f"{self.title} · {self._count}{self._note}"
+        if title == self._titled:
+            return
+        self._titled = title
+        if not self.is_mounted or not self.size:
+            self.border_title = title
+            return
+        # Setting `border_title` repaints the whole lane, and the count moves on most flushes of a
+        # busy board: set the title as Textual's own setter does (pinned) and repaint only the top
+        # border line it sits on. (Regions are given relative to the content, inside the border.)
+        self._border_title = self.render_str(title).expand_tabs(4).split()[0]
+        offset = self.content_offset
+        self.refresh(Region(-offset.x, -offset.y, self.outer_size.width, 1))
 
     # --- RowList -------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from dispatch.core.models import Role
 from dispatch.model import BoardModel, forecast_words, own_time_words, people_words
-from dispatch.widgets.fitted_line import FittedLine
+from dispatch.widgets.fitted_line import FittedLine, show_words
 
 
 class OutlookBar(Horizontal):
@@ -37,9 +37,9 @@ class OutlookBar(Horizontal):
         people = self.query_one("#people", Static)
         if self.role is Role.TECHNICIAN:
             me = model.state.technicians.get(model.tech_id or "")
-            people.update("" if me is None else own_time_words(model.technician_time(me, now)))
+            show_words(people, "" if me is None else own_time_words(model.technician_time(me, now)))
             return
-        people.update(people_words(model.people_counts(now), compact=self.compact))
+        show_words(people, people_words(model.people_counts(now), compact=self.compact))
         forecast = Text()
         answer = model.forecast
         if answer is not None:
@@ -47,4 +47,4 @@ class OutlookBar(Horizontal):
             forecast.append(forecast_words(answer, compact=self.compact), style="bold yellow" if breaches else "")
             if breaches and not self.compact:
                 forecast.append("  f what-if", style="dim")
-        self.query_one("#forecast", Static).update(forecast)
+        show_words(self.query_one("#forecast", Static), forecast)

@@ -3,8 +3,7 @@
 The base of the lanes and the technician panel. A busy lane holds thousands of tickets and changes
 many times a second, so it never builds widgets per row: `render_line` draws the visible rows from a
 strip cache keyed by row identity (rows re-sort as SLAs run down), and a change drops only that row's
-strip. The virtual size is a layout reactive that repaints everything, so it is only assigned when
-the row count really changed.
+strip. A change in the row count moves only the scrollbar, so it does not lay out the screen.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 Row = TypeVar("Row")
 
@@ -58,6 +58,9 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
         self._keys: list[Hashable] = []
         self._strips: dict[Hashable, tuple[Hashable, Strip]] = {}
         self._style_cache: dict[str, Style] = {}
+        # What each line on screen was last drawn with (row key and look), so that a change repaints
+        # only the lines that differ (`refresh_changed`).
+        self._drawn: dict[int, tuple[Hashable, Hashable] | None] = {}
 
     @property
     def styles_for_rows(self) -> dict[str, Style]:
@@ -106,13 +109,48 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
         else:
             self.set_reactive(RowList.cursor, min(self.cursor, max(len(rows) - 1, 0)))
         if self.virtual_size.height != len(rows):
-            self.virtual_size = Size(self.size.width, len(rows))
+            self._resize_rows(len(rows))
         # Keep the strip cache bounded to rows that exist.
         if len(self._strips) > 2 * len(rows) + 64:
             live = set(self._keys)
             self._strips = {k: v for k, v in self._strips.items() if k in live}
-        self.refresh()
+        self.refresh_changed()
         self.post_message(self.Highlighted(self))  # type: ignore[arg-type]
+
+    def _resize_rows(self, count: int) -> None:
+        # Assigning `virtual_size` lays out the whole screen (tens of ms on a busy board, and a lane's
+        # count changes on most flushes). A Line-API list's own region does not depend on how many rows
+        # it holds, only its scrollbar does: set the size quietly and update the scrollbar, which asks
+        # for a layout by itself when it has to appear or go. (`_scroll_update` is Textual's, pinned.)
+        size = Size(self.size.width, count)
+        if not self.is_mounted or not self.container_size:
+            self.virtual_size = size
+            return
+        self.set_reactive(Widget.virtual_size, size)
+        self._scroll_update(size)
+
+    def refresh_changed(self) -> None:
+        """Repaint the lines on screen whose row, or the row's look, is not what was drawn there.
+
+        A busy lane changes ten times a second, mostly off screen: repainting it whole each time makes
+        every frame compose every row of every lane, and a key pressed meanwhile waits for that."""
+        top, width, focused = self.scroll_offset.y, self.size.width, self.has_focus
+        dirty: list[int] = []
+        for y in range(self.size.height):
+            index = top + y
+            if index < len(self.rows):
+                row = self.rows[index]
+                now = (self._keys[index], (self.row_signature(row), width, index == self.cursor and focused))
+            else:
+                now = None
+            if y not in self._drawn or self._drawn[y] != now:
+                dirty.append(index)
+        # Runs of neighbouring lines go as one region.
+        start = 0
+        for position in range(1, len(dirty) + 1):
+            if position == len(dirty) or dirty[position] != dirty[position - 1] + 1:
+                self.refresh_lines(dirty[start], position - start)
+                start = position
 
     def forget(self, keys: Iterable[Hashable]) -> None:
         """Drop cached strips of changed rows."""
@@ -125,11 +163,13 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
         index = self.scroll_offset.y + y
         width = self.size.width
         if index >= len(self.rows):
+            self._drawn[y] = None
             return Strip.blank(width, self.rich_style)
         row = self.rows[index]
         selected = index == self.cursor and self.has_focus
         signature = (self.row_signature(row), width, selected)
         key = self._keys[index]
+        self._drawn[y] = (key, signature)
         cached = self._strips.get(key)
         if cached is not None and cached[0] == signature:
             return cached[1]
@@ -147,7 +187,7 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
 
     def watch_cursor(self, old: int, new: int) -> None:
         self.scroll_to_region_row(new)
-        self.refresh()
+        self.refresh_changed()  # the two rows the cursor left and reached, unless it scrolled
         self.post_message(self.Highlighted(self))  # type: ignore[arg-type]
 
     def scroll_to_region_row(self, index: int) -> None:

@@ -100,6 +100,7 @@ class TechnicianPanel(RowList[Technician]):
         self.now = now
         self.loads: dict[str, int] = {}
         self.column_specs: tuple[Column, ...] = panel_columns(())
+        self._subtitle: str | None = None
 
     def on_mount(self) -> None:
         self.border_title = "Technicians"
@@ -110,6 +111,7 @@ class TechnicianPanel(RowList[Technician]):
         if specs != self.column_specs:
             self.column_specs = specs
             self._strips.clear()
+            self.refresh()  # every line, not only those whose row changed
         super().set_rows(rows, follow=follow)
         self._explain_columns()
 
@@ -124,7 +126,9 @@ class TechnicianPanel(RowList[Technician]):
             words.insert(0, "→ shift ends")
         if "hours" in shown:
             words.append("hours in 24 h")
-        self.border_subtitle = cut_words(" · ".join(words), max(self.size.width - 4, 0))
+        subtitle = cut_words(" · ".join(words), max(self.size.width - 4, 0))
+        if subtitle != self._subtitle:  # setting it repaints the whole panel, and rows change ten times a second
+            self.border_subtitle = self._subtitle = subtitle
 
     def row_key(self, row: Technician) -> Hashable:
         return row.id
