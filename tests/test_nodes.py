@@ -357,6 +357,7 @@ async def test_a_board_is_told_when_its_change_cannot_be_saved_and_it_goes_throu
             listing = await run_cli("ticket", "list", server=a.url, token=script)
             assert_one_line_failure(listing, 6, "the database cannot be reached: try again later (1013)")
             assert listing.err.count("the database cannot be reached") == 1, listing.err
+            await a.logged("cannot read revoked tokens")
         finally:
             postgres.resume()
         assert isinstance(refused, Error) and refused.code == "unavailable"
@@ -367,7 +368,9 @@ async def test_a_board_is_told_when_its_change_cannot_be_saved_and_it_goes_throu
         await until(pilot, lambda: app.model.state.tickets[ticket_id].priority is Priority.P1)
     # The operator's log says it in its own lines, not with the database driver's tracebacks.
     await a.logged("the database is back")
+    await a.logged("revoked tokens can be read again")
     assert "Traceback" not in a.stderr(), a.stderr()
+    assert a.stderr().count("cannot read revoked tokens") == 1, "said once, not every second"
 
 
 async def test_a_client_from_a_node_further_ahead_resumes_with_the_events_it_missed_not_a_snapshot(
