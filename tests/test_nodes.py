@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import io
+import socket
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -294,6 +295,19 @@ async def test_a_board_given_both_nodes_moves_to_the_other_when_its_node_dies_an
         assert app.model.state.seq == fresh.snapshot["seq"]
         ours = {t.id: t.model_dump(mode="json") for t in app.model.state.tickets.values()}
         assert ours == {t["id"]: t for t in fresh.snapshot["tickets"]}
+
+
+async def test_a_node_listening_on_every_address_is_named_by_its_host(tmp_path: Path) -> None:
+    """`serve --host 0.0.0.0` without `--node`: its boards' headers name the machine, not 0.0.0.0, so
+    that two such nodes are told apart."""
+    process = ServerProcess(db=tmp_path / "d.db", workdir=tmp_path).start("--host", "0.0.0.0", "--port", "0")
+    try:
+        port = process.url.rsplit(":", 1)[1]
+        session = await Session.open(f"ws://127.0.0.1:{port}", await process.token(Role.VIEWER, "wall"))
+        assert session.welcome["node"] == f"{socket.gethostname()}:{port}"
+        await session.close()
+    finally:
+        process.stop()
 
 
 # --- the deciding part, without a socket ------------------------------------------------------------------------
