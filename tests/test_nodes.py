@@ -376,6 +376,8 @@ async def test_a_board_is_told_when_its_change_cannot_be_saved_and_it_goes_throu
             postgres.resume()
         assert isinstance(refused, Error) and refused.code == "unavailable"
         await until(pilot, lambda: any(n.title == "Not saved: try again" for n in app._notifications))
+        said = next(n.message for n in app._notifications if n.title == "Not saved: try again")
+        assert said == f"{ticket_id} to P1: the database cannot be reached, nothing was changed. Try again in a moment."
         assert app.model.state.tickets[ticket_id].priority is Priority.P3
         # Sent again once the database is back: applied, and the board shows it.
         assert isinstance(await app.session.send_command(change, f"{ticket_id} to P1", [ticket_id]), Ack)
