@@ -29,6 +29,7 @@ from dispatch.core.decide import Decider, DeciderSettings, Request
 from dispatch.core.models import Priority, Role
 from dispatch.core.protocol import Ack, AddTechnician, BurstEvent, Command, CreateTicket, Error, Event, SetPriority
 from dispatch.core.state import Actor, DispatchState, apply_event
+from dispatch.screens.board import BoardScreen
 from server.embedded import running
 from server.settings import ServerSettings
 from server.storage import Storage
@@ -36,6 +37,7 @@ from tests.support import EmbeddedPostgres, ServerProcess, Session, tech_frame, 
 from tests.test_board import SIZE, board_loaded, until
 from tests.test_cli import assert_one_line_failure, run_cli
 from tests.test_durability import CLIENTS, KILL_AFTER_ACKS, TICKETS_PER_CLIENT, burst_frames, send_all
+from tests.test_snapshots import screen_lines
 
 Node = Callable[..., ServerProcess]
 
@@ -308,6 +310,19 @@ async def test_a_node_listening_on_every_address_is_named_by_its_host(tmp_path: 
         await session.close()
     finally:
         process.stop()
+
+
+async def test_at_80_columns_a_long_node_name_gives_way_to_the_sla_counts(node: Node) -> None:
+    name = "dispatch-eu-west-1a.servicedesk.example.com"
+    a = node(name)
+    app = DispatchApp(f"{a.url},{a.url}", await a.token(Role.DISPATCHER, "dan"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, BoardScreen) and app.model.has_snapshot)
+        await until(pilot, lambda: "connected to dispatch-eu" in screen_lines(app)[0])
+        await pilot.pause()
+        header = screen_lines(app)[0]
+        assert header.rstrip().endswith("at risk 0  breached 0"), header
+        assert "connected to dispatch-eu-west-1a" in header and "…" in header, header
 
 
 # --- the deciding part, without a socket ------------------------------------------------------------------------
