@@ -127,6 +127,9 @@ class ServerLink:
     ) -> None:
         """Run until cancelled or refused. Raises `AccessRefused` on close code 4401."""
         attempt = 0
+        # Why each server failed last: with several, a person is told about all of them, not only the
+        # last one tried ("the database cannot be reached" on one, "connection refused" on the other).
+        failures: dict[str, str] = {}
         while True:
             url = self.urls[self._next]
             try:
@@ -146,6 +149,7 @@ class ServerLink:
                         if isinstance(frame, Welcome) and self._ws is None:
                             self._ws = ws
                             attempt = 0
+                            failures.clear()
                             node = (frame.node or url) if len(self.urls) > 1 else ""
                             on_state(LinkState(connected=True, node=node))
                         result = on_frame(frame)
@@ -168,7 +172,8 @@ class ServerLink:
             # The next server, if there are several: this one is down, or took us as far as it could.
             self._next = (self._next + 1) % len(self.urls)
             if len(self.urls) > 1:
-                detail = f"{url}: {detail}"
+                failures[url] = detail
+                detail = "\n".join(f"{each}: {failures[each]}" for each in self.urls if each in failures)
             attempt += 1
             on_state(LinkState(connected=False, attempt=attempt, detail=detail))
             await asyncio.sleep(self.backoff(attempt))

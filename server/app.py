@@ -8,8 +8,10 @@ publishes and replies; server/fanout.py knows who is connected. This module only
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from typing import IO
 
@@ -116,7 +118,10 @@ class DispatchServer:
         ) as ws_server:
             self.connections.ws_server = ws_server
             host, port = next(iter(ws_server.sockets)).getsockname()[:2]
-            self.settings.node = self.settings.node or f"{host}:{port}"
+            # Listening on every address (0.0.0.0, ::) says nothing of which machine this is: two
+            # hosts would both be "0.0.0.0:8765" in their boards' headers. The host name tells them apart.
+            shown = socket.gethostname() if ipaddress.ip_address(host).is_unspecified else host
+            self.settings.node = self.settings.node or f"{shown}:{port}"
             scheme = "wss" if self.settings.tls is not None else "ws"
             if self.http is not None and self.settings.http_port is not None:
                 try:

@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log", metavar="FILE", help="write every event as a JSON line here (default: stdout)")
     serve.add_argument(
         "--node", metavar="NAME", default=DEFAULTS.node,
-        help="this server's name, told to clients, when several share one PostgreSQL (default: HOST:PORT)",
+        help="this server's name, told to clients, when several share one PostgreSQL "
+             "(default: HOST:PORT; the host name for 0.0.0.0)",
     )  # fmt: skip
     serve.add_argument("--auto-assign", action="store_true", help="assign new and returned tickets by itself")
     serve.add_argument(

@@ -278,13 +278,19 @@ class Connections:
 
     async def watch_revocations(self) -> None:
         """Close the connections of revoked tokens (the CLI revokes in the database)."""
+        failing = False  # said once per outage: a line a second would bury the log while the database is away
         while True:
             await asyncio.sleep(REVOCATION_POLL_S)
             try:
                 revoked = await self.storage.revoked_names()
             except Exception as exc:  # a busy database must not end the watcher
-                log.warning("cannot read revoked tokens: %s", exc)
+                if not failing:
+                    log.warning("cannot read revoked tokens: %s (trying every %g s)", exc, REVOCATION_POLL_S)
+                failing = True
                 continue
+            if failing:
+                log.info("revoked tokens can be read again")
+                failing = False
             for client in list(self.fanout.clients):
                 if client.token_name in revoked:
                     self.fanout.drop(client, CLOSE_BAD_TOKEN, "token revoked")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import io
+import socket
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -28,6 +29,7 @@ from dispatch.core.decide import Decider, DeciderSettings, Request
 from dispatch.core.models import Priority, Role
 from dispatch.core.protocol import Ack, AddTechnician, BurstEvent, Command, CreateTicket, Error, Event, SetPriority
 from dispatch.core.state import Actor, DispatchState, apply_event
+from dispatch.screens.board import BoardScreen
 from server.embedded import running
 from server.settings import ServerSettings
 from server.storage import Storage
@@ -35,6 +37,7 @@ from tests.support import EmbeddedPostgres, ServerProcess, Session, tech_frame, 
 from tests.test_board import SIZE, board_loaded, until
 from tests.test_cli import assert_one_line_failure, run_cli
 from tests.test_durability import CLIENTS, KILL_AFTER_ACKS, TICKETS_PER_CLIENT, burst_frames, send_all
+from tests.test_snapshots import screen_lines
 
 Node = Callable[..., ServerProcess]
 
@@ -296,6 +299,32 @@ async def test_a_board_given_both_nodes_moves_to_the_other_when_its_node_dies_an
         assert ours == {t["id"]: t for t in fresh.snapshot["tickets"]}
 
 
+async def test_a_node_listening_on_every_address_is_named_by_its_host(tmp_path: Path) -> None:
+    """`serve --host 0.0.0.0` without `--node`: its boards' headers name the machine, not 0.0.0.0, so
+    that two such nodes are told apart."""
+    process = ServerProcess(db=tmp_path / "d.db", workdir=tmp_path).start("--host", "0.0.0.0", "--port", "0")
+    try:
+        port = process.url.rsplit(":", 1)[1]
+        session = await Session.open(f"ws://127.0.0.1:{port}", await process.token(Role.VIEWER, "wall"))
+        assert session.welcome["node"] == f"{socket.gethostname()}:{port}"
+        await session.close()
+    finally:
+        process.stop()
+
+
+async def test_at_80_columns_a_long_node_name_gives_way_to_the_sla_counts(node: Node) -> None:
+    name = "dispatch-eu-west-1a.servicedesk.example.com"
+    a = node(name)
+    app = DispatchApp(f"{a.url},{a.url}", await a.token(Role.DISPATCHER, "dan"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, BoardScreen) and app.model.has_snapshot)
+        await until(pilot, lambda: "connected to dispatch-eu" in screen_lines(app)[0])
+        await pilot.pause()
+        header = screen_lines(app)[0]
+        assert header.rstrip().endswith("at risk 0  breached 0"), header
+        assert "connected to dispatch-eu-west-1a" in header and "…" in header, header
+
+
 # --- the deciding part, without a socket ------------------------------------------------------------------------
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -357,17 +386,22 @@ async def test_a_board_is_told_when_its_change_cannot_be_saved_and_it_goes_throu
             listing = await run_cli("ticket", "list", server=a.url, token=script)
             assert_one_line_failure(listing, 6, "the database cannot be reached: try again later (1013)")
             assert listing.err.count("the database cannot be reached") == 1, listing.err
+            await a.logged("cannot read revoked tokens")
         finally:
             postgres.resume()
         assert isinstance(refused, Error) and refused.code == "unavailable"
         await until(pilot, lambda: any(n.title == "Not saved: try again" for n in app._notifications))
+        said = next(n.message for n in app._notifications if n.title == "Not saved: try again")
+        assert said == f"{ticket_id} to P1: the database cannot be reached, nothing was changed. Try again in a moment."
         assert app.model.state.tickets[ticket_id].priority is Priority.P3
         # Sent again once the database is back: applied, and the board shows it.
         assert isinstance(await app.session.send_command(change, f"{ticket_id} to P1", [ticket_id]), Ack)
         await until(pilot, lambda: app.model.state.tickets[ticket_id].priority is Priority.P1)
     # The operator's log says it in its own lines, not with the database driver's tracebacks.
     await a.logged("the database is back")
+    await a.logged("revoked tokens can be read again")
     assert "Traceback" not in a.stderr(), a.stderr()
+    assert a.stderr().count("cannot read revoked tokens") == 1, "said once, not every second"
 
 
 async def test_a_client_from_a_node_further_ahead_resumes_with_the_events_it_missed_not_a_snapshot(
