@@ -160,6 +160,12 @@ async def test_control_characters_never_reach_a_board(server: ServerProcess, dis
     assert ticket["client"] == "Acme Corp" and ticket["site"] == "HQ 2"
     for text in (ticket["title"], ticket["client"], ticket["site"]):
         assert all(ch >= " " and not ("\x7f" <= ch <= "\x9f") for ch in text)
+    # A plan's reason lands in the assignment event each board shows.
+    await dispatcher.ok(tech_frame("alice"))
+    move = {"ticket_id": ticket["id"], "tech_id": "alice", "expected_version": 1, "reason": "load\u001b[2J\u0000 off"}
+    applied = await dispatcher.ok({"type": "apply_plan", "moves": [move]})
+    event = await dispatcher.until_event(lambda e: e["seq"] == applied["seq"])
+    assert event["reason"] == "rebalance: load[2J off", event
 
 
 async def test_a_resent_command_id_returns_the_original_ack_and_changes_nothing(
