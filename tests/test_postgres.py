@@ -35,6 +35,7 @@ from server.storage import MIGRATIONS, TABLES, CommandRecord, Storage, StorageEr
 from tests.inprocess import ManualClock
 from tests.support import EmbeddedPostgres, ServerProcess, Session, tech_frame, ticket_frame, timeout
 from tests.test_decisions import QUERIES, RECORDS
+from tests.test_operator import TOKEN_MISTAKES
 
 Capture = pytest.CaptureFixture[str]
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -380,6 +381,15 @@ def test_reading_an_empty_postgres_database_is_refused_and_creates_nothing(
     assert "no dispatch database" in one_line(code, err), "the first refusal made tables"
 
 
+def test_token_mistakes_are_one_line_and_a_name_is_taken_once(postgres_url: str, capsys: Capture) -> None:
+    for args, message in TOKEN_MISTAKES:
+        assert message in one_line(*cli(capsys, "--db", postgres_url, *args)[::2]), args
+    code, _, err = cli(capsys, "--db", postgres_url, "token", "create", "--role", "viewer", "--name", "wall")
+    assert code == 0, err
+    code, _, err = cli(capsys, "--db", postgres_url, "token", "create", "--role", "viewer", "--name", "wall")
+    assert "already exists" in one_line(code, err)
+
+
 def test_serve_that_cannot_reach_postgres_exits_2_with_one_line(tmp_path: Path) -> None:
     server = ServerProcess(db=tmp_path / "unused.db", workdir=tmp_path, database="postgresql://postgres@127.0.0.1:1/d")
     with pytest.raises(RuntimeError, match="server did not start"):
@@ -444,9 +454,16 @@ async def test_serve_on_postgres_takes_commands_keeps_everything_across_a_restar
         decisions = [json.loads(line) for line in out.splitlines()]
         assert code == 0 and [(d["ticket"], d["to"], d["actor"]) for d in decisions] == [("T-000001", "alice", "ana")]
         assert [json.loads(line) for line in exported.read_text().splitlines()] == decisions  # once, restart or not
-        code, out, _ = await command("report")
+        code, out, _ = await command("decisions", "--since", "1h", "--ticket", "T-000001", "--technician", "alice")
+        assert code == 0 and "T-000001" in out and "alice" in out, out
+        code, out, _ = await command("decisions", "--technician", "bob")
+        assert code == 0 and "T-000001" not in out, out
+        code, out, _ = await command("report", "--since", "1h", "--out", str(tmp_path / "html"))
         assert code == 0 and "After-action report" in out
         assert "created in window" in out and "3" in next(line for line in out.splitlines() if "created in" in line)
+        assert "<svg" in (tmp_path / "html" / "report.html").read_text()
+        code, out, err = await command("report", "--incident", "INC-7")
+        assert "no tickets belong to incident INC-7" in one_line(code, err) and out == ""
         code, out, _ = await command("stats", "--server", server.url)
         stats = {line[:13].strip(): line[14:] for line in out.splitlines()}
         assert code == 0, stats

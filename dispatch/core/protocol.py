@@ -278,7 +278,7 @@ class PlanMove(_Frame):
     tech_id: Identifier
     expected_version: Version
     from_tech: Identifier | None = None
-    reason: Annotated[str, Field(max_length=300)] = ""
+    reason: ReasonText = ""
 
 
 class ApplyPlan(_Command):
