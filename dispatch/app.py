@@ -126,8 +126,9 @@ class DispatchApp(App[None]):
     def _board_ready(self, message: BoardScreen.Ready) -> None:
         board = self._board = message.board
         # The board drew itself from the session on mount; catch up on what was applied or what the
-        # link did between that and this message (which tickets changed meanwhile is not kept: all).
-        board.refresh_board(None)
+        # link did between that and this message (which tickets changed meanwhile is not kept: if any
+        # did, everything is drawn again).
+        board.refresh_board(set() if board.drawn_seq == self.model.state.seq else None)
         board.show_link(self.session.link_state)
         if self._burst_for_board is not None:
             board.show_burst(self._burst_for_board)
@@ -147,6 +148,10 @@ class DispatchApp(App[None]):
         if not self._inbox:
             return
         frames, self._inbox = self._inbox, []
+        if not self._froze_gc and any(isinstance(frame, Snapshot) for frame in frames):
+            # The decoded snapshot (thousands of tickets) goes out of the collector's way before it is
+            # indexed: otherwise the collector scans it again and again while the board is built.
+            gc.freeze()
         batch = self.model.apply_batch(frames, self.session.now())
         if batch.gap:
             # Something was lost between us and the server: reconnect, and the server then sends

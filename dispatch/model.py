@@ -67,6 +67,10 @@ TIRED_HOURS = 9.0
 OVERTIME_AFTER = timedelta(minutes=1)
 
 
+Entry = tuple[datetime, str]
+"""A ticket in a sorted index: (an instant, its id)."""
+
+
 class Applied(Enum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"  # already had it (a resume overlapping what we held)
@@ -199,37 +203,59 @@ class BoardModel:
         self._called_in = {}
         self.arrivals = sorted(t.created_at for t in snapshot.tickets)
         self.calendars = {c.name: Calendar.from_hours(c) for c in snapshot.calendars}
-        self._lanes = {p: SortedList() for p in Priority}
-        self._dues = SortedList()
-        self._warnings = SortedList()
+        # Sorted once rather than ticket by ticket: the snapshot stands between a board and its first paint.
+        lanes: dict[Priority, list[Entry]] = {p: [] for p in Priority}
+        dues: list[Entry] = []
+        warnings: list[Entry] = []
         self._paused = {}
         self._load = Counter()
         for ticket in snapshot.tickets:
-            self._index(ticket, +1)
+            if ticket.status not in OPEN_STATUSES:
+                continue
+            lane, due, warning = self._entries(ticket)
+            lanes[ticket.priority].append(lane)
+            if due is None or warning is None:
+                self._paused[ticket.id] = ticket
+            else:
+                dues.append(due)
+                warnings.append(warning)
+            if ticket.assignee is not None:
+                self._load[ticket.assignee] += 1
+        self._lanes = {priority: SortedList(entries) for priority, entries in lanes.items()}
+        self._dues = SortedList(dues)
+        self._warnings = SortedList(warnings)
         self.touched = set(Priority)
         self.has_snapshot = True
+
+    @staticmethod
+    def _entries(ticket: Ticket) -> tuple[Entry, Entry | None, Entry | None]:
+        """An open ticket's entries: in its lane, and by due and warning instant; a ticket whose clock
+        stands on hold has neither of the last two (it is read at its pause)."""
+        _, due, warn = warning_at(ticket)
+        if ticket.paused_at is not None:
+            return (due, ticket.id), None, None
+        return (due, ticket.id), (due, ticket.id), (warn, ticket.id)
 
     def _index(self, ticket: Ticket, sign: int) -> None:
         """Add (+1) or remove (-1) a ticket from the lane index and the load counts."""
         if ticket.status not in OPEN_STATUSES:
             return
-        _, due, warn = warning_at(ticket)
+        lane, due, warning = self._entries(ticket)
         entries = self._lanes[ticket.priority]
         if sign > 0:
-            entries.add((due, ticket.id))
-        else:
-            entries.discard((due, ticket.id))
-        if ticket.paused_at is not None:
-            if sign > 0:
+            entries.add(lane)
+            if due is None or warning is None:
                 self._paused[ticket.id] = ticket
             else:
-                self._paused.pop(ticket.id, None)
-        elif sign > 0:
-            self._dues.add((due, ticket.id))
-            self._warnings.add((warn, ticket.id))
+                self._dues.add(due)
+                self._warnings.add(warning)
         else:
-            self._dues.discard((due, ticket.id))
-            self._warnings.discard((warn, ticket.id))
+            entries.discard(lane)
+            if due is None or warning is None:
+                self._paused.pop(ticket.id, None)
+            else:
+                self._dues.discard(due)
+                self._warnings.discard(warning)
         if ticket.assignee is not None:
             self._load[ticket.assignee] += sign
         self.touched.add(ticket.priority)
@@ -518,6 +544,12 @@ def forecast_words(answer: ForecastAnswer, *, compact: bool = False) -> str:
     if answer.short:
         words += " · short " + ", ".join(f"{s.technicians} {s.skill}" for s in answer.short)
     return words
+
+
+def lane_order(ticket: Ticket) -> tuple[datetime, str]:
+    """Where an open ticket stands in its lane: by due time (which is by time left, without changing
+    as the clock runs), then id."""
+    return warning_at(ticket)[1], ticket.id
 
 
 def matcher(query: str) -> Callable[[Ticket], bool]:

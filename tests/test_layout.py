@@ -5,12 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from rich.segment import Segment
+from textual.app import App, ComposeResult
 
 from dispatch.core.models import Priority, Technician, TechStatus, Ticket, TicketStatus
 from dispatch.widgets.columns import Column, cut_words, fit_columns, merge_columns
 from dispatch.widgets.key_bar import Key, fitting_keys
 from dispatch.widgets.lane import MIN_TITLE, SLA, LaneWidths, lane_columns
 from dispatch.widgets.lane_stack import lane_heights
+from dispatch.widgets.row_list import RowList
 from dispatch.widgets.technician_panel import panel_columns, team_summary
 
 # A lane's columns, most important first: the id and the countdown always, then who, the title (which
@@ -239,3 +242,49 @@ def test_the_folded_panel_says_who_is_free_busy_and_off() -> None:
     ]
     assert team_summary(team, {"bob": 1}) == "5 techs: 1 free · 2 busy · 2 off"
     assert team_summary(team[:1], {}) == "1 tech: 1 free · 0 busy · 0 off"
+
+
+class Words(RowList[str]):
+    """The list base with words for rows: a row's look is its word."""
+
+    def row_key(self, row: str) -> str:
+        return row.split(":")[0]
+
+    def row_signature(self, row: str) -> str:
+        return row
+
+    def render_row(self, row: str, width: int, selected: bool) -> list[Segment]:
+        return [Segment(("> " if selected else "  ") + row)]
+
+
+async def test_a_list_repainting_only_what_changed_shows_what_a_full_repaint_shows() -> None:
+    # A flush repaints only the lines whose row or look changed, and a scrollbar whose thumb does not
+    # move is not repainted: after every change the screen must be what repainting it all would show.
+    class Screenful(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Words()
+
+    app = Screenful()
+    async with app.run_test(size=(30, 8)) as pilot:
+        words = app.query_one(Words)
+        words.focus()
+
+        async def shows(rows: list[str], cursor_moves: int = 0) -> None:
+            words.set_rows(rows)
+            for _ in range(abs(cursor_moves)):
+                await pilot.press("down" if cursor_moves > 0 else "up")
+            await pilot.pause()
+            partial = app.export_screenshot()
+            words.refresh()
+            words.vertical_scrollbar.refresh()
+            await pilot.pause()
+            assert partial == app.export_screenshot()
+
+        rows = [f"r{n}" for n in range(400)]
+        await shows(rows)
+        await shows(rows[:3] + ["new"] + rows[3:])  # one slid in above the cursor: the rows below move
+        await shows(rows[:3] + ["new"] + rows[3:-1], cursor_moves=2)  # one off screen left: nothing moves
+        await shows([f"r{n}:changed" if n == 2 else f"r{n}" for n in range(399)])  # a row's look changed
+        await shows(rows[:5], cursor_moves=-1)  # the scrollbar goes
+        await shows(rows * 1 + [f"s{n}" for n in range(40)], cursor_moves=9)  # it comes back; scrolled
+        await shows(rows[:40] + [f"s{n}" for n in range(40)])  # at a scroll, fewer rows: the thumb moves

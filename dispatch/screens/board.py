@@ -133,6 +133,9 @@ class BoardScreen(Screen[None]):
         self._prompted: set[str] = set()
         self._callout_prompt: CalloutPrompt | None = None
         self._overlay: TechniciansScreen | None = None  # the panel over the board (T), while open
+        self._lanes: list[Lane] = []
+        self.drawn_seq = -1
+        """The model's seq when the board was last drawn from it."""
 
     def compose(self) -> ComposeResult:
         session = self.session
@@ -179,7 +182,10 @@ class BoardScreen(Screen[None]):
 
     @property
     def lanes(self) -> list[Lane]:
-        return list(self.query(Lane))
+        # Composed once and never replaced; a query per call showed in every flush.
+        if not self._lanes:
+            self._lanes = list(self.query(Lane))
+        return self._lanes
 
     # --- keeping up with the model -------------------------------------------------------------------
 
@@ -188,6 +194,7 @@ class BoardScreen(Screen[None]):
         a new filter). Only the lanes the batch touched are rebuilt."""
         model = self.session.model
         touched, model.touched = model.touched, set()
+        self.drawn_seq = model.state.seq
         for lane in self.lanes:
             if changed is not None and lane.priority is not None and lane.priority not in touched:
                 continue

@@ -96,13 +96,19 @@ def cut_words(text: str, width: int) -> str:
     return kept + ELLIPSIS
 
 
+def cells(value: str, cap: int) -> int:
+    """Cells `value` needs, at most `cap`."""
+    # Most names are ASCII, one cell a character: len() is far cheaper than measuring cells, and a
+    # board measures every ticket it holds when a snapshot comes.
+    size = len(value) if value.isascii() else cell_len(value)
+    return size if size < cap else cap
+
+
 def content_width(values: Iterable[str], cap: int, floor: int = 0) -> int:
     """Cells the longest of `values` needs, at least `floor`, at most `cap`."""
     longest = floor
     for value in values:
-        # Most names are ASCII, one cell a character: len() is far cheaper than measuring cells, and a
-        # lane asks this over every ticket it holds each time its rows change.
-        size = len(value) if value.isascii() else cell_len(value)
+        size = cells(value, cap)
         if size > longest:
             longest = size
             if longest >= cap:

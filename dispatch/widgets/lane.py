@@ -9,6 +9,7 @@ instants (`BoardModel.clock`, `BoardModel.lane`).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from datetime import datetime
@@ -20,10 +21,10 @@ from rich.style import Style
 from textual.geometry import Region
 
 from dispatch.core.durations import format_age, format_left
-from dispatch.core.models import PRIORITY_LABELS, Priority, Ticket, TicketStatus
+from dispatch.core.models import OPEN_STATUSES, PRIORITY_LABELS, Priority, Ticket, TicketStatus
 from dispatch.core.sla import SlaReading, SlaState
-from dispatch.model import BoardModel, opens_label
-from dispatch.widgets.columns import Column, content_width, cut_words, fit_columns
+from dispatch.model import BoardModel, lane_order, opens_label
+from dispatch.widgets.columns import Column, cells, cut_words, fit_columns
 from dispatch.widgets.row_list import RowList, pad
 
 # After the assignee: started, or waiting on something.
@@ -63,9 +64,9 @@ def lane_columns(tickets: Sequence[Ticket], own_lane: bool) -> tuple[Column, ...
     return widths.columns()
 
 
-# What a ticket asks of each column, in cells, capped: id, assignee, title, client (and its first
+# What a ticket asks of each column (`LaneWidths.measure`): id, assignee, title, client (and its first
 # word), site (and its first word), incident.
-_CAPS = (12, ASSIGNEE_CAP, READABLE_TITLE, CLIENT_CAP, CLIENT_CAP - 1, SITE_CAP, SITE_CAP - 1, INCIDENT_CAP)
+_MEASURED = 8
 
 
 class LaneWidths:
@@ -79,13 +80,14 @@ class LaneWidths:
     def __init__(self, own_lane: bool) -> None:
         self.own_lane = own_lane
         self._asks: dict[str, tuple[int, ...]] = {}
-        self._counts: list[Counter[int]] = [Counter() for _ in _CAPS]
+        self._counts: list[Counter[int]] = [Counter() for _ in range(_MEASURED)]
 
     def measure(self, ticket: Ticket) -> tuple[int, ...]:
-        client_first, site_first = ticket.client.partition(" ")[0], ticket.site.partition(" ")[0]
-        values = (ticket.id, assignee_words(ticket, self.own_lane), title_words(ticket, self.own_lane),
-                  ticket.client, client_first, ticket.site, site_first, ticket.incident_id or "")  # fmt: skip
-        return tuple(content_width((value,), cap) for value, cap in zip(values, _CAPS, strict=True))
+        client, site, own_lane = ticket.client, ticket.site, self.own_lane
+        return (cells(ticket.id, 12), cells(assignee_words(ticket, own_lane), ASSIGNEE_CAP),
+                cells(title_words(ticket, own_lane), READABLE_TITLE), cells(client, CLIENT_CAP),
+                cells(client.partition(" ")[0], CLIENT_CAP - 1), cells(site, SITE_CAP),
+                cells(site.partition(" ")[0], SITE_CAP - 1), cells(ticket.incident_id or "", INCIDENT_CAP))  # fmt: skip
 
     def put(self, ticket: Ticket) -> None:
         """The lane holds `ticket` (new, or changed: measured again)."""
@@ -192,10 +194,9 @@ class Lane(RowList[Ticket]):
             for ticket in rows:
                 self._widths.put(ticket)
         elif changed:
-            held = set(self._keys)
             tickets = self.model.state.tickets
             for ticket_id in changed:
-                if ticket_id in held:
+                if self.position(ticket_id) is not None:
                     self._widths.put(tickets[ticket_id])
                 else:
                     self._widths.drop(ticket_id)
@@ -235,6 +236,15 @@ class Lane(RowList[Ticket]):
         self.refresh(Region(-offset.x, -offset.y, self.outer_size.width, 1))
 
     # --- RowList -------------------------------------------------------------------------------------
+
+    def position(self, key: Hashable) -> int | None:
+        # The rows are in lane order (`lane_order`, filtered or not): where the ticket as it is now
+        # would stand is a bisection, not a look through thousands of rows on every flush.
+        ticket = self.model.state.tickets.get(key) if isinstance(key, str) else None
+        if ticket is None or ticket.status not in OPEN_STATUSES:
+            return None
+        index = bisect_left(self.rows, lane_order(ticket), key=lane_order)
+        return index if index < len(self.rows) and self.rows[index].id == key else None
 
     def row_key(self, row: Ticket) -> Hashable:
         return row.id

@@ -20,6 +20,7 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
+from textual.scrollbar import ScrollBar
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -55,7 +56,6 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.rows: Sequence[Row] = ()
-        self._keys: list[Hashable] = []
         self._strips: dict[Hashable, tuple[Hashable, Strip]] = {}
         self._style_cache: dict[str, Style] = {}
         # What each line on screen was last drawn with (row key and look), so that a change repaints
@@ -91,6 +91,11 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
     def render_row(self, row: Row, width: int, selected: bool) -> list[Segment]:
         raise NotImplementedError
 
+    def position(self, key: Hashable) -> int | None:
+        """Where the row with this key is now, if it is here. A list that knows its order finds it
+        faster than this look through every row."""
+        return next((index for index, row in enumerate(self.rows) if self.row_key(row) == key), None)
+
     # --- rows ----------------------------------------------------------------------------------------
 
     @property
@@ -103,16 +108,16 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
         current = self.current
         current_key = self.row_key(current) if current is not None else None
         self.rows = rows
-        self._keys = [self.row_key(r) for r in rows]
-        if follow and current_key is not None and current_key in self._keys:
-            self.set_reactive(RowList.cursor, self._keys.index(current_key))
+        found = self.position(current_key) if follow and current_key is not None else None
+        if found is not None:
+            self.set_reactive(RowList.cursor, found)
         else:
             self.set_reactive(RowList.cursor, min(self.cursor, max(len(rows) - 1, 0)))
         if self.virtual_size.height != len(rows):
             self._resize_rows(len(rows))
         # Keep the strip cache bounded to rows that exist.
         if len(self._strips) > 2 * len(rows) + 64:
-            live = set(self._keys)
+            live = {self.row_key(row) for row in rows}
             self._strips = {k: v for k, v in self._strips.items() if k in live}
         self.refresh_changed()
         self.post_message(self.Highlighted(self))  # type: ignore[arg-type]
@@ -127,6 +132,19 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
             self.virtual_size = size
             return
         self.set_reactive(Widget.virtual_size, size)
+        bar = self._vertical_scrollbar
+        if (
+            bar is not None
+            and self.show_vertical_scrollbar
+            and count > self.container_size.height
+            and self.validate_scroll_y(self.scroll_y) == self.scroll_y
+            and _thumb(bar, bar.window_virtual_size) == _thumb(bar, count)
+        ):
+            # Nor does the scrollbar move, most of the time, for a row more or less among thousands:
+            # then it is not repainted (a repainted scrollbar recomposes every line it spans, across
+            # the lanes and the panel). It is told the new size all the same, for when it next draws.
+            bar.set_reactive(ScrollBar.window_virtual_size, count)
+            return
         self._scroll_update(size)
 
     def refresh_changed(self) -> None:
@@ -140,7 +158,7 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
             index = top + y
             if index < len(self.rows):
                 row = self.rows[index]
-                now = (self._keys[index], (self.row_signature(row), width, index == self.cursor and focused))
+                now = (self.row_key(row), (self.row_signature(row), width, index == self.cursor and focused))
             else:
                 now = None
             if y not in self._drawn or self._drawn[y] != now:
@@ -168,7 +186,7 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
         row = self.rows[index]
         selected = index == self.cursor and self.has_focus
         signature = (self.row_signature(row), width, selected)
-        key = self._keys[index]
+        key = self.row_key(row)
         self._drawn[y] = (key, signature)
         cached = self._strips.get(key)
         if cached is not None and cached[0] == signature:
@@ -222,3 +240,11 @@ def pad(text: str, width: int, style: Style) -> Segment:
     if cell_len(text) > width:
         text = set_cell_size(text, width - 1) + "…"
     return Segment(set_cell_size(text, width), style)
+
+
+def _thumb(bar: ScrollBar, rows: int) -> list[Segment]:
+    """How `bar` draws its thumb over `rows` rows (as its renderer does; colours aside)."""
+    window = bar.window_size if bar.window_size < rows else 0
+    drawn = bar.renderer.render_bar(size=bar.size.height, virtual_size=rows, window_size=window,
+                                    position=bar.position, thickness=bar.thickness)  # fmt: skip
+    return list(drawn.segments)
