@@ -161,7 +161,7 @@ async def one_run(url: str, send_secret: str, view_secret: str, total: int, serv
     per_sender = total // SENDERS
     expected = per_sender * SENDERS
     watchers = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--viewers", url, view_secret, str(expected), stdout=asyncio.subprocess.PIPE
+        sys.executable, __file__, "--viewers", json.dumps([url, view_secret, expected]), stdout=asyncio.subprocess.PIPE
     )
     # Let all viewers finish their handshake before the burst starts.
     probe = await hello(url, view_secret)
@@ -171,8 +171,8 @@ async def one_run(url: str, send_secret: str, view_secret: str, total: int, serv
     each = SENDERS // SENDER_PROCESSES
     senders = [
         await asyncio.create_subprocess_exec(
-            sys.executable, __file__, "--senders", url, send_secret, str(n * each), str(each), str(per_sender),
-            str(rate), stdout=asyncio.subprocess.PIPE,
+            sys.executable, __file__, "--senders", json.dumps([url, send_secret, n * each, each, per_sender, rate]),
+            stdout=asyncio.subprocess.PIPE,
         )
         for n in range(SENDER_PROCESSES)
     ]  # fmt: skip
@@ -200,23 +200,22 @@ def main() -> None:
     parser.add_argument("--serve", default="", metavar="OPTIONS", help="more `serve` options, one string")
     parser.add_argument("--steady-rate", type=float, default=200.0, help="commands a second, the steady row")
     parser.add_argument("--steady-seconds", type=float, default=10.0)
-    parser.add_argument("--viewers", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument(
         "--db", choices=("sqlite", "postgresql"), default="sqlite",
         help="postgresql: SQLite, PostgreSQL with one node and with two, side by side (bench/nodes.py)",
     )  # fmt: skip
-    parser.add_argument("--senders", nargs=6, help=argparse.SUPPRESS)
+    # A child's arguments, as one JSON list: a token may begin with "-", which argparse takes for an option.
+    parser.add_argument("--viewers", help=argparse.SUPPRESS)
+    parser.add_argument("--senders", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.db == "postgresql":
         nodes = Path(__file__).with_name("nodes.py")
         os.execv(sys.executable, [sys.executable, str(nodes), "--tickets", str(args.tickets), "--runs", str(args.runs)])
     if args.viewers:
-        url, secret, expected = args.viewers
-        asyncio.run(viewers_main(url, secret, int(expected)))
+        asyncio.run(viewers_main(*json.loads(args.viewers)))
         return
     if args.senders:
-        url, secret, first, senders, per_sender, rate = args.senders
-        asyncio.run(senders_main(url, secret, int(first), int(senders), int(per_sender), float(rate)))
+        asyncio.run(senders_main(*json.loads(args.senders)))
         return
 
     steady = int(args.steady_rate * args.steady_seconds)

@@ -15,7 +15,17 @@ from datetime import datetime, timedelta
 
 from sortedcontainers import SortedList
 
-from dispatch.core.models import Callout, CalloutStatus, Incident, Priority, Role, Technician, TechStatus, Ticket
+from dispatch.core.models import (
+    Callout,
+    CalloutStatus,
+    Incident,
+    Priority,
+    Role,
+    Technician,
+    TechStatus,
+    Ticket,
+    TicketStatus,
+)
 from dispatch.core.protocol import CalloutEvent, Event, IncidentEvent, SlaEvent, TechnicianEvent, TicketEvent
 from dispatch.core.roster import WorkLog
 from dispatch.core.sla import warning_at
@@ -92,6 +102,8 @@ class Holdings:
 
     load: Counter[str] = field(default_factory=Counter)
     incident_holders: dict[str, Counter[str]] = field(default_factory=dict)
+    # New tickets nobody holds: the queue auto-assign and call-outs look at.
+    queued: set[str] = field(default_factory=set)
 
     @classmethod
     def count(cls, tickets: Iterable[Ticket]) -> Holdings:
@@ -102,8 +114,14 @@ class Holdings:
         return holdings
 
     def change(self, ticket: Ticket, sign: int) -> None:
-        """Count `ticket` in (+1) or out (-1): an open, assigned ticket holds; any other holds nothing."""
+        """Count `ticket` in (+1) or out (-1): an open, assigned ticket holds; a new one nobody holds is
+        queued; any other counts for nothing."""
         tech_id = ticket.assignee
+        if tech_id is None and ticket.status is TicketStatus.NEW:
+            if sign > 0:
+                self.queued.add(ticket.id)
+            else:
+                self.queued.discard(ticket.id)
         if tech_id is None or not ticket.is_open:
             return
         _bump(self.load, tech_id, sign)
