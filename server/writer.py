@@ -50,7 +50,17 @@ from server.limits import TakeTurns
 from server.settings import ServerSettings
 from server.storage import BatchWrites, CommandRecord, Storage, StorageUnavailable
 
-__all__ = ["CATCH_UP", "MAX_BATCH", "CatchUp", "Committed", "Sender", "Watcher", "Writer"]
+__all__ = [
+    "CATCH_UP",
+    "CLOSE_TRY_AGAIN_LATER",
+    "MAX_BATCH",
+    "UNAVAILABLE_REASON",
+    "CatchUp",
+    "Committed",
+    "Sender",
+    "Watcher",
+    "Writer",
+]
 
 log = logging.getLogger("dispatch.server")
 
@@ -61,6 +71,10 @@ MAX_BATCH = 2_000
 # Chosen with bench/fairness.py (one connection keeping 256 in flight): at 16 a neighbour's round trip is
 # ~4x its quiet one at the median (at 64, ~13x) while the flood still gets ~3,000 commands/s through.
 PER_CONNECTION_BATCH = 16
+# The database (PostgreSQL) cannot be reached: connections are closed (or turned away) with this, to
+# come back later or to try another node; they resume with last_seq and miss nothing.
+CLOSE_TRY_AGAIN_LATER = CLOSE_TOO_SLOW  # 1013 "try again later", as for a slow client
+UNAVAILABLE_REASON = "the database cannot be reached: try again later"
 
 
 class CatchUp:
@@ -270,6 +284,10 @@ class Writer:
         if self._unavailable_since is None:
             self._unavailable_since = self.settings.clock()
             log.error("cannot store: %s; refusing commands until it is back", exc)
+            # A board left open would go on saying "connected" through the outage: closed with the reason
+            # (after this batch's answers, already queued on its socket), it says why and comes back.
+            for client in list(self.fanout.clients):
+                self.fanout.drop(client, CLOSE_TRY_AGAIN_LATER, UNAVAILABLE_REASON)
         message = "the database cannot be reached: not applied; resend it (same command_id) in a moment"
         outcomes = []
         for item in batch:
