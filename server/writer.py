@@ -284,10 +284,6 @@ class Writer:
         if self._unavailable_since is None:
             self._unavailable_since = self.settings.clock()
             log.error("cannot store: %s; refusing commands until it is back", exc)
-            # A board left open would go on saying "connected" through the outage: closed with the reason
-            # (after this batch's answers, already queued on its socket), it says why and comes back.
-            for client in list(self.fanout.clients):
-                self.fanout.drop(client, CLOSE_TRY_AGAIN_LATER, UNAVAILABLE_REASON)
         message = "the database cannot be reached: not applied; resend it (same command_id) in a moment"
         outcomes = []
         for item in batch:
@@ -295,6 +291,11 @@ class Writer:
                 frame = Error(command_id=item.command.command_id, code=ErrorCode.UNAVAILABLE, message=message)
                 item.sender.answered(frame.model_dump_json())
                 outcomes.append((item.command.type, ErrorCode.UNAVAILABLE.value))
+        # A board left open would go on saying "connected" through the outage: closed with the reason
+        # (after the answers above, already on its socket), it says why and comes back. At every
+        # refusal, not only the first: one that got in while the database flickered back is told too.
+        for client in list(self.fanout.clients):
+            self.fanout.drop(client, CLOSE_TRY_AGAIN_LATER, UNAVAILABLE_REASON)
         committed = Committed([], outcomes, seconds)
         for watcher in self.watchers:
             watcher(committed)
