@@ -62,6 +62,9 @@ class LinkState:
     connected: bool
     attempt: int = 0  # reconnect attempt number while not connected
     detail: str = ""
+    # Why the server closed the connection, in its own words ("the database cannot be reached: try again
+    # later"), "" when it gave none or was not reached.
+    reason: str = ""
     # The server we are on (its `welcome.node`), when several addresses were given: "" with one.
     node: str = ""
 
@@ -132,6 +135,7 @@ class ServerLink:
         failures: dict[str, str] = {}
         while True:
             url = self.urls[self._next]
+            reason = ""
             try:
                 async with connect(
                     url,
@@ -158,11 +162,12 @@ class ServerLink:
                     # The loop ends quietly on a clean close (1000, 1001: the server restarts).
                     if ws.close_code == CLOSE_BAD_TOKEN:
                         raise AccessRefused(ws.close_reason or "bad or missing token")
-                    detail = _closed(ws.close_code, ws.close_reason)
+                    detail, reason = _closed(ws.close_code, ws.close_reason), ws.close_reason or ""
             except ConnectionClosed as closed:
                 if closed.rcvd is not None and closed.rcvd.code == CLOSE_BAD_TOKEN:
                     raise AccessRefused(closed.rcvd.reason or "bad or missing token") from None
                 detail = _closed(closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else "connection lost"
+                reason = closed.rcvd.reason if closed.rcvd else ""
             except (OSError, InvalidHandshake, TimeoutError) as exc:
                 detail = _describe(exc)
             except InvalidURI:
@@ -175,7 +180,7 @@ class ServerLink:
                 failures[url] = detail
                 detail = "\n".join(f"{each}: {failures[each]}" for each in self.urls if each in failures)
             attempt += 1
-            on_state(LinkState(connected=False, attempt=attempt, detail=detail))
+            on_state(LinkState(connected=False, attempt=attempt, detail=detail, reason=reason))
             await asyncio.sleep(self.backoff(attempt))
 
     async def send(self, frame: BaseModel | dict[str, Any]) -> bool:

@@ -20,7 +20,6 @@ from dispatch.core.protocol import (
     CLOSE_BAD_TOKEN,
     CLOSE_RATE_LIMITED,
     CLOSE_TOO_MANY_CONNECTIONS,
-    CLOSE_TOO_SLOW,
     HELLO_TIMEOUT_S,
     PROTOCOL_VERSION,
     Error,
@@ -38,7 +37,7 @@ from server.fanout import Client, Fanout, close_bounded, event_frame
 from server.limits import CommandAllowance
 from server.settings import ServerSettings
 from server.storage import Storage, StorageUnavailable, TokenRecord
-from server.writer import Writer
+from server.writer import CLOSE_TRY_AGAIN_LATER, UNAVAILABLE_REASON, Writer
 
 __all__ = ["Connections"]
 
@@ -51,10 +50,6 @@ RECENTLY_CLOSED = timedelta(hours=24)
 REVOCATION_POLL_S = 1.0
 # How long a client from another node waits for this one to catch up with it before it gets a snapshot.
 CATCH_UP_WAIT_S = 1.0
-# The database (PostgreSQL) cannot be reached: a connection is turned away with this, to retry (or to
-# try another node).
-CLOSE_TRY_AGAIN_LATER = CLOSE_TOO_SLOW  # 1013 "try again later", as for a slow client
-UNAVAILABLE_REASON = "the database cannot be reached: try again later"
 
 
 class Connections:

@@ -50,7 +50,17 @@ from server.limits import TakeTurns
 from server.settings import ServerSettings
 from server.storage import BatchWrites, CommandRecord, Storage, StorageUnavailable
 
-__all__ = ["CATCH_UP", "MAX_BATCH", "CatchUp", "Committed", "Sender", "Watcher", "Writer"]
+__all__ = [
+    "CATCH_UP",
+    "CLOSE_TRY_AGAIN_LATER",
+    "MAX_BATCH",
+    "UNAVAILABLE_REASON",
+    "CatchUp",
+    "Committed",
+    "Sender",
+    "Watcher",
+    "Writer",
+]
 
 log = logging.getLogger("dispatch.server")
 
@@ -61,6 +71,10 @@ MAX_BATCH = 2_000
 # Chosen with bench/fairness.py (one connection keeping 256 in flight): at 16 a neighbour's round trip is
 # ~4x its quiet one at the median (at 64, ~13x) while the flood still gets ~3,000 commands/s through.
 PER_CONNECTION_BATCH = 16
+# The database (PostgreSQL) cannot be reached: connections are closed (or turned away) with this, to
+# come back later or to try another node; they resume with last_seq and miss nothing.
+CLOSE_TRY_AGAIN_LATER = CLOSE_TOO_SLOW  # 1013 "try again later", as for a slow client
+UNAVAILABLE_REASON = "the database cannot be reached: try again later"
 
 
 class CatchUp:
@@ -277,6 +291,11 @@ class Writer:
                 frame = Error(command_id=item.command.command_id, code=ErrorCode.UNAVAILABLE, message=message)
                 item.sender.answered(frame.model_dump_json())
                 outcomes.append((item.command.type, ErrorCode.UNAVAILABLE.value))
+        # A board left open would go on saying "connected" through the outage: closed with the reason
+        # (after the answers above, already on its socket), it says why and comes back. At every
+        # refusal, not only the first: one that got in while the database flickered back is told too.
+        for client in list(self.fanout.clients):
+            self.fanout.drop(client, CLOSE_TRY_AGAIN_LATER, UNAVAILABLE_REASON)
         committed = Committed([], outcomes, seconds)
         for watcher in self.watchers:
             watcher(committed)

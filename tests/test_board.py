@@ -332,6 +332,7 @@ async def test_a_server_that_closes_after_hello_never_counts_as_connected_and_th
     assert [state.attempt for state in states[:5]] == [1, 2, 3, 4, 5]
     assert delays_asked[:4] == [1, 2, 3, 4]
     assert "not ready (1011)" in states[0].detail
+    assert states[0].reason == "not ready", "the server's own words, for the board's header"
     # The hello is the protocol's model, resuming from what the board holds.
     assert hellos[0] == Hello(token="secret", last_seq=7)
 

@@ -211,17 +211,37 @@ async def test_when_the_leader_dies_another_node_takes_over_auto_assign_and_noth
 
 
 async def keep_creating(
-    session: Session, prefix: str, count: int, acks: dict[str, dict[str, Any]], refused: asyncio.Event
+    url: str, token: str, prefix: str, count: int, acks: dict[str, dict[str, Any]], refused: asyncio.Event
 ) -> None:
-    """Create `count` tickets one after another, resending one refused as `unavailable` (same id) until
-    it is acked, as a client should."""
+    """Create `count` tickets one after another, resending one refused as `unavailable`, or lost with a
+    connection the node closed, with the same id until it is acked, as a client should."""
+    session: Session | None = None
     for n in range(count):
         frame = {**ticket_frame(f"{prefix} {n}"), "command_id": f"{prefix}-{n}"}
-        while (reply := await session.call(frame))["type"] != "ack":
+        while True:
+            try:
+                session = session or await Session.open(url, token)
+                reply = await session.call(frame)
+            except ConnectionClosed:
+                session = None
+                refused.set()
+                await asyncio.sleep(0.05)
+                continue
+            if reply["type"] == "ack":
+                break
             assert reply["code"] == "unavailable", reply
             refused.set()
             await asyncio.sleep(0.05)
         acks[frame["command_id"]] = reply
+
+
+async def closed_by_server(session: Session) -> tuple[int, str]:
+    """Read on until the server closes the connection: its close code and reason."""
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await session.receive()
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
 
 
 async def test_postgres_restarted_under_load_refuses_then_carries_on_and_loses_nothing_acked(
@@ -231,18 +251,23 @@ async def test_postgres_restarted_under_load_refuses_then_carries_on_and_loses_n
     assert a.process is not None and a.process.stdout is not None
     http_a = a.process.stdout.readline().split()[-1]
     token = await a.token(Role.INTAKE, "monitoring")
-    loaders = [await Session.open(a.url, token), await Session.open(b.url, token)]
-    wall = await Session.open(b.url, await b.token(Role.VIEWER, "wall"))
+    wall_token = await b.token(Role.VIEWER, "wall")
+    wall = await Session.open(b.url, wall_token)
     acks: dict[str, dict[str, Any]] = {}
     refused = asyncio.Event()
     per_loader = 150
-    load = [asyncio.create_task(keep_creating(s, f"n{i}", per_loader, acks, refused)) for i, s in enumerate(loaders)]
+    load = [
+        asyncio.create_task(keep_creating(url, token, f"n{i}", per_loader, acks, refused))
+        for i, url in enumerate((a.url, b.url))
+    ]
     try:
         async with asyncio.timeout(timeout(30)):
             while len(acks) < 50:
                 await asyncio.sleep(0.01)
         postgres.pause()
         await asyncio.wait_for(refused.wait(), timeout(10))
+        # The wall on B is told, not left showing a live board: closed with the reason, to come back.
+        assert await closed_by_server(wall) == (1013, "the database cannot be reached: try again later")
         # A board that connects now is told to come back later (or try another node), not left hanging.
         with pytest.raises(ConnectionClosed) as closed:
             late = await Session.open(a.url, token)
@@ -266,9 +291,11 @@ async def test_postgres_restarted_under_load_refuses_then_carries_on_and_loses_n
         f"n{i} {n}" for i in range(2) for n in range(per_loader)
     ), "every acked command once, none lost, none twice"
     assert replayed == state
-    # The wall on B stayed connected through it all and has every event once, in order.
-    await wall.until_seq(state.seq, timeout=20)
-    assert seqs(wall) == list(range(1, state.seq + 1))
+    # The wall, back on B from where it was, has every event once, in order.
+    back = await Session.open(b.url, wall_token, last_seq=seqs(wall)[-1])
+    assert back.snapshot is None, "resumed with the events it missed"
+    await back.until_seq(state.seq, timeout=20)
+    assert seqs(wall) + seqs(back) == list(range(1, state.seq + 1))
 
 
 # --- a board on several nodes --------------------------------------------------------------------------------
@@ -367,20 +394,32 @@ def test_only_the_leader_does_what_must_run_once_and_a_new_leader_does_not_do_it
     assert "burst_detected" in [e.kind for e in decide_on(forgetful, [], report(4))]
 
 
-async def test_a_board_is_told_when_its_change_cannot_be_saved_and_it_goes_through_once_the_database_is_back(
+async def test_a_board_says_when_the_database_cannot_be_reached_and_carries_on_once_it_is_back(
     node: Node, postgres: EmbeddedPostgres
 ) -> None:
     a = node("a")
-    ana = await Session.open(a.url, await a.token(Role.DISPATCHER, "ana"))
+    ana_token = await a.token(Role.DISPATCHER, "ana")
+    ana = await Session.open(a.url, ana_token)
     script = await a.token(Role.DISPATCHER, "script")
     ticket_id = (await ana.ok(ticket_frame("VPN down", priority="P3")))["ticket_id"]
     app = DispatchApp(a.url, await a.token(Role.DISPATCHER, "dan"))
+    # Retries a fifth of a second apart: the board is back moments after the database, not after a
+    # backoff grown through the outage.
+    app.session.link.backoff = lambda attempt: 0.2
+
+    def header() -> str:
+        return str(app.screen.query_one("#connection", Static).render())
+
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, board_loaded(app, 1))
+        assert "● connected" in header()
         change = SetPriority(command_id="raise-1", ticket_id=ticket_id, priority=Priority.P1)
         postgres.pause()
         try:
             refused = await app.session.send_command(change, f"{ticket_id} to P1", [ticket_id])
+            # Noticed with no command sent too (the SLA clock's look each second): the board does not go
+            # on saying "connected"; its header gives the server's reason while it retries.
+            await until(pilot, lambda: "reconnecting #" in header() and "the database cannot be reached" in header())
             await a.logged("lost this node's database session")
             # A script is told why in one line: the server's reason once, not the close frames both ways.
             listing = await run_cli("ticket", "list", server=a.url, token=script)
@@ -389,14 +428,32 @@ async def test_a_board_is_told_when_its_change_cannot_be_saved_and_it_goes_throu
             await a.logged("cannot read revoked tokens")
         finally:
             postgres.resume()
-        assert isinstance(refused, Error) and refused.code == "unavailable"
-        await until(pilot, lambda: any(n.title == "Not saved: try again" for n in app._notifications))
-        said = next(n.message for n in app._notifications if n.title == "Not saved: try again")
-        assert said == f"{ticket_id} to P1: the database cannot be reached, nothing was changed. Try again in a moment."
+        # The change was refused as `unavailable` (said "Not saved") or, when the node had already closed
+        # the board, never applied (said "Not sent"): which comes first is the clock's second. Either way
+        # nothing changed, and the dispatcher is told to try again.
+        if isinstance(refused, Error):
+            assert refused.code == "unavailable"
+            title = "Not saved: try again"
+            said = f"{ticket_id} to P1: the database cannot be reached, nothing was changed. Try again in a moment."
+        else:
+            assert refused is None
+            title, said = "", f"Not sent: {ticket_id} to P1 (not connected). Try again once reconnected."
+        await until(pilot, lambda: any(n.title == title and n.message == said for n in app._notifications))
         assert app.model.state.tickets[ticket_id].priority is Priority.P3
+        await until(pilot, lambda: "● connected" in header(), timeout=20)
         # Sent again once the database is back: applied, and the board shows it.
         assert isinstance(await app.session.send_command(change, f"{ticket_id} to P1", [ticket_id]), Ack)
         await until(pilot, lambda: app.model.state.tickets[ticket_id].priority is Priority.P1)
+        # Resumed from where it was, nothing missed: the board equals the server after a new ticket.
+        ana = await Session.open(a.url, ana_token)
+        await ana.ok(ticket_frame("Printer jammed"))
+        await until(pilot, board_loaded(app, 2))
+        fresh = await Session.open(a.url, await a.token(Role.VIEWER, "check"))
+        snapshot = fresh.snapshot
+        assert snapshot is not None
+        await until(pilot, lambda: app.model.state.seq == snapshot["seq"])
+        ours = {t.id: t.model_dump(mode="json") for t in app.model.state.tickets.values()}
+        assert ours == {t["id"]: t for t in snapshot["tickets"]}
     # The operator's log says it in its own lines, not with the database driver's tracebacks.
     await a.logged("the database is back")
     await a.logged("revoked tokens can be read again")

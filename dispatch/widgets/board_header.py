@@ -61,6 +61,11 @@ class BoardHeader(Horizontal):
             connection.append("◌ reconnecting", style="bold yellow")
             if self.link.attempt:
                 connection.append(f" #{self.link.attempt}")
+            if self.link.reason:
+                # The server's own words say why and what to do: "the database cannot be reached: try
+                # again later" is not the same outage as a server that is gone. Before the time, which
+                # gives way first in a narrow header.
+                connection.append(f" · {self.link.reason}")
             if self.offline_since is not None:
                 connection.append(
                     f" · offline since {self.offline_since.astimezone().strftime('%H:%M:%S')}", style="bold"
