@@ -31,8 +31,9 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Two workers (pytest-xdist): most tests wait on a server, so two share the CI machine's two cores well.
 test: install lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 bench: install
 	$(BIN)/python bench/ingest.py

@@ -3,6 +3,11 @@ burst across 200 technicians inside the real server's writer (decisions logged, 
 
     .venv/bin/python bench/allocation.py [--runs 5]
 
+Also `suggest` over 500 technicians as the writer answers it, with 500 open tickets and with 50,000,
+side by side: the roster comes from the holdings the state keeps, so the ratio stays near 1 (goal
+<= 1.5x); next to it, what scanning every ticket for the roster cost per suggest before; and one look
+of the SLA clock at both sizes (alerts come from the schedule the state keeps, not a scan).
+
 Baselines from the same run: for ranking, a bare skills-filter-and-sort over the same 500 people (what
 any ranking costs at least); for the burst, the same 1,000 assignments sent as one `bulk_assign` by a
 dispatcher (the cost of writing them, with no deciding).
@@ -26,11 +31,11 @@ sys.path.insert(0, str(ROOT))
 from dispatch.core.allocation import AllocationPolicy, TeamLoad, rank  # noqa: E402
 from dispatch.core.commands import execute  # noqa: E402
 from dispatch.core.contracts import Contracts  # noqa: E402
-from dispatch.core.decide import TICK  # noqa: E402
+from dispatch.core.decide import TICK, Decider, DeciderSettings, Request  # noqa: E402
 from dispatch.core.models import Priority, Role, Technician, TechStatus, Ticket  # noqa: E402
-from dispatch.core.protocol import AddTechnician, BulkAssign, CreateTicket  # noqa: E402
+from dispatch.core.protocol import AddTechnician, Assign, BulkAssign, CreateTicket, Suggest  # noqa: E402
 from dispatch.core.sla import clock_fields  # noqa: E402
-from dispatch.core.state import Actor  # noqa: E402
+from dispatch.core.state import Actor, DispatchState  # noqa: E402
 from server.app import DispatchServer  # noqa: E402
 from server.settings import ServerSettings  # noqa: E402
 from server.storage import Storage  # noqa: E402
@@ -70,6 +75,60 @@ def bench_rank(repeats: int) -> tuple[float, float]:
         fits.sort(key=lambda t: roster.load[t.id])
         floor.append((time.perf_counter() - started) * 1000)
     return statistics.median(ours), statistics.median(floor)
+
+
+def backlog(tickets: int, techs: int) -> Decider:
+    """The writer's pure half over `techs` technicians and `tickets` open tickets, built by the real
+    rules; every fourth of the first 500 is assigned, so both sizes rank over the same loads and differ
+    only by the backlog."""
+    state = DispatchState()
+    actor = Actor("seed", Role.DISPATCHER)
+    team = technicians(techs)
+    for n, t in enumerate(team):
+        execute(state, AddTechnician(type="add_technician", command_id=f"t{n}", tech_id=t.id, name=t.name,
+                                     skills=t.skills, capacity=t.capacity), actor, NOW)  # fmt: skip
+    for n in range(tickets):
+        execute(state, CreateTicket(type="create_ticket", command_id=f"c{n}", title=f"Backlog {n}",
+                                    client=f"Client {n % 30}", priority=Priority(f"P{1 + n % 4}"),
+                                    skills=[SKILLS[n % 6]]), actor, NOW)  # fmt: skip
+        if n % 4 == 0 and n < 500:
+            execute(state, Assign(type="assign", command_id=f"a{n}", ticket_id=f"T-{n + 1:06d}",
+                                  tech_id=team[n % techs].id), actor, NOW)  # fmt: skip
+    return Decider(state, DeciderSettings(burst_threshold=0))
+
+
+def bench_suggest(deciders: list[Decider], repeats: int) -> list[tuple[float, float]]:
+    """Per decider: a `suggest` for one P1 ticket as the writer answers it (roster, fatigue rules,
+    ranking), and what building the roster by scanning every ticket costs (how it was done before the
+    state kept it); medians, the deciders taken in turn so the machine's noise falls on both alike."""
+    actor = Actor("ana", Role.DISPATCHER)
+    ours: list[list[float]] = [[] for _ in deciders]
+    scan: list[list[float]] = [[] for _ in deciders]
+    for n in range(repeats + 20):  # the first 20 warm up
+        for decider, own in zip(deciders, ours, strict=True):
+            request = Request("bench", actor, Suggest(type="suggest", command_id=f"s{n}", ticket_id="T-000001"))
+            started = time.perf_counter()
+            decided = decider.decide([request], {}, NOW)
+            own.append((time.perf_counter() - started) * 1000)
+            assert decided.outcomes == [("suggest", "ok")], decided.outcomes
+    for _ in range(repeats + 20):  # apart: a scan of 50,000 tickets leaves the caches cold for what follows
+        for decider, scanned in zip(deciders, scan, strict=True):
+            started = time.perf_counter()
+            TeamLoad.build(decider.state.technicians, decider.state.tickets.values())
+            scanned.append((time.perf_counter() - started) * 1000)
+    return [(statistics.median(o[20:]), statistics.median(c[20:])) for o, c in zip(ours, scan, strict=True)]
+
+
+def bench_tick(deciders: list[Decider], repeats: int) -> list[float]:
+    """Per decider: one look of the SLA clock (a batch of just the tick: alerts, shifts, call-outs) at a
+    moment when nothing is due, the steady state of a big backlog; medians, taken in turn."""
+    times: list[list[float]] = [[] for _ in deciders]
+    for _ in range(repeats + 20):
+        for decider, own in zip(deciders, times, strict=True):
+            started = time.perf_counter()
+            decider.decide([TICK], {}, NOW)
+            own.append((time.perf_counter() - started) * 1000)
+    return [statistics.median(t[20:]) for t in times]
 
 
 async def seeded(workdir: Path, tickets: int, techs: int) -> Storage:
@@ -139,6 +198,18 @@ def main() -> None:
     print("rank one P1 ticket over 500 technicians (median of 200):")
     print(f"  dispatch rank()                  {ours:7.3f} ms   (target < 2 ms)")
     print(f"  baseline: filter + sort by load  {floor:7.3f} ms   ratio {ours / floor:.1f}x")
+    print("suggest over 500 technicians, as the writer answers it (median of 200; the same 125 tickets assigned):")
+    sizes = [backlog(500, 500), backlog(50_000, 500)]
+    (few, few_scan), (many, many_scan) = bench_suggest(sizes, 200)
+    print(f"  {'':34}{'500 open':>10}{'50,000 open':>13}{'ratio':>8}")
+    print(
+        f"  {'suggest (roster kept by the state)':34}{few:>8.3f}ms{many:>11.3f}ms{many / few:>7.2f}x   (goal <= 1.5x)"
+    )
+    print(f"  {'baseline: roster by scanning tickets':34}{few_scan:>8.3f}ms{many_scan:>11.3f}ms"
+          f"{many_scan / few_scan:>7.2f}x   (the scan alone, per suggest, as before)")  # fmt: skip
+    few_tick, many_tick = bench_tick(sizes, 200)
+    print(f"  {'one look of the SLA clock (a tick)':34}{few_tick:>8.3f}ms{many_tick:>11.3f}ms"
+          f"{many_tick / few_tick:>7.2f}x   (alerts from the kept schedule, not a scan)")  # fmt: skip
     results = [asyncio.run(bench_burst(1000, 200)) for _ in range(args.runs)]
     auto = statistics.median(r[0] for r in results)
     bulk = statistics.median(r[2] for r in results)

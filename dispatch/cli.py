@@ -1,8 +1,8 @@
 """`dispatch`: the board and the scriptable commands around it.
 
     dispatch --version                                          (also the wire protocol version)
-    dispatch board [--server URL] [--token T] [--ca-file PEM]   (also DISPATCH_SERVER, DISPATCH_TOKEN,
-                                                                 DISPATCH_CA_FILE)
+    dispatch board [--server URL[,URL...]] [--token T] [--ca-file PEM]   (also DISPATCH_SERVER,
+                                                                 DISPATCH_TOKEN, DISPATCH_CA_FILE)
     dispatch demo
     dispatch ticket new|list, assign, tech list|status, callout, simulate    (dispatch/scripting.py)
     dispatch import FILE.csv|FILE.json [--dry-run]                  (dispatch/importer.py)
@@ -21,7 +21,7 @@ import os
 import sys
 
 from dispatch import importer, scripting, wallboard
-from dispatch.client import DEFAULT_SERVER, tls_context
+from dispatch.client import DEFAULT_SERVER, server_addresses, tls_context
 from dispatch.core.version import version_line
 
 EXIT_USAGE = 2
@@ -37,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=version_line("dispatch"))
     commands = parser.add_subparsers(dest="command", required=True)
     board = commands.add_parser("board", help="open the board (dispatcher, technician or wallboard by token)")
-    board.add_argument("--server", default=os.environ.get("DISPATCH_SERVER", DEFAULT_SERVER), metavar="URL")
+    board.add_argument(
+        "--server",
+        default=os.environ.get("DISPATCH_SERVER", DEFAULT_SERVER),
+        metavar="URL",
+        help="websocket address; several servers sharing one database: URL,URL,... (on to the next when one is lost)",
+    )
     board.add_argument("--token", default=os.environ.get("DISPATCH_TOKEN"), metavar="T")
     board.add_argument(
         "--ca-file",
@@ -72,9 +77,12 @@ def run_board(server: str, token: str | None, ca_file: str | None = None) -> int
     if not token:
         print("dispatch board: no token: pass --token or set DISPATCH_TOKEN", file=sys.stderr)
         return EXIT_USAGE
-    if not server.startswith(("ws://", "wss://")):
-        print(f"dispatch board: the server address must start with ws:// or wss://, not {server!r}", file=sys.stderr)
-        return EXIT_USAGE
+    for address in server_addresses(server) or [server]:
+        if not address.startswith(("ws://", "wss://")):
+            print(
+                f"dispatch board: the server address must start with ws:// or wss://, not {address!r}", file=sys.stderr
+            )
+            return EXIT_USAGE
     try:
         tls = tls_context(ca_file)
     except ValueError as exc:

@@ -41,6 +41,7 @@ __all__ = [
     "new_command_id",
     "tls_context",
     "DEFAULT_SERVER",
+    "server_addresses",
 ]
 
 DEFAULT_SERVER = f"ws://{DEFAULT_HOST}:{DEFAULT_PORT}"
@@ -61,6 +62,17 @@ class LinkState:
     connected: bool
     attempt: int = 0  # reconnect attempt number while not connected
     detail: str = ""
+    # Why the server closed the connection, in its own words ("the database cannot be reached: try again
+    # later"), "" when it gave none or was not reached.
+    reason: str = ""
+    # The server we are on (its `welcome.node`), when several addresses were given: "" with one.
+    node: str = ""
+
+
+def server_addresses(text: str) -> list[str]:
+    """The addresses in `--server`/DISPATCH_SERVER: one URL, or several separated by commas (servers
+    sharing one database), in the order to try them."""
+    return [address.strip() for address in text.split(",") if address.strip()]
 
 
 def new_command_id() -> str:
@@ -94,12 +106,17 @@ class ServerLink:
 
     A connection counts as up only once the server's `welcome` arrives: a server that accepts the
     socket and then closes (a refused hello, a full server, a proxy in front of a dead one) is a
-    failed attempt, so the backoff keeps growing and the board never flashes "connected"."""
+    failed attempt, so the backoff keeps growing and the board never flashes "connected".
+
+    `url` may list several servers sharing one database, separated by commas: each attempt after a
+    failed one or a lost connection goes to the next, and resumes there from the last applied seq
+    (every server has the same log, so nothing is missed or applied twice)."""
 
     def __init__(
         self, url: str, token: str, *, ssl_context: ssl.SSLContext | None = None, backoff: Backoff = backoff_delay
     ) -> None:
-        self.url = url
+        self.urls = server_addresses(url) or [url]
+        self._next = 0
         self.token = token
         self.ssl_context = ssl_context
         self.backoff = backoff
@@ -113,14 +130,19 @@ class ServerLink:
     ) -> None:
         """Run until cancelled or refused. Raises `AccessRefused` on close code 4401."""
         attempt = 0
+        # Why each server failed last: with several, a person is told about all of them, not only the
+        # last one tried ("the database cannot be reached" on one, "connection refused" on the other).
+        failures: dict[str, str] = {}
         while True:
+            url = self.urls[self._next]
+            reason = ""
             try:
                 async with connect(
-                    self.url,
+                    url,
                     max_size=None,
                     open_timeout=10,
                     compression=None,
-                    **_tls_option(self.url, self.ssl_context),
+                    **_tls_option(url, self.ssl_context),
                 ) as ws:
                     await ws.send(Hello(token=self.token, last_seq=last_seq()).model_dump_json())
                     async for raw in ws:
@@ -131,26 +153,34 @@ class ServerLink:
                         if isinstance(frame, Welcome) and self._ws is None:
                             self._ws = ws
                             attempt = 0
-                            on_state(LinkState(connected=True))
+                            failures.clear()
+                            node = (frame.node or url) if len(self.urls) > 1 else ""
+                            on_state(LinkState(connected=True, node=node))
                         result = on_frame(frame)
                         if result is not None:
                             await result
                     # The loop ends quietly on a clean close (1000, 1001: the server restarts).
                     if ws.close_code == CLOSE_BAD_TOKEN:
                         raise AccessRefused(ws.close_reason or "bad or missing token")
-                    detail = _closed(ws.close_code, ws.close_reason)
+                    detail, reason = _closed(ws.close_code, ws.close_reason), ws.close_reason or ""
             except ConnectionClosed as closed:
                 if closed.rcvd is not None and closed.rcvd.code == CLOSE_BAD_TOKEN:
                     raise AccessRefused(closed.rcvd.reason or "bad or missing token") from None
                 detail = _closed(closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else "connection lost"
+                reason = closed.rcvd.reason if closed.rcvd else ""
             except (OSError, InvalidHandshake, TimeoutError) as exc:
                 detail = _describe(exc)
             except InvalidURI:
-                raise AccessRefused(f"not a websocket address: {self.url}") from None
+                raise AccessRefused(f"not a websocket address: {url}") from None
             finally:
                 self._ws = None
+            # The next server, if there are several: this one is down, or took us as far as it could.
+            self._next = (self._next + 1) % len(self.urls)
+            if len(self.urls) > 1:
+                failures[url] = detail
+                detail = "\n".join(f"{each}: {failures[each]}" for each in self.urls if each in failures)
             attempt += 1
-            on_state(LinkState(connected=False, attempt=attempt, detail=detail))
+            on_state(LinkState(connected=False, attempt=attempt, detail=detail, reason=reason))
             await asyncio.sleep(self.backoff(attempt))
 
     async def send(self, frame: BaseModel | dict[str, Any]) -> bool:
@@ -226,7 +256,9 @@ class CommandSession:
         except ConnectionClosed as closed:
             if closed.rcvd is not None and closed.rcvd.code == CLOSE_BAD_TOKEN:
                 raise AccessRefused("the server refused the token") from None
-            raise OSError(f"the server closed the connection: {closed}") from None
+            # The server's reason, once ("the database cannot be reached: try again later"), not
+            # websockets' account of the close frames both ways.
+            raise OSError(_closed(closed.rcvd.code, closed.rcvd.reason) if closed.rcvd else "connection lost") from None
         return cls(ws, welcome, snapshot)
 
     async def __aenter__(self) -> CommandSession:

@@ -48,7 +48,14 @@ from pydantic import ValidationError
 from websockets.exceptions import ConnectionClosed, InvalidURI
 from websockets.uri import parse_uri
 
-from dispatch.client import DEFAULT_SERVER, AccessRefused, CommandSession, new_command_id, tls_context
+from dispatch.client import (
+    DEFAULT_SERVER,
+    AccessRefused,
+    CommandSession,
+    new_command_id,
+    server_addresses,
+    tls_context,
+)
 from dispatch.core.calendars import ALWAYS_OPEN, Calendar
 from dispatch.core.durations import DurationError, format_left, parse_duration
 from dispatch.core.models import OPEN_STATUSES, Category, Priority, TechStatus, Ticket
@@ -113,6 +120,7 @@ EXIT_FOR_ERROR = {
     ErrorCode.NOT_FOUND: ExitCode.NOT_FOUND,
     ErrorCode.CONFLICT: ExitCode.CONFLICT,
     ErrorCode.RATE_LIMITED: ExitCode.RATE_LIMITED,
+    ErrorCode.UNAVAILABLE: ExitCode.UNREACHABLE,
 }
 
 EXIT_STATUS_HELP = """\
@@ -128,8 +136,8 @@ exit status:
   130  interrupted (Ctrl+C)
   141  stdout closed early (| head)
 
-server and token: --server URL / DISPATCH_SERVER (default ws://127.0.0.1:8765),
---token T / DISPATCH_TOKEN"""
+server and token: --server URL / DISPATCH_SERVER (default ws://127.0.0.1:8765; several
+servers sharing one database: URL,URL,... the first that answers), --token T / DISPATCH_TOKEN"""
 
 
 class CommandFailed(Exception):
@@ -160,7 +168,8 @@ def connection_options() -> argparse.ArgumentParser:
         "--server",
         default=os.environ.get("DISPATCH_SERVER", DEFAULT_SERVER),
         metavar="URL",
-        help=f"websocket address (default: $DISPATCH_SERVER or {DEFAULT_SERVER})",
+        help=f"websocket address, or several: URL,URL (the first that answers) (default: $DISPATCH_SERVER or "
+        f"{DEFAULT_SERVER})",
     )
     group.add_argument(
         "--token", default=os.environ.get("DISPATCH_TOKEN"), metavar="T", help="access token (default: $DISPATCH_TOKEN)"
@@ -349,12 +358,14 @@ def target_of(args: argparse.Namespace) -> Target:
     if not token:
         raise CommandFailed("no token: pass --token or set DISPATCH_TOKEN", ExitCode.USAGE)
     url: str = args.server
-    try:
-        parse_uri(url)
-    except InvalidURI:
-        raise CommandFailed(
-            f"the server address must look like ws://HOST:PORT or wss://HOST:PORT, not {url!r}", ExitCode.USAGE
-        ) from None
+    for address in server_addresses(url) or [url]:
+        try:
+            parse_uri(address)
+        except InvalidURI:
+            raise CommandFailed(
+                f"the server address must look like ws://HOST:PORT or wss://HOST:PORT, not {address!r}",
+                ExitCode.USAGE,
+            ) from None
     try:
         tls = tls_context(args.ca_file)
     except ValueError as exc:
@@ -364,14 +375,19 @@ def target_of(args: argparse.Namespace) -> Target:
 
 @asynccontextmanager
 async def open_session(target: Target) -> AsyncIterator[CommandSession]:
-    """A `CommandSession`, or `CommandFailed` with status 3 (token) or 6 (unreachable)."""
-    try:
-        session = await CommandSession.open(target.url, target.token, ssl_context=target.tls)
-    except AccessRefused:
-        raise CommandFailed("the server refused the token (wrong or revoked)", ExitCode.REFUSED) from None
-    except OSError as exc:
-        reason = f"cannot reach the server at {target.url} ({_describe(exc)})"
-        raise CommandFailed(reason, ExitCode.UNREACHABLE) from None
+    """A `CommandSession` with the first of the target's servers that answers, or `CommandFailed` with
+    status 3 (token) or 6 (none can be reached)."""
+    unreachable: list[str] = []
+    for url in server_addresses(target.url):
+        try:
+            session = await CommandSession.open(url, target.token, ssl_context=target.tls)
+            break
+        except AccessRefused:
+            raise CommandFailed("the server refused the token (wrong or revoked)", ExitCode.REFUSED) from None
+        except OSError as exc:
+            unreachable.append(f"{url} ({_describe(exc)})")
+    else:
+        raise CommandFailed(f"cannot reach the server at {', '.join(unreachable)}", ExitCode.UNREACHABLE)
     try:
         yield session
     finally:

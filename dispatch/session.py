@@ -233,8 +233,14 @@ class BoardSession:
         if reply is None:
             self._notify(f"Not sent: {label} (not connected). Try again once reconnected.", severity="warning")
         elif isinstance(reply, Error):
-            title = {"conflict": "Conflict", "forbidden": "Not allowed"}.get(reply.code, "Refused")
-            self._notify(self.model.explain_refusal(reply, self.now()), title=title, severity="warning")
+            titles = {"conflict": "Conflict", "forbidden": "Not allowed", "unavailable": "Not saved: try again"}
+            title = titles.get(reply.code, "Refused")
+            words = self.model.explain_refusal(reply, self.now())
+            if reply.code == "unavailable":
+                # The server's words are for scripts ("resend it (same command_id)"); a person presses the
+                # key again.
+                words = f"{label}: the database cannot be reached, nothing was changed. Try again in a moment."
+            self._notify(words, title=title, severity="warning")
         elif isinstance(reply, Ack):
             if reply.override:
                 self._notify(f"{label}, against a fatigue rule: {reply.override}. The decision log records it.",

@@ -110,7 +110,8 @@ async def main() -> None:
                 app.save_screenshot("reconnecting.svg", str(OUT))
             world.server.start("--port", "0", "--fixed-clock", NOW.isoformat())
             app = DispatchApp(world.server.url, world.technician, clock=lambda: NOW)
-            async with app.run_test(size=(120, 24)) as pilot:
+            # A technician's phone or laptop terminal: their own lane at 80x24.
+            async with app.run_test(size=(80, 24)) as pilot:
                 await wait_for(pilot, loaded(app, 2))
                 await pilot.pause(0.3)
                 app.save_screenshot("technician-lane.svg", str(OUT))

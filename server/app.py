@@ -8,8 +8,10 @@ publishes and replies; server/fanout.py knows who is connected. This module only
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from typing import IO
 
@@ -24,7 +26,9 @@ from server.connection import Connections
 from server.fanout import CLOSE_WAIT_S, Fanout
 from server.http import HttpIntake
 from server.metrics import ServerMetrics
+from server.nodes import Node
 from server.notify import Notifier
+from server.pgstorage import PostgresStorage
 from server.settings import ServerSettings
 from server.storage import Storage
 from server.writer import Writer
@@ -50,7 +54,7 @@ class DispatchServer:
         self.notifier = Notifier(settings, state)
         self.writer.watchers.append(self.notifier.watch)
         self.connections = Connections(storage, state, settings, self.fanout, self.writer)
-        self.metrics = ServerMetrics(state, self.fanout, self.notifier)
+        self.metrics = ServerMetrics(state, self.fanout, self.notifier, leading=lambda: self.writer.leading)
         self.writer.watchers.append(self.metrics.observe)
         # HTTP intake and /metrics (`--http-port`), and its URL once it listens.
         self.http = (
@@ -59,6 +63,9 @@ class DispatchServer:
             else None
         )
         self.http_url: str | None = None
+        # On PostgreSQL, other servers may share the database: hear them, and lead when it is our turn.
+        self.node = Node(storage, self.writer, settings) if isinstance(storage, PostgresStorage) else None
+        self.connections.others_write = self.node is not None
 
     @classmethod
     async def start(cls, storage: Storage, settings: ServerSettings, event_log: IO[str]) -> DispatchServer:
@@ -66,6 +73,8 @@ class DispatchServer:
         state = await storage.load_state(settings.clock(), closed_tickets=False)
         server = cls(storage, state, settings, event_log)
         await server.writer.repair_decision_log()
+        if server.node is not None:
+            await server.node.join()
         return server
 
     def use_files(self, contracts: Contracts, roster: Roster) -> None:
@@ -81,9 +90,18 @@ class DispatchServer:
 
     async def run(self, ready: Callable[[str], None], stop: asyncio.Event) -> None:
         """Serve until `stop` is set (SIGTERM/SIGINT), then drain: finish queued commands, close, return."""
+        try:
+            await self._serve(ready, stop)
+        finally:
+            if self.node is not None:
+                # Its session goes, and the leader lock with it: another node takes over at its next try.
+                self.node.leave()
+
+    async def _serve(self, ready: Callable[[str], None], stop: asyncio.Event) -> None:
         writer = asyncio.create_task(self.writer.run(), name="writer")
         watcher = asyncio.create_task(self.connections.watch_revocations(), name="revocations")
         clock = asyncio.create_task(self._run_clock(), name="sla-clock")
+        node = asyncio.create_task(self.node.run(), name="node") if self.node is not None else None
         async with serve(
             self.connections.handle,
             self.settings.host,
@@ -100,6 +118,10 @@ class DispatchServer:
         ) as ws_server:
             self.connections.ws_server = ws_server
             host, port = next(iter(ws_server.sockets)).getsockname()[:2]
+            # Listening on every address (0.0.0.0, ::) says nothing of which machine this is: two
+            # hosts would both be "0.0.0.0:8765" in their boards' headers. The host name tells them apart.
+            shown = socket.gethostname() if ipaddress.ip_address(host).is_unspecified else host
+            self.settings.node = self.settings.node or f"{shown}:{port}"
             scheme = "wss" if self.settings.tls is not None else "ws"
             if self.http is not None and self.settings.http_port is not None:
                 try:
@@ -108,6 +130,8 @@ class DispatchServer:
                     self.writer.close()
                     watcher.cancel()
                     clock.cancel()
+                    if node is not None:
+                        node.cancel()
                     raise
             ready(f"{scheme}://{host}:{port}")
             self.notifier.start()
@@ -127,6 +151,9 @@ class DispatchServer:
             watcher.cancel()
             clock.cancel()
             stopped.cancel()
+            if node is not None:
+                node.cancel()
+                await asyncio.gather(node, return_exceptions=True)
             if self.http is not None:
                 await self.http.stop()  # its requests are answered now: the writer has drained
             await self.writer.record_decision_log_position()

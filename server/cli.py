@@ -3,7 +3,7 @@
     dispatch-server --version
     dispatch-server --db PATH serve [--host H] [--port P] [--log FILE] [--auto-assign] [--decision-log FILE]
                                     [--policy FILE] [--sla FILE] [--roster FILE] [--tls-cert FILE --tls-key FILE]
-                                    [--allowed-origin URL ...] [--notify URL ...]
+                                    [--allowed-origin URL ...] [--notify URL ...] [--node NAME]
                                     [--rate-limit N] [--max-connections N] [--max-connections-per-token N]
                                     [--http-port P] [--client-label NAME]
     dispatch-server --db PATH token create --role ROLE --name NAME [--tech TECH_ID]
@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import errno
 import logging
+import os
 import re
 import secrets
 import signal
@@ -58,6 +59,7 @@ from server.sla import add_sla_parser, load_contracts, run_sla_check
 from server.storage import Storage, StorageError, is_postgres_url
 
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a pipeline reader that stopped early
 log = logging.getLogger("dispatch.server")
 TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
@@ -81,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=DEFAULTS.host, help="address to listen on (default %(default)s)")
     serve.add_argument("--port", type=int, default=DEFAULTS.port, help="0 picks a free port (default %(default)s)")
     serve.add_argument("--log", metavar="FILE", help="write every event as a JSON line here (default: stdout)")
+    serve.add_argument(
+        "--node", metavar="NAME", default=DEFAULTS.node,
+        help="this server's name, told to clients, when several share one PostgreSQL "
+             "(default: HOST:PORT; the host name for 0.0.0.0)",
+    )  # fmt: skip
     serve.add_argument("--auto-assign", action="store_true", help="assign new and returned tickets by itself")
     serve.add_argument(
         "--decision-log", metavar="FILE", help="one JSON line per allocation (default: beside the database)"
@@ -218,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     # One line per connection would drown the allocation lines an operator reads.
     logging.getLogger("websockets").setLevel(logging.WARNING)
+    # While PostgreSQL is away asyncpg retries its pool's floor and logs each failure with a traceback;
+    # the server says it once in its own words ("cannot store: ... unreachable", "the database is back").
+    logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
     try:
         if args.command == "serve":
             return asyncio.run(_serve(args))
@@ -235,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 0
+    except BrokenPipeError:
+        # The reader went away (`token list | head`): stop quietly, as cat and grep do, and keep
+        # Python from complaining when it flushes stdout on the way out.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -266,7 +281,7 @@ async def _serve(args: argparse.Namespace) -> int:
                 rate_limit=args.rate_limit,
                 max_connections=args.max_connections, max_connections_per_token=args.max_connections_per_token,
                 http_port=args.http_port, client_label=args.client_label,
-                notify=tuple(args.notify),
+                notify=tuple(args.notify), node=args.node,
             )  # fmt: skip
             if args.fixed_clock is not None:
                 fixed: datetime = args.fixed_clock

@@ -36,8 +36,8 @@ from dispatch.core.state import Actor, DispatchState
 from server.fanout import Client, Fanout, close_bounded, event_frame
 from server.limits import CommandAllowance
 from server.settings import ServerSettings
-from server.storage import Storage, TokenRecord
-from server.writer import Writer
+from server.storage import Storage, StorageUnavailable, TokenRecord
+from server.writer import CLOSE_TRY_AGAIN_LATER, UNAVAILABLE_REASON, Writer
 
 __all__ = ["Connections"]
 
@@ -48,6 +48,8 @@ MAX_RESUME_EVENTS = 10_000
 # Closed tickets created this recently stay in a snapshot, so a board can still show the day's work.
 RECENTLY_CLOSED = timedelta(hours=24)
 REVOCATION_POLL_S = 1.0
+# How long a client from another node waits for this one to catch up with it before it gets a snapshot.
+CATCH_UP_WAIT_S = 1.0
 
 
 class Connections:
@@ -62,6 +64,8 @@ class Connections:
         self.fanout = fanout
         self.writer = writer
         self.draining = False
+        # Other servers write to the same database (PostgreSQL, several nodes).
+        self.others_write = False
         self.ws_server: Server | None = None
         # The token an upgrade request's `Authorization: Bearer` header proved, until its hello.
         self._bearers: weakref.WeakKeyDictionary[ServerConnection, TokenRecord] = weakref.WeakKeyDictionary()
@@ -86,7 +90,10 @@ class Connections:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections: try again later\n")
         bearer = _bearer_token(request)
         if bearer is not None:
-            record = await self.storage.find_token(bearer)
+            try:
+                record = await self.storage.find_token(bearer)
+            except StorageUnavailable:
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, UNAVAILABLE_REASON + "\n")
             if record is None:
                 response = connection.respond(HTTPStatus.UNAUTHORIZED, "bad or revoked token\n")
                 response.headers["WWW-Authenticate"] = 'Bearer realm="dispatch"'
@@ -115,7 +122,11 @@ class Connections:
             hello = decode_client_frame(raw)
         except (TimeoutError, ValidationError, ConnectionClosed):
             hello = None
-        record = await self._token_of(ws, hello) if isinstance(hello, Hello) else None
+        try:
+            record = await self._token_of(ws, hello) if isinstance(hello, Hello) else None
+        except StorageUnavailable:
+            await ws.close(CLOSE_TRY_AGAIN_LATER, UNAVAILABLE_REASON)
+            return None
         if record is None or not isinstance(hello, Hello):
             await ws.close(CLOSE_BAD_TOKEN, "bad or missing token")
             return None
@@ -134,6 +145,10 @@ class Connections:
         except ConnectionClosed:
             clients.discard(client)
             return None
+        except StorageUnavailable:
+            clients.discard(client)
+            await ws.close(CLOSE_TRY_AGAIN_LATER, UNAVAILABLE_REASON)
+            return None
         return client
 
     async def _token_of(self, ws: ServerConnection, hello: Hello) -> TokenRecord | None:
@@ -147,13 +162,18 @@ class Connections:
 
     async def _catch_up(self, client: Client, last_seq: int | None) -> None:
         actor = client.actor
+        if self.others_write and last_seq is not None and last_seq > self.fanout.published_seq:
+            # A client coming from another node may be a batch or two ahead of this one: fold those in
+            # first (moments), so that it resumes with the events it missed instead of a snapshot.
+            self.writer.catch_up()
+            await self.fanout.reach(last_seq, CATCH_UP_WAIT_S)
         published = self.fanout.published_seq
-        # `base` is the seq the client is brought up to before it goes live. Both branches read it
-        # with no await after joining the fan-out, so every later event is in `pending`.
+        # `base` is the seq the client is brought up to before it goes live. Both branches read it after
+        # joining the fan-out, so every later event is in `pending` (and those up to it are skipped there).
         resume = last_seq is not None and last_seq <= published and published - last_seq <= MAX_RESUME_EVENTS
         if resume:
             base = published  # committed: the log has every event up to it
-            await client.ws.send(_welcome(actor, base))
+            await client.ws.send(_welcome(actor, base, self.settings.node))
             assert last_seq is not None
             for payload in await self.storage.events_after(last_seq, base):
                 if actor.role is Role.TECHNICIAN and not visible_to(actor, event_adapter.validate_json(payload)):
@@ -164,7 +184,7 @@ class Connections:
             # are published right after the commit and skipped below as already covered.
             base = self.state.seq
             snapshot = await self._snapshot_for(actor)
-            await client.ws.send(_welcome(actor, base))
+            await client.ws.send(_welcome(actor, base, self.settings.node))
             await client.ws.send(snapshot)
         client.covered_seq = base
         # Flush what went live meanwhile; the last check and the switch to live happen without an
@@ -253,20 +273,27 @@ class Connections:
 
     async def watch_revocations(self) -> None:
         """Close the connections of revoked tokens (the CLI revokes in the database)."""
+        failing = False  # said once per outage: a line a second would bury the log while the database is away
         while True:
             await asyncio.sleep(REVOCATION_POLL_S)
             try:
                 revoked = await self.storage.revoked_names()
             except Exception as exc:  # a busy database must not end the watcher
-                log.warning("cannot read revoked tokens: %s", exc)
+                if not failing:
+                    log.warning("cannot read revoked tokens: %s (trying every %g s)", exc, REVOCATION_POLL_S)
+                failing = True
                 continue
+            if failing:
+                log.info("revoked tokens can be read again")
+                failing = False
             for client in list(self.fanout.clients):
                 if client.token_name in revoked:
                     self.fanout.drop(client, CLOSE_BAD_TOKEN, "token revoked")
 
 
-def _welcome(actor: Actor, seq: int) -> str:
-    return Welcome(role=actor.role, user=actor.user, tech_id=actor.tech_id, seq=seq).model_dump_json()
+def _welcome(actor: Actor, seq: int, node: str) -> str:
+    welcome = Welcome(role=actor.role, user=actor.user, tech_id=actor.tech_id, seq=seq, node=node or None)
+    return welcome.model_dump_json()
 
 
 def _bearer_token(request: Request) -> str | None:

@@ -65,6 +65,8 @@ class Fanout:
         # is committed and was broadcast, the only one a resuming client may be promised.
         self.published_seq = published_seq
         self.event_log = event_log
+        # Set at every publish, for those waiting for a seq (`reach`).
+        self._advanced = asyncio.Event()
 
     def publish(self, events: Sequence[tuple[Event, str]]) -> None:
         """Send committed events (with their serialised payload) to every client that may see them."""
@@ -89,6 +91,17 @@ class Fanout:
                 log.info(_allocation_line(event))
         self.published_seq = events[-1][0].seq
         self.event_log.flush()
+        self._advanced.set()
+
+    async def reach(self, seq: int, within_s: float) -> None:
+        """Until `seq` is published, or `within_s` seconds have passed, whichever is first."""
+        try:
+            async with asyncio.timeout(within_s):
+                while self.published_seq < seq:
+                    self._advanced.clear()
+                    await self._advanced.wait()
+        except TimeoutError:
+            pass
 
     def drop_slow_clients(self, code: int, reason: str) -> None:
         """Close clients whose send buffer outgrew the limit: they resume with last_seq."""

@@ -51,7 +51,7 @@ from server.fanout import CLOSE_WAIT_S, Fanout
 from server.limits import CommandAllowance
 from server.metrics import CONTENT_TYPE, ServerMetrics
 from server.settings import ServerSettings
-from server.storage import Storage, TokenRecord
+from server.storage import Storage, StorageUnavailable, TokenRecord
 from server.writer import Writer
 
 __all__ = [
@@ -89,6 +89,7 @@ ERROR_STATUS: Mapping[ErrorCode, HTTPStatus] = {
     ErrorCode.NOT_FOUND: HTTPStatus.NOT_FOUND,
     ErrorCode.CONFLICT: HTTPStatus.CONFLICT,
     ErrorCode.RATE_LIMITED: HTTPStatus.TOO_MANY_REQUESTS,
+    ErrorCode.UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 
 
@@ -460,6 +461,11 @@ class HttpIntake:
             response = await handler(request)
         except _Refused as refused:
             response = web.json_response({"error": refused.message}, status=refused.status, headers=refused.headers)
+        except StorageUnavailable:
+            # The token could not be checked (PostgreSQL unreachable): nothing was applied.
+            message = "the database cannot be reached: nothing applied; resend it in a moment"
+            response = web.json_response({"error": message}, status=HTTPStatus.SERVICE_UNAVAILABLE,
+                                         headers={"Retry-After": "1"})  # fmt: skip
         except web.HTTPException as exc:  # 404, 405 from the router
             self._count(request, exc.status)
             raise

@@ -8,7 +8,7 @@ the server's state when scraped, so no batch pays for counting the queue; a scra
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -30,7 +30,13 @@ COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 class ServerMetrics:
     """One server's metrics, in a registry of its own: tests run several servers in one process."""
 
-    def __init__(self, state: DispatchState, fanout: Fanout, notifier: Notifier | None = None) -> None:
+    def __init__(
+        self,
+        state: DispatchState,
+        fanout: Fanout,
+        notifier: Notifier | None = None,
+        leading: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.commands = Counter(
             "dispatch_commands",
@@ -54,6 +60,7 @@ class ServerMetrics:
             registry=self.registry,
         )
         self.registry.register(_QueueCollector(state, fanout))
+        self.registry.register(_LeaderCollector(leading))
         if notifier is not None:
             self.registry.register(_NotificationCollector(notifier))
 
@@ -98,6 +105,22 @@ class _QueueCollector:
         )
         for role in Role:
             family.add_metric([role.value], connections[role])
+        yield family
+
+
+class _LeaderCollector:
+    """Whether this server runs what must run once (always alone on SQLite; the leader among nodes
+    sharing a PostgreSQL database): the sum over the nodes should be 1."""
+
+    def __init__(self, leading: Callable[[], bool]) -> None:
+        self.leading = leading
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(
+            "dispatch_leader",
+            "1 if this server runs the SLA clock, shifts, call-outs, burst detection and auto-assign, else 0.",
+        )
+        family.add_metric([], 1 if self.leading() else 0)
         yield family
 
 

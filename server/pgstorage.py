@@ -11,9 +11,14 @@ compare byte by byte there too, whatever the database's locale.
 A pool of connections: the writer's batches and the readers (boards resuming, token checks, history)
 run side by side, as they do on SQLite's WAL.
 
-Ready for several servers (issue 16, later steps): migrations run under an advisory lock so nodes that
-start together migrate once; every batch is written under the database-wide `WRITER_LOCK` and
-announces its last seq on `EVENTS_CHANNEL` at commit (see `Storage`'s docstring for what remains).
+Several servers share one database: migrations run under an advisory lock so nodes that start together
+migrate once; each batch is decided and written in a `write_turn` under the database-wide `WRITER_LOCK`,
+after reading the events the other nodes stored meanwhile, and announces its last seq on
+`EVENTS_CHANNEL` at commit. Each node also keeps a `NodeSession`, a connection of its own that listens on
+that channel and holds `LEADER_LOCK` while the node is the leader.
+
+A database that cannot be reached (stopped, restarting, the network down) raises `StorageUnavailable`
+from the writer's turn and the readers, so the server can refuse and carry on rather than stop.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,7 +49,9 @@ from server.storage import (
     SqliteStorage,
     Storage,
     StorageError,
+    StorageUnavailable,
     TokenRecord,
+    WriteTurn,
     _event_ticket_id,
     _iso,
     _ticket_from_row,
@@ -54,11 +62,23 @@ from server.storage import (
     live_token_matching,
 )
 
-__all__ = ["PG_MIGRATIONS", "EVENTS_CHANNEL", "WRITER_LOCK", "PostgresStats", "PostgresStorage", "redact"]
+__all__ = [
+    "PG_MIGRATIONS",
+    "EVENTS_CHANNEL",
+    "LEADER_LOCK",
+    "WRITER_LOCK",
+    "NodeSession",
+    "PostgresStats",
+    "PostgresStorage",
+    "redact",
+]
 
 # Advisory lock keys ("disp" and a number): held for a transaction, released at its end.
 MIGRATION_LOCK = 0x6469_7370_0000_0001
 WRITER_LOCK = 0x6469_7370_0000_0002
+# Held for a session (a node's own connection) by the leader: freed when that session ends, also when
+# the node dies (its socket closes) or PostgreSQL restarts.
+LEADER_LOCK = 0x6469_7370_0000_0003
 # NOTIFY channel: the payload is the last seq a committed batch stored.
 EVENTS_CHANNEL = "dispatch_events"
 
@@ -235,6 +255,107 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+# What says the database cannot be reached now, rather than that a statement is wrong: the connection
+# failed or was lost (08xxx), the server is shutting down or starting up (57xxx), or a socket error.
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    # A connection cut off in the middle of a statement can leave asyncpg's protocol in a state it refuses
+    # to go on from ("cannot switch to state ..."): that connection is gone too.
+    asyncpg.exceptions.InternalClientError,
+)
+
+
+@asynccontextmanager
+async def _reachable(where: str) -> AsyncIterator[None]:
+    """Turn a lost or refused connection into `StorageUnavailable` (one line, no traceback)."""
+    try:
+        yield
+    except _UNREACHABLE as exc:
+        raise StorageUnavailable(f"PostgreSQL at {where} is unreachable: {_reason(exc)}") from exc
+
+
+class _Turn:
+    """The writer's reads and its write in one turn: one connection, in the turn's transaction."""
+
+    def __init__(self, db: PoolConnectionProxy, where: str) -> None:
+        self._db = db
+        self.where = where
+
+    async def find_replies(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        async with _reachable(self.where):
+            return await self._find_replies(keys)
+
+    async def _find_replies(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        # Two arrays, however many keys: no bound-parameter limit to chunk around.
+        rows = await self._db.fetch(
+            'SELECT c."user", c.command_id, c.reply FROM commands c'
+            " JOIN unnest($1::text[], $2::text[]) AS k(user_name, command_id)"
+            ' ON c."user" = k.user_name AND c.command_id = k.command_id',
+            [user for user, _ in keys],
+            [command_id for _, command_id in keys],
+        )
+        return {(row[0], row[1]): row[2] for row in rows}
+
+    async def apply_batch(
+        self,
+        events: Sequence[tuple[Event, str]],
+        tickets: Iterable[Ticket],
+        technicians: Iterable[Technician],
+        incidents: Iterable[Incident],
+        commands: Sequence[CommandRecord],
+        decisions: Sequence[tuple[int, str]] = (),
+        decision_log_through: int | None = None,
+    ) -> None:
+        async with _reachable(self.where):
+            await self._apply_batch(events, tickets, technicians, incidents, commands, decisions,
+                                    decision_log_through)  # fmt: skip
+
+    async def _apply_batch(
+        self,
+        events: Sequence[tuple[Event, str]],
+        tickets: Iterable[Ticket],
+        technicians: Iterable[Technician],
+        incidents: Iterable[Incident],
+        commands: Sequence[CommandRecord],
+        decisions: Sequence[tuple[int, str]],
+        decision_log_through: int | None,
+    ) -> None:
+        db = self._db
+        ticket_rows = [_ticket_row(t) for t in tickets]
+        tech_rows = [(t.id, t.name, json.dumps(t.skills), t.status.value, t.capacity, t.notify) for t in technicians]
+        incident_rows = [(i.id, i.title, json.dumps(i.ticket_ids), _iso(i.opened_at)) for i in incidents]
+        if events:
+            await db.executemany(
+                "INSERT INTO events (seq, ts, actor, kind, ticket_id, payload) VALUES ($1, $2, $3, $4, $5, $6)",
+                [(e.seq, e.ts.isoformat(), e.actor, e.kind, _event_ticket_id(e), payload) for e, payload in events],
+            )
+        if ticket_rows:
+            await db.executemany(_UPSERT_TICKET, ticket_rows)
+        if tech_rows:
+            await db.executemany(_UPSERT_TECHNICIAN, tech_rows)
+        if incident_rows:
+            await db.executemany(_UPSERT_INCIDENT, incident_rows)
+        if commands:
+            await db.executemany(
+                'INSERT INTO commands ("user", command_id, seq, reply) VALUES ($1, $2, $3, $4)',
+                [(c.user, c.command_id, c.seq, c.reply) for c in commands],
+            )
+        if decisions:
+            await db.executemany("INSERT INTO decisions (seq, record) VALUES ($1, $2)", decisions)
+        if decision_log_through is not None:
+            await db.execute("UPDATE decision_log_through SET seq = $1 WHERE id = 1", decision_log_through)
+        if events:
+            # Delivered to listeners (the other nodes) only if and when this transaction commits.
+            await db.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, str(events[-1][0].seq))
+
+
 @dataclass(frozen=True)
 class PostgresStats:
     """What `dispatch-server stats` shows of a PostgreSQL database."""
@@ -253,10 +374,11 @@ class PostgresStats:
 class PostgresStorage(Storage):
     """The one writer of a dispatch database in PostgreSQL, through a pool of asyncpg connections."""
 
-    def __init__(self, pool: asyncpg.Pool, where: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, where: str, url: str) -> None:
         self._pool = pool
         # The URL without its password, for messages.
         self.where = where
+        self._url = url  # for connections outside the pool (NodeSession)
 
     @classmethod
     async def connect(cls, url: str, *, create: bool = True) -> PostgresStorage:
@@ -274,7 +396,7 @@ class PostgresStorage(Storage):
             )
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
             raise StorageError(f"cannot connect to PostgreSQL at {where}: {_reason(exc)}") from None
-        storage = cls(pool, where)
+        storage = cls(pool, where, url)
         try:
             await storage._prepare(create)
         except BaseException as exc:
@@ -316,7 +438,11 @@ class PostgresStorage(Storage):
 
     async def load_state(self, now: datetime | None = None, *, closed_tickets: bool = True) -> DispatchState:
         state = DispatchState()
-        async with self._pool.acquire() as db, db.transaction(isolation="repeatable_read", readonly=True):
+        async with (
+            _reachable(self.where),
+            self._pool.acquire(timeout=CONNECT_TIMEOUT_S) as db,
+            db.transaction(isolation="repeatable_read", readonly=True),
+        ):
             # One snapshot, so the tables and the log agree even while another node writes.
             where = "" if closed_tickets else f" WHERE status IN {_OPEN}"
             for row in await db.fetch(f"SELECT {_TICKET_COLUMNS} FROM tickets{where}"):
@@ -351,17 +477,40 @@ class PostgresStorage(Storage):
             state.alerts = {alert for alert in state.alerts if alert[0] in state.tickets}
         return state
 
+    @asynccontextmanager
+    async def write_turn(self, after_seq: int) -> AsyncIterator[WriteTurn]:
+        """One transaction under `WRITER_LOCK`: whichever node holds it decides over a complete state (it
+        first reads what the others stored after `after_seq`) and stores before the next may start."""
+        async with self._locked() as db:
+            # A statement of its own, after the lock's (READ COMMITTED): its snapshot is taken once the
+            # lock is held, so it sees every batch committed before. Folded into the lock's statement,
+            # it would miss those committed while it waited, and this batch would reuse their seqs.
+            others = await db.fetch("SELECT payload FROM events WHERE seq > $1 ORDER BY seq", after_seq)
+            yield WriteTurn(_Turn(db, self.where), [row[0] for row in others])
+
+    @asynccontextmanager
+    async def _locked(self) -> AsyncIterator[PoolConnectionProxy]:
+        async with (
+            _reachable(self.where),
+            self._pool.acquire(timeout=CONNECT_TIMEOUT_S) as db,
+            db.transaction(isolation="read_committed"),
+        ):
+            await db.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
+            yield db
+
     async def find_tickets(self, ticket_ids: Collection[str]) -> list[Ticket]:
-        rows = await self._pool.fetch(
-            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ANY($1::text[])", list(ticket_ids)
-        )
+        async with _reachable(self.where):
+            rows = await self._pool.fetch(
+                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE id = ANY($1::text[])", list(ticket_ids)
+            )
         return [_ticket_from_row(tuple(row)) for row in rows]
 
     async def closed_tickets_since(self, created_since: datetime) -> list[Ticket]:
-        rows = await self._pool.fetch(
-            f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE status NOT IN {_OPEN} AND created_at >= $1",
-            created_since.isoformat(),
-        )
+        async with _reachable(self.where):
+            rows = await self._pool.fetch(
+                f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE status NOT IN {_OPEN} AND created_at >= $1",
+                created_since.isoformat(),
+            )
         return [_ticket_from_row(tuple(row)) for row in rows]
 
     async def apply_batch(
@@ -374,36 +523,9 @@ class PostgresStorage(Storage):
         decisions: Sequence[tuple[int, str]] = (),
         decision_log_through: int | None = None,
     ) -> None:
-        ticket_rows = [_ticket_row(t) for t in tickets]
-        tech_rows = [(t.id, t.name, json.dumps(t.skills), t.status.value, t.capacity, t.notify) for t in technicians]
-        incident_rows = [(i.id, i.title, json.dumps(i.ticket_ids), _iso(i.opened_at)) for i in incidents]
-        async with self._pool.acquire() as db, db.transaction():
-            # The seam for several servers: one batch at a time in the whole database. A second node
-            # writing the same seq today fails its batch on the events primary key instead of forking the log.
-            await db.execute("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK)
-            if events:
-                await db.executemany(
-                    "INSERT INTO events (seq, ts, actor, kind, ticket_id, payload) VALUES ($1, $2, $3, $4, $5, $6)",
-                    [(e.seq, e.ts.isoformat(), e.actor, e.kind, _event_ticket_id(e), payload) for e, payload in events],
-                )
-            if ticket_rows:
-                await db.executemany(_UPSERT_TICKET, ticket_rows)
-            if tech_rows:
-                await db.executemany(_UPSERT_TECHNICIAN, tech_rows)
-            if incident_rows:
-                await db.executemany(_UPSERT_INCIDENT, incident_rows)
-            if commands:
-                await db.executemany(
-                    'INSERT INTO commands ("user", command_id, seq, reply) VALUES ($1, $2, $3, $4)',
-                    [(c.user, c.command_id, c.seq, c.reply) for c in commands],
-                )
-            if decisions:
-                await db.executemany("INSERT INTO decisions (seq, record) VALUES ($1, $2)", decisions)
-            if decision_log_through is not None:
-                await db.execute("UPDATE decision_log_through SET seq = $1 WHERE id = 1", decision_log_through)
-            if events:
-                # Delivered to listeners only if and when this transaction commits.
-                await db.execute("SELECT pg_notify($1, $2)", EVENTS_CHANNEL, str(events[-1][0].seq))
+        async with self._locked() as db:
+            await _Turn(db, self.where).apply_batch(events, tickets, technicians, incidents, commands, decisions,
+                                        decision_log_through)  # fmt: skip
 
     async def decisions_missing_from_log(self, last_in_file: int) -> list[str]:
         async with self._pool.acquire() as db:
@@ -430,9 +552,20 @@ class PostgresStorage(Storage):
         return [json.loads(row[0]) for row in rows]
 
     async def events_after(self, after_seq: int, up_to: int) -> list[str]:
-        rows = await self._pool.fetch(
-            "SELECT payload FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq", after_seq, up_to
-        )
+        async with _reachable(self.where):
+            rows = await self._pool.fetch(
+                "SELECT payload FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq", after_seq, up_to
+            )
+        return [row[0] for row in rows]
+
+    async def recent_bursts(self, within_events: int = 10_000) -> list[str]:
+        """The burst reports among the log's last `within_events` events (what a new leader learns)."""
+        async with _reachable(self.where):
+            rows = await self._pool.fetch(
+                "SELECT payload FROM events WHERE kind = 'burst_detected'"
+                " AND seq > (SELECT COALESCE(MAX(seq), 0) FROM events) - $1 ORDER BY seq",
+                within_events,
+            )
         return [row[0] for row in rows]
 
     async def all_events(self) -> list[Event]:
@@ -440,22 +573,13 @@ class PostgresStorage(Storage):
         return [event_adapter.validate_json(row[0]) for row in rows]
 
     async def ticket_history(self, ticket_id: str) -> list[str]:
-        rows = await self._pool.fetch("SELECT payload FROM events WHERE ticket_id = $1 ORDER BY seq", ticket_id)
+        async with _reachable(self.where):
+            rows = await self._pool.fetch("SELECT payload FROM events WHERE ticket_id = $1 ORDER BY seq", ticket_id)
         return [row[0] for row in rows]
 
     async def find_replies(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
-        keys = list(keys)
-        if not keys:
-            return {}
-        # Two arrays, however many keys: no bound-parameter limit to chunk around.
-        rows = await self._pool.fetch(
-            'SELECT c."user", c.command_id, c.reply FROM commands c'
-            " JOIN unnest($1::text[], $2::text[]) AS k(user_name, command_id)"
-            ' ON c."user" = k.user_name AND c.command_id = k.command_id',
-            [user for user, _ in keys],
-            [command_id for _, command_id in keys],
-        )
-        return {(row[0], row[1]): row[2] for row in rows}
+        async with self._pool.acquire() as db:
+            return await _Turn(db, self.where).find_replies(keys)
 
     # --- tokens --------------------------------------------------------------------------------------
 
@@ -469,9 +593,10 @@ class PostgresStorage(Storage):
             raise duplicate_token(name) from None
 
     async def find_token(self, token: str) -> TokenRecord | None:
-        rows = await self._pool.fetch(
-            "SELECT name, role, tech_id, created_at, revoked_at, token_hash FROM tokens WHERE revoked_at IS NULL"
-        )
+        async with _reachable(self.where):
+            rows = await self._pool.fetch(
+                "SELECT name, role, tech_id, created_at, revoked_at, token_hash FROM tokens WHERE revoked_at IS NULL"
+            )
         return live_token_matching(token, ((TokenRecord(r[0], Role(r[1]), r[2], r[3], r[4]), str(r[5])) for r in rows))
 
     async def list_tokens(self) -> list[TokenRecord]:
@@ -539,3 +664,50 @@ class PostgresStorage(Storage):
         row = await db.fetchrow(f"SELECT {counts}")
         assert row is not None
         return {table: int(n) for table, n in zip(TABLES, row, strict=True)}
+
+
+class NodeSession:
+    """This node's own connection to the database, outside the pool: it hears the other nodes' batches
+    (LISTEN on `EVENTS_CHANNEL`) and holds `LEADER_LOCK` while the node leads. The lock is a session's,
+    so it goes when the connection does: a node that dies, or loses PostgreSQL, leads no more."""
+
+    def __init__(self, connection: asyncpg.Connection, where: str) -> None:
+        self._db = connection
+        self.where = where
+        self.leading = False
+
+    @classmethod
+    async def open(cls, storage: PostgresStorage, stored: Callable[[int], None]) -> NodeSession:
+        """Connect and listen; `stored(seq)` is called for every batch any node commits from now on."""
+
+        def heard(_connection: object, _pid: int, _channel: str, payload: object) -> None:
+            stored(int(str(payload)))
+
+        async with _reachable(storage.where):
+            connection = await asyncpg.connect(
+                storage._url, timeout=CONNECT_TIMEOUT_S, server_settings={"application_name": "dispatch-server node"}
+            )
+            try:
+                await connection.add_listener(EVENTS_CHANNEL, heard)
+            except BaseException:
+                connection.terminate()
+                raise
+        return cls(connection, storage.where)
+
+    async def lead(self) -> bool:
+        """Whether this node leads now: it takes the leader lock if it is free; a leader checks its session
+        still holds it (a session that cannot answer holds nothing: `StorageUnavailable`)."""
+        async with _reachable(self.where):
+            if self.leading:
+                await self._db.fetchval("SELECT 1", timeout=CONNECT_TIMEOUT_S)
+            else:
+                taken = await self._db.fetchval(
+                    "SELECT pg_try_advisory_lock($1)", LEADER_LOCK, timeout=CONNECT_TIMEOUT_S
+                )
+                self.leading = bool(taken)
+        return self.leading
+
+    def close(self) -> None:
+        """Drop the connection at once (and with it the lock): a leader stepping down must not linger."""
+        self.leading = False
+        self._db.terminate()

@@ -83,6 +83,12 @@ class ServerSettings:
     notify_backoff_s: float = 2.0
     notify_timeout_s: float = 10.0
     notify_drain_s: float = 5.0
+    # This server's name among several on one PostgreSQL (`--node`), told to clients in `welcome`;
+    # empty: its HOST:PORT once it listens.
+    node: str = ""
+    # On PostgreSQL: how often a node that is not the leader tries to take the leader lock (and the
+    # leader checks it still holds it). A dead leader's lock is free as soon as PostgreSQL notices.
+    leader_retry_s: float = 2.0
 
 
 # The defaults, for `serve`'s options and help. Read it, never change it: it is shared.

@@ -19,10 +19,11 @@ import json
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 import aiosqlite
 
@@ -34,6 +35,8 @@ __all__ = [
     "Storage",
     "SqliteStorage",
     "StorageError",
+    "StorageUnavailable",
+    "WriteTurn",
     "TokenRecord",
     "CommandRecord",
     "TABLES",
@@ -44,6 +47,39 @@ __all__ = [
 
 class StorageError(Exception):
     """The database cannot be used (corrupt, newer schema, unwritable); the message is one line for users."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be reached right now (PostgreSQL stopped or restarting, the network between
+    down): nothing of what was being written is stored, and it may be tried again later."""
+
+
+class BatchWrites(Protocol):
+    """What the writer does in its turn: look up stored replies, then store the batch it decided."""
+
+    async def find_replies(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]: ...
+
+    async def apply_batch(
+        self,
+        events: Sequence[tuple[Event, str]],
+        tickets: Iterable[Ticket],
+        technicians: Iterable[Technician],
+        incidents: Iterable[Incident],
+        commands: Sequence[CommandRecord],
+        decisions: Sequence[tuple[int, str]] = (),
+        decision_log_through: int | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class WriteTurn:
+    """One batch's turn at writing the database (see `Storage.write_turn`)."""
+
+    # Where the batch's reads and its write go: in the turn's transaction.
+    writes: BatchWrites
+    # Serialised events other servers stored after the seq the turn was asked from, in seq order: fold
+    # them in before deciding.
+    others: list[str]
 
 
 # Forward migrations; PRAGMA user_version is the number applied. Never edit one that has shipped.
@@ -246,11 +282,8 @@ class Storage(ABC):
     Two engines implement it: `SqliteStorage` (a file) and `server.pgstorage.PostgresStorage`. Each is
     the only writer of its database within its process; `apply_batch` is the one write of the server.
 
-    Several servers on one PostgreSQL (later): `apply_batch` there already runs under a database-wide
-    writer lock and announces the last stored seq on the `dispatch_events` channel (NOTIFY, delivered at
-    commit). What remains is in the writer: take the same lock before deciding, catch up with
-    `events_after(state.seq, ...)` written by other nodes, decide, then store in that transaction; and a
-    LISTEN on the channel telling idle nodes there is more to read.
+    Several servers on one PostgreSQL: the writer decides and stores each batch in a `write_turn`, which
+    there holds a database-wide lock and hands over the events the other servers stored meanwhile.
     """
 
     @staticmethod
@@ -267,6 +300,13 @@ class Storage(ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+    @asynccontextmanager
+    async def write_turn(self, after_seq: int) -> AsyncIterator[WriteTurn]:
+        """The database's write turn for one batch, with the events other servers stored after
+        `after_seq`. A SQLite file has one server: there is no one to wait for and nothing to fold in.
+        PostgreSQL, shared by several, holds a database-wide lock for the turn."""
+        yield WriteTurn(self, [])
 
     @abstractmethod
     async def load_state(self, now: datetime | None = None, *, closed_tickets: bool = True) -> DispatchState:

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +33,7 @@ from dispatch.core.protocol import (
     CLOSE_TOO_SLOW,
     Command,
     Error,
+    ErrorCode,
     Event,
     GetHistory,
     History,
@@ -47,9 +48,19 @@ from dispatch.core.state import Actor, DispatchState, forget_closed, remember_ti
 from server.fanout import Fanout
 from server.limits import TakeTurns
 from server.settings import ServerSettings
-from server.storage import CommandRecord, Storage
+from server.storage import BatchWrites, CommandRecord, Storage, StorageUnavailable
 
-__all__ = ["MAX_BATCH", "Committed", "Sender", "Watcher", "Writer"]
+__all__ = [
+    "CATCH_UP",
+    "CLOSE_TRY_AGAIN_LATER",
+    "MAX_BATCH",
+    "UNAVAILABLE_REASON",
+    "CatchUp",
+    "Committed",
+    "Sender",
+    "Watcher",
+    "Writer",
+]
 
 log = logging.getLogger("dispatch.server")
 
@@ -60,6 +71,23 @@ MAX_BATCH = 2_000
 # Chosen with bench/fairness.py (one connection keeping 256 in flight): at 16 a neighbour's round trip is
 # ~4x its quiet one at the median (at 64, ~13x) while the flood still gets ~3,000 commands/s through.
 PER_CONNECTION_BATCH = 16
+# The database (PostgreSQL) cannot be reached: connections are closed (or turned away) with this, to
+# come back later or to try another node; they resume with last_seq and miss nothing.
+CLOSE_TRY_AGAIN_LATER = CLOSE_TOO_SLOW  # 1013 "try again later", as for a slow client
+UNAVAILABLE_REASON = "the database cannot be reached: try again later"
+
+
+class CatchUp:
+    """A batch's worth of nothing to decide: it only folds in what other servers stored (every batch
+    does that first), queued when they say there is more so that an idle server's boards keep up."""
+
+    def __repr__(self) -> str:
+        return "CATCH_UP"
+
+
+CATCH_UP = CatchUp()
+# A new leader acts on shift edges from this long before it took over: the old one may have died on one.
+LEADER_LOOKBACK = timedelta(seconds=30)
 
 
 class Sender(Protocol):
@@ -97,7 +125,7 @@ class Writer:
         self.settings = settings
         self.fanout = fanout
         self.decider = Decider(state, decider_settings(settings))
-        self._waiting: TakeTurns[Sender | Tick, Request[Sender] | Tick] = TakeTurns()
+        self._waiting: TakeTurns[Sender | Tick | CatchUp, Request[Sender] | Tick | CatchUp] = TakeTurns()
         self.fatal: BaseException | None = None
         # Told of every batch once it is stored and published; must not block (queue work elsewhere).
         self.watchers: list[Watcher] = []
@@ -107,6 +135,11 @@ class Writer:
         # The last decision written to the decision-log file, and whether the database knows it yet.
         self._decisions_in_file = 0
         self._decisions_in_file_stored = True
+        # Where several servers share the database: a catch-up is queued (at most one at a time).
+        self._catch_up_queued = False
+        # The database could not be reached: since when, and whether the state must be read again.
+        self._unavailable_since: datetime | None = None
+        self._stale = False
 
     # --- what connections and the clock put in ----------------------------------------------------------
 
@@ -134,17 +167,31 @@ class Writer:
         while (batch := await self._waiting.next_batch(MAX_BATCH, PER_CONNECTION_BATCH)) is not None:
             await self.commit(batch)
 
-    async def commit(self, batch: list[Request[Sender] | Tick]) -> None:
-        """Decide, store, publish, reply: one batch."""
+    async def commit(self, items: list[Request[Sender] | Tick | CatchUp]) -> None:
+        """Decide, store, publish, reply: one batch, in the database's write turn (where other servers
+        share the database, after folding in what they stored meanwhile)."""
         started = time.perf_counter()
         now = self.settings.clock()
-        recalled = await self._recall_closed(batch)
-        known = await self.storage.find_replies(replay_keys(batch))
-        decided = self.decider.decide(batch, known, now)
-        events = [(e, e.model_dump_json()) for e in decided.events]
-        decision_lines = [(r["seq"], json.dumps(r, separators=(",", ":"))) for r in decided.decisions]
-        if events or decided.acks:
-            await self._store(decided, events, decision_lines)
+        self._catch_up_queued = False
+        batch = [item for item in items if not isinstance(item, CatchUp)]
+        try:
+            if self._stale:
+                await self._reload()
+            recalled = await self._recall_closed(batch)
+            async with self.storage.write_turn(self.state.seq) as turn:
+                absorbed = self._absorb(turn.others)
+                known = await turn.writes.find_replies(replay_keys(batch))
+                decided = self.decider.decide(batch, known, now)
+                events = [(e, e.model_dump_json()) for e in decided.events]
+                decision_lines = [(r["seq"], json.dumps(r, separators=(",", ":"))) for r in decided.decisions]
+                if events or decided.acks:
+                    await self._store(turn.writes, decided, events, decision_lines)
+        except StorageUnavailable as exc:
+            self._refuse(batch, exc, time.perf_counter() - started)
+            return
+        if self._unavailable_since is not None:
+            log.warning("the database is back: taking commands again")
+            self._unavailable_since = None
         for note in decided.notes:
             log.info(note)
         seconds = time.perf_counter() - started
@@ -157,7 +204,8 @@ class Writer:
             self.clock_looked_at = now
         for reply in decided.replies:
             reply.to.answered(await self._answer(reply))
-        forget_closed(self.state, [*recalled, *(e.ticket.id for e in decided.events if isinstance(e, TicketEvent))])
+        touched = [*absorbed, *decided.events]
+        forget_closed(self.state, [*recalled, *(e.ticket.id for e in touched if isinstance(e, TicketEvent))])
         self.fanout.drop_slow_clients(CLOSE_TOO_SLOW, "too slow: reconnect with last_seq")
 
     async def _recall_closed(self, batch: list[Request[Sender] | Tick]) -> list[str]:
@@ -175,11 +223,11 @@ class Writer:
         remember_tickets(self.state, tickets, alerts)
         return [t.id for t in tickets]
 
-    async def _store(self, decided: Decided[Sender], events: list[tuple[Event, str]],
+    async def _store(self, writes: BatchWrites, decided: Decided[Sender], events: list[tuple[Event, str]],
                      decision_lines: list[tuple[int, str]]) -> None:  # fmt: skip
         through = None if self._decisions_in_file_stored else self._decisions_in_file
         try:
-            await self.storage.apply_batch(
+            await writes.apply_batch(
                 events,
                 *_changed_rows(self.state, decided.events),
                 [CommandRecord(a.user, a.command_id, a.seq, a.reply) for a in decided.acks],
@@ -187,12 +235,82 @@ class Writer:
                 through,
             )
             self._decisions_in_file_stored = True
+        except StorageUnavailable:
+            raise  # nothing stored, nothing acked: the batch is refused and the state reloaded (commit)
         except BaseException as exc:
             # The in-memory state is now ahead of the disk and nothing here was acked: stop rather
             # than serve a truth we could not store. Clients resend with the same command_ids.
             log.critical("cannot store a batch of %d events, stopping: %s", len(events), exc)
             self.fatal = exc
             raise
+
+    # --- several servers on one database, and a database that cannot be reached ---------------------------
+
+    def catch_up(self, stored_seq: int | None = None) -> None:
+        """Another server stored events up to `stored_seq` (None: it may have): fold them in soon, even
+        with nothing to write here."""
+        if (stored_seq is None or stored_seq > self.state.seq) and not self._catch_up_queued:
+            self._catch_up_queued = True
+            self._waiting.put(CATCH_UP, CATCH_UP)
+
+    def lead(self, leader: bool, recent: Sequence[Event] = ()) -> None:
+        """Take on (or give up) what must run once among the servers sharing the database; a new leader
+        learns from `recent` (the log's latest burst reports) what the last one reported."""
+        if leader == self.decider.settings.leader:
+            return
+        if leader:
+            self.decider.became_leader(self.settings.clock(), recent, LEADER_LOOKBACK)
+        self.decider.settings = replace(self.decider.settings, leader=leader)
+
+    @property
+    def leading(self) -> bool:
+        return self.decider.settings.leader
+
+    def _absorb(self, payloads: list[str]) -> list[Event]:
+        """Events other servers stored: into the state first, then to this server's boards, in seq order,
+        before anything this batch decides."""
+        if not payloads:
+            return []
+        events = [event_adapter.validate_json(p) for p in payloads]
+        self.decider.absorb(events)
+        self.fanout.publish(list(zip(events, payloads, strict=True)))
+        return events
+
+    def _refuse(self, batch: list[Request[Sender] | Tick], exc: StorageUnavailable, seconds: float) -> None:
+        """The database could not be reached: nothing of the batch is stored, so nothing is acked; every
+        command is refused as `unavailable` (to resend with the same id) and the state, which deciding
+        may have changed, is read again before the next batch."""
+        self._stale = True
+        if self._unavailable_since is None:
+            self._unavailable_since = self.settings.clock()
+            log.error("cannot store: %s; refusing commands until it is back", exc)
+        message = "the database cannot be reached: not applied; resend it (same command_id) in a moment"
+        outcomes = []
+        for item in batch:
+            if isinstance(item, Request):
+                frame = Error(command_id=item.command.command_id, code=ErrorCode.UNAVAILABLE, message=message)
+                item.sender.answered(frame.model_dump_json())
+                outcomes.append((item.command.type, ErrorCode.UNAVAILABLE.value))
+        # A board left open would go on saying "connected" through the outage: closed with the reason
+        # (after the answers above, already on its socket), it says why and comes back. At every
+        # refusal, not only the first: one that got in while the database flickered back is told too.
+        for client in list(self.fanout.clients):
+            self.fanout.drop(client, CLOSE_TRY_AGAIN_LATER, UNAVAILABLE_REASON)
+        committed = Committed([], outcomes, seconds)
+        for watcher in self.watchers:
+            watcher(committed)
+
+    async def _reload(self) -> None:
+        """After a batch that could not be stored: the state as the database has it, and what this
+        server's boards have not been sent yet (stored by others, or a commit whose answer was lost)."""
+        fresh = await self.storage.load_state(self.settings.clock(), closed_tickets=False)
+        missed = await self.storage.events_after(self.fanout.published_seq, fresh.seq)
+        # The same object stays: connections, HTTP intake and metrics hold it.
+        for name in (f.name for f in fields(DispatchState)):
+            setattr(self.state, name, getattr(fresh, name))
+        self.decider.allocation_memory.room_may_have_appeared()
+        self._stale = False
+        self.fanout.publish([(event_adapter.validate_json(p), p) for p in missed])
 
     async def _answer(self, reply: Reply[Sender]) -> str:
         if reply.history is None:
@@ -204,7 +322,12 @@ class Writer:
         refusal = owns_ticket(actor, command.ticket_id, self.state)
         if refusal is not None:
             return Error(command_id=command.command_id, code=refusal.code, message=refusal.message).model_dump_json()
-        events = [event_adapter.validate_json(p) for p in await self.storage.ticket_history(command.ticket_id)]
+        try:
+            payloads = await self.storage.ticket_history(command.ticket_id)
+        except StorageUnavailable:
+            message = "the database cannot be reached: no history now; ask again in a moment"
+            return Error(command_id=command.command_id, code=ErrorCode.UNAVAILABLE, message=message).model_dump_json()
+        events = [event_adapter.validate_json(p) for p in payloads]
         return History(command_id=command.command_id, ticket_id=command.ticket_id, events=events).model_dump_json()
 
     # --- the decision-log file: an export stream beside the database's own copy ---------------------------
@@ -238,7 +361,11 @@ class Writer:
     async def record_decision_log_position(self) -> None:
         """At a clean stop: so a log rotated before the next start is not given these lines again."""
         if self.fatal is None and not self._decisions_in_file_stored:
-            await self.storage.apply_batch([], [], [], [], [], decision_log_through=self._decisions_in_file)
+            try:
+                await self.storage.apply_batch([], [], [], [], [], decision_log_through=self._decisions_in_file)
+            except StorageUnavailable as exc:
+                # The next start re-appends a few lines the file may already have (see repair_decision_log).
+                log.warning("decision log position not recorded: %s", exc)
 
 
 def decider_settings(settings: ServerSettings) -> DeciderSettings:

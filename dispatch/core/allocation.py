@@ -22,6 +22,7 @@ from dispatch.core.contracts import Contracts
 from dispatch.core.models import OPEN_STATUSES, Technician, TechStatus, Ticket
 from dispatch.core.protocol import Candidate
 from dispatch.core.sla import read_clock
+from dispatch.core.state import DispatchState
 
 UNAVAILABLE = frozenset({TechStatus.BREAK, TechStatus.OFF_SHIFT})
 _NEVER = datetime.min.replace(tzinfo=None)
@@ -84,6 +85,18 @@ class TeamLoad:
             if ticket.assignee is not None and ticket.status in OPEN_STATUSES:
                 roster.took(ticket, ticket.assignee, None)
         return roster
+
+    @classmethod
+    def of(cls, state: DispatchState, last_assigned: dict[str, datetime] | None = None) -> TeamLoad:
+        """The team as `state` has it, from the holdings it keeps: costs the team's size, not the
+        backlog's. A copy, which a pass or a plan moves tickets in as it goes."""
+        holdings = state.holdings()
+        return cls(
+            dict(state.technicians),
+            Counter(holdings.load),
+            dict(last_assigned or {}),
+            {incident: Counter(holders) for incident, holders in holdings.incident_holders.items()},
+        )
 
     def took(self, ticket: Ticket, tech_id: str, at: datetime | None) -> None:
         """`tech_id` now holds `ticket` (an open ticket)."""

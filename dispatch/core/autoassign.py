@@ -34,7 +34,7 @@ class AutoAssignMemory:
     last_assigned: dict[str, datetime] = field(default_factory=dict)
 
     def roster(self, state: DispatchState) -> TeamLoad:
-        return TeamLoad.build(state.technicians, state.tickets.values(), self.last_assigned)
+        return TeamLoad.of(state, self.last_assigned)
 
     def room_may_have_appeared(self) -> None:
         self.roster_version += 1
@@ -63,14 +63,15 @@ def auto_assign(
     room may have appeared."""
     queue = sorted(
         (
-            t
-            for t in state.tickets.values()
-            if t.assignee is None
-            and t.status is TicketStatus.NEW
-            and memory.tried.get(t.id) != memory.roster_version  # already failed with this roster
+            state.tickets[ticket_id]
+            for ticket_id in state.holdings().queued  # new and unassigned, kept as events are applied
+            if memory.tried.get(ticket_id) != memory.roster_version  # already failed with this roster
         ),
         key=lambda t: (t.priority, t.respond_by, t.id),
     )
+    if len(memory.tried) > 2 * len(state.holdings().queued) + 64:
+        # Tickets that left the queue without being placed (closed, assigned by hand) are forgotten.
+        memory.tried = {i: v for i, v in memory.tried.items() if i in state.holdings().queued}
     if not queue:
         return [], []
     roster = memory.roster(state)

@@ -21,7 +21,7 @@ from dispatch.core.models import Ticket
 from dispatch.core.protocol import BurstEvent
 from dispatch.core.state import Actor, DispatchState, apply_event, ticket_id_for
 
-__all__ = ["BurstGroup", "BurstMemory", "detect_bursts", "forget_closed_tickets"]
+__all__ = ["BurstGroup", "BurstMemory", "detect_bursts", "forget_closed_tickets", "learn_reported_bursts"]
 
 BurstGroup = Literal["client", "site", "category"]
 # Most specific first: tickets that form a client burst are not reported again as a site or category one.
@@ -52,6 +52,13 @@ class BurstMemory:
     # those groups. A new ticket from one of them is no reason to look again (it is covered too), so a
     # client's flood costs its category nothing; a ticket from anyone else is.
     covered_by: dict[GroupKey, set[GroupKey]] = field(default_factory=dict)
+
+
+def learn_reported_bursts(memory: BurstMemory, reports: list[BurstEvent]) -> None:
+    """Remember bursts another server already reported (a new leader reads them from the log), so they
+    are reported again only once they have grown as much as after a report of this server's own."""
+    for report in reports:
+        memory.reported.setdefault((report.group, report.value), set()).update(report.ticket_ids)
 
 
 def _forget_before(since: datetime, memory: BurstMemory) -> None:

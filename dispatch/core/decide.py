@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from dispatch.core.allocation import AllocationPolicy, rank
 from dispatch.core.autoassign import AUTO, AutoAssignMemory, Placement, auto_assign
-from dispatch.core.bursts import BurstMemory, detect_bursts, forget_closed_tickets
+from dispatch.core.bursts import BurstMemory, detect_bursts, forget_closed_tickets, learn_reported_bursts
 from dispatch.core.commands import COMMANDS, execute, forbidden
 from dispatch.core.forecast import HandleTimes
 from dispatch.core.models import TicketStatus
@@ -24,6 +24,7 @@ from dispatch.core.protocol import (
     ApplyPlan,
     Assign,
     BulkAssign,
+    BurstEvent,
     Candidate,
     Command,
     Error,
@@ -37,7 +38,7 @@ from dispatch.core.reads import Reading
 from dispatch.core.rules import Outcome, Refusal, Rules, clock_alerts
 from dispatch.core.shifts import ShiftMemory, callout_pass, shift_changes
 from dispatch.core.sla import read_clock
-from dispatch.core.state import Actor, DispatchState
+from dispatch.core.state import Actor, DispatchState, apply_event
 
 __all__ = [
     "Decided", "Decider", "DeciderSettings", "Reply", "Request", "StoredAck", "TICK", "Tick", "error_frame",
@@ -64,6 +65,9 @@ class DeciderSettings:
     # burst; 0 turns burst detection off.
     burst_threshold: int = 5
     burst_window: timedelta = timedelta(minutes=10)
+    # Whether this server does what must run once (the SLA clock's alerts, shifts, call-outs, bursts,
+    # auto-assign): always alone on SQLite; on PostgreSQL only the node holding the leader lock.
+    leader: bool = True
 
     @property
     def escalate_after(self) -> timedelta:
@@ -167,6 +171,33 @@ class Decider:
     shift_memory: ShiftMemory = field(default_factory=ShiftMemory)
     # How long recent tickets took to resolve, for the forecast (learned as tickets resolve).
     handle_times: HandleTimes = field(default_factory=HandleTimes)
+    # Events other servers stored since this leader last decided (absorbed): they may call for a burst
+    # report (tickets created) or an automatic assignment.
+    absorbed: set[str] = field(default_factory=set, init=False)
+
+    def absorb(self, events: Sequence[Event]) -> None:
+        """Fold in events another server on the same database decided and stored (in seq order, right
+        after this state's seq), and learn from them as from this server's own."""
+        for event in events:
+            apply_event(self.state, event)
+        self._learn(list(events))
+        closed = [e.ticket.id for e in events if isinstance(e, TicketEvent) and not e.ticket.is_open]
+        if closed:
+            forget_closed_tickets(self.burst_memory, closed)
+        if any(_may_make_room(e) for e in events):
+            self.allocation_memory.room_may_have_appeared()
+        self.absorbed.update(e.kind for e in events)
+        closed = [e.ticket.id for e in events if isinstance(e, TicketEvent) and not e.ticket.is_open]
+        if closed:
+            forget_closed_tickets(self.burst_memory, closed)
+
+    def became_leader(self, now: datetime, recent: Sequence[Event], shift_lookback: timedelta) -> None:
+        """Take over what must run once from a leader that went away: learn the bursts it reported
+        (`recent`: the log's latest events), and look at shift edges from a little before now, so an
+        edge the old leader may have missed while dying is acted on (one it did act on changes nothing)."""
+        learn_reported_bursts(self.burst_memory, [e for e in recent if isinstance(e, BurstEvent)])
+        self.shift_memory.looked_at = now - shift_lookback
+        self.allocation_memory.room_may_have_appeared()
 
     def decide(
         self, batch: Sequence[Request[Sender] | Tick], known: Mapping[tuple[str, str], str], now: datetime
@@ -208,7 +239,8 @@ class Decider:
             out.decisions.extend(self._decision_records(outcome, considered, now))
         if any(_may_make_room(e) for e in out.events):
             self.allocation_memory.room_may_have_appeared()  # queued tickets are worth a new look
-        if tick:
+        leader = self.settings.leader
+        if tick and leader:
             rules = self.settings.rules
             shifts = shift_changes(self.state, rules, self.shift_memory, now)
             alerts = clock_alerts(self.state, now, self.settings.escalate_after, AUTO)
@@ -219,7 +251,9 @@ class Decider:
             if shifts or any(e.kind == "escalation" for e in alerts):
                 # Someone came on shift, or an escalated P1 may now take a partial match.
                 self.allocation_memory.room_may_have_appeared()
-        if self.settings.burst_threshold > 0 and any(e.kind == "ticket_created" for e in out.events):
+        absorbed, self.absorbed = (self.absorbed, set()) if leader else (set(), self.absorbed)
+        created = "ticket_created" in absorbed or any(e.kind == "ticket_created" for e in out.events)
+        if leader and self.settings.burst_threshold > 0 and created:
             out.events.extend(
                 detect_bursts(
                     self.state,
@@ -230,7 +264,7 @@ class Decider:
                     AUTO,
                 )
             )
-        if self.settings.auto_assign and (out.events or tick):
+        if leader and self.settings.auto_assign and (out.events or tick or absorbed):
             for _ in range(AUTO_ASSIGN_PASSES):
                 placed, notes = auto_assign(
                     self.state,

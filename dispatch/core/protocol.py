@@ -10,7 +10,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from dispatch.core.models import (
     Callout,
@@ -77,6 +77,8 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     RATE_LIMITED = "rate_limited"
+    # Extension: the server cannot reach its database (PostgreSQL down): not applied; resend it later.
+    UNAVAILABLE = "unavailable"
 
 
 class _Frame(BaseModel):
@@ -84,7 +86,15 @@ class _Frame(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-CommandId = Annotated[str, Field(min_length=1, max_length=MAX_ID * 2)]
+def _no_nul(value: str) -> str:
+    # PostgreSQL's text cannot hold NUL: such an id could be neither stored nor looked up there, and on
+    # SQLite it would be an id the other engine refuses. Refused on both, so both answer alike.
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+CommandId = Annotated[str, Field(min_length=1, max_length=MAX_ID * 2), AfterValidator(_no_nul)]
 Version = Annotated[int, Field(ge=1)]
 
 
@@ -268,7 +278,7 @@ class PlanMove(_Frame):
     tech_id: Identifier
     expected_version: Version
     from_tech: Identifier | None = None
-    reason: Annotated[str, Field(max_length=300)] = ""
+    reason: ReasonText = ""
 
 
 class ApplyPlan(_Command):
@@ -451,6 +461,8 @@ class Welcome(_Frame):
     seq: int
     # Extension: the wire protocol version the server speaks (see PROTOCOL_VERSION).
     protocol: int = PROTOCOL_VERSION
+    # Extension: which server (`serve --node NAME`) the client is on, when several share one database.
+    node: str | None = None
 
 
 class CalendarHours(_Frame):

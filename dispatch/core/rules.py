@@ -641,7 +641,9 @@ def clock_alerts(state: DispatchState, now: datetime, escalate_after: timedelta,
         apply_event(state, event)
         events.append(event)
 
-    for ticket in list(state.tickets.values()):
+    # Only the tickets whose warning, due or escalation moment has come (`AlertSchedule`), not the backlog.
+    for ticket_id in state.alert_schedule().due(now, escalate_after):
+        ticket = state.tickets[ticket_id]
         if not ticket.is_open or ticket.paused_at is not None:
             continue
         # Instants only: the warning and due instants were counted in open time when they were set.

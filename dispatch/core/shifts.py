@@ -19,7 +19,7 @@ from datetime import datetime
 
 from dispatch.core.allocation import AllocationPolicy, TeamLoad, rank
 from dispatch.core.autoassign import AUTO
-from dispatch.core.models import CalloutStatus, Priority, TechStatus, TicketStatus
+from dispatch.core.models import CalloutStatus, Priority, TechStatus
 from dispatch.core.protocol import Event
 from dispatch.core.rules import Change, Rules, fatigue_blocks, send_callout
 from dispatch.core.state import OFF_THE_CLOCK, DispatchState
@@ -78,11 +78,8 @@ def callout_pass(
     due = sorted(
         (
             t
-            for t in state.tickets.values()
-            if t.priority in (Priority.P1, Priority.P2)
-            and t.status is TicketStatus.NEW
-            and t.assignee is None
-            and now - t.created_at >= roster.callout_after
+            for t in (state.tickets[i] for i in state.holdings().queued)  # new and unassigned
+            if t.priority in (Priority.P1, Priority.P2) and now - t.created_at >= roster.callout_after
         ),
         key=lambda t: (t.priority, t.respond_by, t.id),
     )

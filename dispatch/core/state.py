@@ -8,14 +8,27 @@ to its own copy.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from dispatch.core.models import Callout, CalloutStatus, Incident, Role, Technician, TechStatus, Ticket
+from sortedcontainers import SortedList
+
+from dispatch.core.models import (
+    Callout,
+    CalloutStatus,
+    Incident,
+    Priority,
+    Role,
+    Technician,
+    TechStatus,
+    Ticket,
+    TicketStatus,
+)
 from dispatch.core.protocol import CalloutEvent, Event, IncidentEvent, SlaEvent, TechnicianEvent, TicketEvent
 from dispatch.core.roster import WorkLog
+from dispatch.core.sla import warning_at
 
 # Statuses in which a technician is not on the clock (the hours the fatigue rules count).
 OFF_THE_CLOCK = frozenset({TechStatus.OFF_SHIFT, TechStatus.BREAK})
@@ -82,6 +95,110 @@ class RecentChanges:
 
 
 @dataclass
+class Holdings:
+    """Who holds how many open tickets, and of each incident how many: what ranking weighs. Kept up as
+    events are applied (`apply_event`), so a suggestion or an auto-assign pass costs the size of the
+    team, not of the backlog. Counts that reach zero are dropped, so equal holdings compare equal."""
+
+    load: Counter[str] = field(default_factory=Counter)
+    incident_holders: dict[str, Counter[str]] = field(default_factory=dict)
+    # New tickets nobody holds: the queue auto-assign and call-outs look at.
+    queued: set[str] = field(default_factory=set)
+
+    @classmethod
+    def count(cls, tickets: Iterable[Ticket]) -> Holdings:
+        """Counted from scratch (once per state; and what tests hold the kept counts to)."""
+        holdings = cls()
+        for ticket in tickets:
+            holdings.change(ticket, +1)
+        return holdings
+
+    def change(self, ticket: Ticket, sign: int) -> None:
+        """Count `ticket` in (+1) or out (-1): an open, assigned ticket holds; a new one nobody holds is
+        queued; any other counts for nothing."""
+        tech_id = ticket.assignee
+        if tech_id is None and ticket.status is TicketStatus.NEW:
+            if sign > 0:
+                self.queued.add(ticket.id)
+            else:
+                self.queued.discard(ticket.id)
+        if tech_id is None or not ticket.is_open:
+            return
+        _bump(self.load, tech_id, sign)
+        if ticket.incident_id:
+            holders = self.incident_holders.setdefault(ticket.incident_id, Counter())
+            _bump(holders, tech_id, sign)
+            if not holders:
+                del self.incident_holders[ticket.incident_id]
+
+
+def _bump(counter: Counter[str], key: str, sign: int) -> None:
+    value = counter[key] + sign
+    if value:
+        counter[key] = value
+    else:
+        del counter[key]
+
+
+@dataclass
+class AlertSchedule:
+    """When each open ticket's SLA clock may next raise an alert (its warning instant until the warning
+    is raised, then its due instant until the breach is), and the unassigned P1s not yet escalated, by
+    when they were opened. Kept up as events are applied, so the clock's look each second costs the
+    tickets whose moment has come, not the whole backlog. A ticket on hold is left out: its clock
+    stands, and the event that ends the hold puts it back."""
+
+    sla: SortedList = field(default_factory=SortedList)  # (instant, ticket id)
+    unescalated: SortedList = field(default_factory=SortedList)  # (created_at, ticket id)
+    _entries: dict[str, tuple[datetime | None, datetime | None]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, tickets: Iterable[Ticket], alerts: set[tuple[str, str]]) -> AlertSchedule:
+        schedule = cls()
+        for ticket in tickets:
+            schedule.update(ticket, alerts)
+        return schedule
+
+    def update(self, ticket: Ticket, alerts: set[tuple[str, str]]) -> None:
+        """Put `ticket` where its next alert falls, as it is now and with the alerts already raised."""
+        sla_at, opened = self._entries.pop(ticket.id, (None, None))
+        if sla_at is not None:
+            self.sla.discard((sla_at, ticket.id))
+        if opened is not None:
+            self.unescalated.discard((opened, ticket.id))
+        entry = _next_alerts(ticket, alerts)
+        if entry != (None, None):
+            self._entries[ticket.id] = entry
+            if entry[0] is not None:
+                self.sla.add((entry[0], ticket.id))
+            if entry[1] is not None:
+                self.unescalated.add((entry[1], ticket.id))
+
+    def due(self, now: datetime, escalate_after: timedelta) -> list[str]:
+        """The tickets that may raise an alert at `now`, by id."""
+        ids = {ticket_id for _, ticket_id in self.sla.irange(maximum=(now, _LAST))}
+        ids.update(ticket_id for _, ticket_id in self.unescalated.irange(maximum=(now - escalate_after, _LAST)))
+        return sorted(ids)
+
+
+_LAST = "\U0010ffff"  # after every ticket id, for ranges up to an instant
+
+
+def _next_alerts(ticket: Ticket, alerts: set[tuple[str, str]]) -> tuple[datetime | None, datetime | None]:
+    """(when its SLA clock may raise the next alert, when it was opened if it may still escalate)."""
+    if not ticket.is_open or ticket.paused_at is not None:
+        return None, None
+    target, due, warn = warning_at(ticket)
+    sla_at = None
+    if (ticket.id, f"sla_warning:{target}") not in alerts:
+        sla_at = warn
+    elif (ticket.id, f"sla_breached:{target}") not in alerts:
+        sla_at = due
+    waiting = ticket.priority is Priority.P1 and ticket.assignee is None and (ticket.id, "escalation") not in alerts
+    return sla_at, ticket.created_at if waiting else None
+
+
+@dataclass
 class DispatchState:
     """Everything the server knows: tickets, technicians, incidents, and the last event's seq."""
 
@@ -101,9 +218,28 @@ class DispatchState:
     # What undo can take back: the server's memory of the last 15 minutes, not a fold of the log.
     recent_changes: RecentChanges = field(default_factory=lambda: RecentChanges())
 
+    # Counted from the tickets on first use, then kept up by `apply_event` (not part of equality: it is
+    # derived). Whoever replaces `tickets` other than through events sets it back to None.
+    holdings_kept: Holdings | None = field(default=None, compare=False, repr=False)
+
+    def holdings(self) -> Holdings:
+        """Who holds how many open tickets (and of which incident), kept up to date."""
+        if self.holdings_kept is None:
+            self.holdings_kept = Holdings.count(self.tickets.values())
+        return self.holdings_kept
+
+    # The same for when each ticket may next raise an alert (see `AlertSchedule`).
+    alert_schedule_kept: AlertSchedule | None = field(default=None, compare=False, repr=False)
+
+    def alert_schedule(self) -> AlertSchedule:
+        """When each open ticket may next raise an SLA alert or escalate, kept up to date."""
+        if self.alert_schedule_kept is None:
+            self.alert_schedule_kept = AlertSchedule.of(self.tickets.values(), self.alerts)
+        return self.alert_schedule_kept
+
     def active_load(self, tech_id: str) -> int:
         """How many open tickets a technician holds."""
-        return sum(1 for t in self.tickets.values() if t.assignee == tech_id and t.is_open)
+        return self.holdings().load[tech_id]
 
 
 def ticket_id_for(number: int) -> str:
@@ -138,7 +274,13 @@ def apply_event(state: DispatchState, event: Event) -> None:
             if left is not None:
                 ids = [i for i in left.ticket_ids if i != ticket.id]
                 state.incidents[left.id] = left.model_copy(update={"ticket_ids": ids})
+        if state.holdings_kept is not None:
+            if earlier is not None:
+                state.holdings_kept.change(earlier, -1)
+            state.holdings_kept.change(ticket, +1)
         state.tickets[ticket.id] = ticket
+        if state.alert_schedule_kept is not None:
+            state.alert_schedule_kept.update(ticket, state.alerts)
         if ticket.id.startswith("T-"):
             state.last_ticket_number = max(state.last_ticket_number, ticket_number(ticket.id))
         if ticket.incident_id and ticket.incident_id in state.incidents:
@@ -157,6 +299,9 @@ def apply_event(state: DispatchState, event: Event) -> None:
         state.last_incident_number = max(state.last_incident_number, incident_number(event.incident.id))
     elif isinstance(event, SlaEvent):
         state.alerts.add((event.ticket_id, alert_key(event.kind, event.target)))
+        alerted = state.tickets.get(event.ticket_id)
+        if state.alert_schedule_kept is not None and alerted is not None:
+            state.alert_schedule_kept.update(alerted, state.alerts)
     state.seq = event.seq
 
 
@@ -203,10 +348,17 @@ def forget_closed(state: DispatchState, ticket_ids: Iterable[str]) -> list[str]:
 
 def remember_tickets(state: DispatchState, tickets: Iterable[Ticket], alerts: Iterable[SlaEvent]) -> None:
     """Bring stored tickets (and the alerts they raised) back into memory; ones already there win."""
+    tickets = list(tickets)
     for ticket in tickets:
-        state.tickets.setdefault(ticket.id, ticket)
+        if ticket.id not in state.tickets:
+            state.tickets[ticket.id] = ticket
+            if state.holdings_kept is not None:
+                state.holdings_kept.change(ticket, +1)
     for event in alerts:
         state.alerts.add((event.ticket_id, alert_key(event.kind, event.target)))
+    if state.alert_schedule_kept is not None:
+        for ticket in tickets:
+            state.alert_schedule_kept.update(state.tickets[ticket.id], state.alerts)
 
 
 def entity_at(state: DispatchState, key: tuple[str, str]) -> Ticket | Technician | None:

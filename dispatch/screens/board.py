@@ -192,6 +192,8 @@ class BoardScreen(Screen[None]):
     def refresh_board(self, changed: set[str] | None, technicians_changed: bool = True) -> None:
         """Redraw after a batch of events; `changed` ticket ids (None: everything, e.g. a snapshot or
         a new filter). Only the lanes the batch touched are rebuilt."""
+        if self._taken_down():
+            return
         model = self.session.model
         touched, model.touched = model.touched, set()
         self.drawn_seq = model.state.seq
@@ -243,10 +245,14 @@ class BoardScreen(Screen[None]):
         self.refresh_header()
         self._ask_forecast_when_due()
 
+    def _taken_down(self) -> bool:
+        """A tick or a flush can land while the screen is being taken down (the app quitting): its parts
+        are going then, and there is nothing to refresh (clean-clone runs failed on NoMatches here, for
+        the header and for the lane stack)."""
+        return not self.is_attached or not self.query(BoardHeader) or not self.query(LaneStack)
+
     def refresh_header(self) -> None:
-        # A tick or a flush can land while the screen is being taken down (the app quitting): its header
-        # is gone then, and there is nothing to refresh (a clean-clone run failed on NoMatches here).
-        if not self.is_attached or not self.query(BoardHeader):
+        if self._taken_down():
             return
         model, now = self.session.model, self.session.now()
         self.query_one(BoardHeader).refresh_from(model, now)

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Static
 
-from dispatch.client import LinkState
+from dispatch.client import LinkState, server_addresses
 
 
 class ConnectingScreen(Screen[None]):
@@ -22,5 +22,7 @@ class ConnectingScreen(Screen[None]):
     def show(self, link: LinkState) -> None:
         text = f"Connecting to {self.url} …"
         if not link.connected and link.attempt:
-            text = f"Cannot reach {self.url}: {link.detail}\nretrying, attempt {link.attempt} (Ctrl+Q quits)"
+            # Several servers: the link says why for each, one a line.
+            where = f"{self.url}: " if len(server_addresses(self.url)) < 2 else "any server:\n"
+            text = f"Cannot reach {where}{link.detail}\nretrying, attempt {link.attempt} (Ctrl+Q quits)"
         self.query_one("#connecting", Static).update(text)

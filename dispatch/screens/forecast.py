@@ -135,7 +135,8 @@ class ForecastScreen(ModalScreen[None]):
         table.add_column(no_wrap=True)
         table.add_column(no_wrap=True)
         table.add_column(no_wrap=True)
-        table.add_column(style="dim", no_wrap=True)
+        # The words wrap (at a word) on a narrow terminal; the time, ticket and target keep their width.
+        table.add_column(style="dim")
         for breach in sorted(answer.breaches, key=lambda b: (b.at, b.ticket_id))[:MAX_LISTED]:
             ticket = tickets.get(breach.ticket_id)
             priority = ticket.priority.value if ticket else ""

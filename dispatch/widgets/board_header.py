@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -15,6 +16,9 @@ from dispatch.client import LinkState
 from dispatch.core.models import Priority
 from dispatch.model import BoardModel
 from dispatch.widgets.fitted_line import show_words
+
+# The margins board.tcss gives the SLA risk (right) and the lane counts (left), in cells.
+RISK_MARGIN, COUNTS_MARGIN = 2, 2
 
 
 class BoardHeader(Horizontal):
@@ -47,7 +51,9 @@ class BoardHeader(Horizontal):
         connection = Text()
         who = ""
         if self.link.connected:
-            connection.append("● connected", style="bold green")
+            connection.append(
+                f"● connected to {self.link.node}" if self.link.node else "● connected", style="bold green"
+            )
             name = f" as {model.user}" if model.user else ""
             role = f" ({model.role.value})" if model.role else ""
             who = f"{name}{role}"
@@ -55,11 +61,15 @@ class BoardHeader(Horizontal):
             connection.append("◌ reconnecting", style="bold yellow")
             if self.link.attempt:
                 connection.append(f" #{self.link.attempt}")
+            if self.link.reason:
+                # The server's own words say why and what to do: "the database cannot be reached: try
+                # again later" is not the same outage as a server that is gone. Before the time, which
+                # gives way first in a narrow header.
+                connection.append(f" · {self.link.reason}")
             if self.offline_since is not None:
                 connection.append(
                     f" · offline since {self.offline_since.astimezone().strftime('%H:%M:%S')}", style="bold"
                 )
-        show_words(self.query_one("#connection", Static), connection)
         show_words(self.query_one("#who", Static), who)
 
         lanes = model.lane_counts()
@@ -71,7 +81,27 @@ class BoardHeader(Horizontal):
         risk.append("  breached ", style="bold")
         risk.append(f"{breached}", style="bold red" if breached else "")
         show_words(self.query_one("#risk", Static), risk)
+        room = self._connection_room(who, risk)
+        if 0 < room < connection.cell_len:
+            # A long node name gives way, never the SLA counts after it; a name is one word: its end goes.
+            connection.truncate(room, overflow="ellipsis")
+        show_words(self.query_one("#connection", Static), connection)
         self.query_one("#arrivals", Sparkline).data = model.arrivals_per_minute(now)
+
+    def _connection_room(self, who: str, risk: Text) -> int:
+        """The cells the connection state may take: the header's width less the SLA risk, and whatever
+        else shows at this width (who, the arrivals), with their margins; 0 before the first layout."""
+        width = self.content_region.width
+        if not width:
+            return 0
+        taken = risk.cell_len + RISK_MARGIN + COUNTS_MARGIN
+        if self.query_one("#who").display:
+            taken += cell_len(who)
+        for part in ("#arrivals-label", "#arrivals"):
+            widget = self.query_one(part)
+            if widget.display:
+                taken += widget.outer_size.width
+        return max(width - taken, 1)
 
 
 class LaneCounts(Widget):
