@@ -29,6 +29,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from dispatch.core.models import Role
+from dispatch.core.state import DispatchState, apply_event
 from server.storage import Storage
 
 TIMEOUT_FACTOR_VARIABLE = "DISPATCH_TESTS_TIMEOUT_FACTOR"
@@ -369,3 +370,15 @@ class EmbeddedPostgres:
         if self.port:
             self._run(self.install / "bin" / "pg_ctl", "-D", str(self.data), "-m", "immediate", "stop", check=False)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+async def stored_state(where: str) -> tuple[DispatchState, DispatchState]:
+    """The database's current state, and the state its event log replays to (they must be equal)."""
+    storage = await Storage.open(where)
+    try:
+        replayed = DispatchState()
+        for event in await storage.all_events():
+            apply_event(replayed, event)
+        return await storage.load_state(), replayed
+    finally:
+        await storage.close()

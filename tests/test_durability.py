@@ -11,9 +11,8 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from dispatch.core.models import Role
-from dispatch.core.state import DispatchState, apply_event
-from server.storage import Storage
-from tests.support import ServerProcess, Session, both_engines, ticket_frame, timeout
+from dispatch.core.state import DispatchState
+from tests.support import ServerProcess, Session, both_engines, stored_state, ticket_frame, timeout
 
 CLIENTS = 4
 TICKETS_PER_CLIENT = 250
@@ -72,14 +71,7 @@ async def stored(server: ServerProcess) -> tuple[DispatchState, DispatchState]:
     if server.database is None:
         with sqlite3.connect(server.db) as connection:
             assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    storage = await Storage.open(server.where)
-    try:
-        replayed = DispatchState()
-        for event in await storage.all_events():
-            apply_event(replayed, event)
-        return await storage.load_state(), replayed
-    finally:
-        await storage.close()
+    return await stored_state(server.where)
 
 
 @pytest.mark.serve("--rate-limit", "0")  # a burst as fast as the server goes: the limit would pace it

@@ -316,12 +316,12 @@ class NoteStream:
 
 
 async def wait_for_log(server: ServerProcess, text: str, timeout: float) -> bool:
-    deadline = time.monotonic() + TIMEOUT_FACTOR * timeout
-    while time.monotonic() < deadline:
-        if text in server.stderr():
-            return True
-        await asyncio.sleep(0.05)
-    return False
+    """Whether the server logs `text` within `timeout` (scaled): `ServerProcess.logged`, as a yes or no."""
+    try:
+        await server.logged(text, timeout)
+    except TimeoutError:
+        return False
+    return True
 
 
 @AT_FULL_SPEED

@@ -28,12 +28,20 @@ from dispatch.app import DispatchApp
 from dispatch.core.decide import Decider, DeciderSettings, Request
 from dispatch.core.models import Priority, Role
 from dispatch.core.protocol import Ack, AddTechnician, BurstEvent, Command, CreateTicket, Error, Event, SetPriority
-from dispatch.core.state import Actor, DispatchState, apply_event
+from dispatch.core.state import Actor, DispatchState
 from dispatch.screens.board import BoardScreen
 from server.embedded import running
 from server.settings import ServerSettings
 from server.storage import Storage
-from tests.support import EmbeddedPostgres, ServerProcess, Session, tech_frame, ticket_frame, timeout
+from tests.support import (
+    EmbeddedPostgres,
+    ServerProcess,
+    Session,
+    stored_state,
+    tech_frame,
+    ticket_frame,
+    timeout,
+)  # fmt: skip
 from tests.test_board import SIZE, board_loaded, until
 from tests.test_cli import assert_one_line_failure, run_cli
 from tests.test_durability import CLIENTS, KILL_AFTER_ACKS, TICKETS_PER_CLIENT, burst_frames, send_all
@@ -60,18 +68,6 @@ def node(tmp_path: Path, postgres_url: str) -> Iterator[Node]:
     yield start
     for process in started:
         process.stop()
-
-
-async def stored_state(url: str) -> tuple[DispatchState, DispatchState]:
-    """The database's current state, and the state its event log replays to (they must be equal)."""
-    storage = await Storage.open(url)
-    try:
-        replayed = DispatchState()
-        for event in await storage.all_events():
-            apply_event(replayed, event)
-        return await storage.load_state(), replayed
-    finally:
-        await storage.close()
 
 
 def seqs(session: Session) -> list[int]:
