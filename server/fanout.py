@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO
 
-from websockets.asyncio.server import ServerConnection, broadcast
+from websockets.asyncio.server import ServerConnection
+from websockets.protocol import State
 
 from dispatch.core.models import Role
 from dispatch.core.protocol import Event, TicketEvent
@@ -16,7 +18,7 @@ from dispatch.core.rules import visible_to
 from dispatch.core.state import Actor
 from server.limits import CommandAllowance
 
-__all__ = ["Client", "Fanout", "close_bounded", "event_frame"]
+__all__ = ["Client", "Fanout", "close_bounded", "event_frame", "write_frames"]
 
 log = logging.getLogger("dispatch.server")
 
@@ -44,11 +46,19 @@ class Client:
     # The seq its snapshot or catch-up covered. A snapshot may already hold a batch that is still
     # committing, so that batch's events must not be sent again when they are published.
     covered_seq: int = 0
+    # While a batch is published (`Fanout.holding`): its frames for this client, written together.
+    held: list[bytes] | None = None
 
     def send(self, text: str) -> None:
-        # broadcast() writes without awaiting, so the writer never waits on one slow socket; the
-        # buffer it fills is checked after every batch (see Fanout.drop_slow_clients).
-        broadcast([self.ws], text)
+        self.send_encoded(text.encode())
+
+    def send_encoded(self, frame: bytes) -> None:
+        # Written without awaiting, so the writer never waits on one slow socket; the buffer it fills
+        # is checked after every batch (see Fanout.drop_slow_clients).
+        if self.held is not None:
+            self.held.append(frame)
+        else:
+            write_frames(self.ws, [frame])
 
     def answered(self, text: str) -> None:
         """Send the answer to one of its commands, which frees a place for its next one."""
@@ -77,11 +87,13 @@ class Fanout:
         catching_up = [c for c in self.clients if c.pending is not None]
         for event, payload in events:
             frame = event_frame(payload)
-            broadcast([c.ws for c in everyone if c.covered_seq < event.seq], frame)
-            if technicians:
-                broadcast(
-                    [c.ws for c in technicians if c.covered_seq < event.seq and visible_to(c.actor, event)], frame
-                )
+            encoded = frame.encode()  # once, for every client
+            for client in everyone:
+                if client.covered_seq < event.seq:
+                    client.send_encoded(encoded)
+            for client in technicians:
+                if client.covered_seq < event.seq and visible_to(client.actor, event):
+                    client.send_encoded(encoded)
             for client in catching_up:
                 if visible_to(client.actor, event):
                     assert client.pending is not None
@@ -92,6 +104,22 @@ class Fanout:
         self.published_seq = events[-1][0].seq
         self.event_log.flush()
         self._advanced.set()
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Within it, what is sent to a client (a batch's events, then its answers) is kept and written
+        at the end in one write per client: one system call for the batch, not one per frame, on both
+        ends of each socket. Nothing waits here, so frames go out when the batch's are ready anyway."""
+        held = list(self.clients)
+        for client in held:
+            client.held = []
+        try:
+            yield
+        finally:
+            for client in held:
+                frames, client.held = client.held, None
+                if frames:
+                    write_frames(client.ws, frames)
 
     async def reach(self, seq: int, within_s: float) -> None:
         """Until `seq` is published, or `within_s` seconds have passed, whichever is first."""
@@ -118,6 +146,19 @@ class Fanout:
 
     async def close_all(self, code: int, reason: str) -> None:
         await asyncio.gather(*(close_bounded(c.ws, code, reason) for c in list(self.clients)))
+
+
+def write_frames(ws: ServerConnection, frames: list[bytes]) -> None:
+    """Send text frames (UTF-8) in one write, as websockets' broadcast() sends one: skipped when the
+    connection is closing, a failure logged and ignored (the connection's own reader sees it close)."""
+    if ws.protocol.state is not State.OPEN or ws.transport is None:
+        return
+    try:
+        for frame in frames:
+            ws.protocol.send_text(frame)
+        ws.transport.write(b"".join(ws.protocol.data_to_send()))
+    except Exception as exc:
+        ws.logger.warning("skipped a write: %s", exc)
 
 
 def event_frame(payload: str) -> str:

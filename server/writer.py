@@ -195,15 +195,16 @@ class Writer:
         for note in decided.notes:
             log.info(note)
         seconds = time.perf_counter() - started
-        self.fanout.publish(events)
-        self._export_decisions(decision_lines)
-        committed = Committed(decided.events, decided.outcomes, seconds)
-        for watcher in self.watchers:
-            watcher(committed)
-        if any(isinstance(item, Tick) for item in batch):
-            self.clock_looked_at = now
-        for reply in decided.replies:
-            reply.to.answered(await self._answer(reply))
+        with self.fanout.holding():  # each client's events and answers in one write
+            self.fanout.publish(events)
+            self._export_decisions(decision_lines)
+            committed = Committed(decided.events, decided.outcomes, seconds)
+            for watcher in self.watchers:
+                watcher(committed)
+            if any(isinstance(item, Tick) for item in batch):
+                self.clock_looked_at = now
+            for reply in decided.replies:
+                reply.to.answered(await self._answer(reply))
         touched = [*absorbed, *decided.events]
         forget_closed(self.state, [*recalled, *(e.ticket.id for e in touched if isinstance(e, TicketEvent))])
         self.fanout.drop_slow_clients(CLOSE_TOO_SLOW, "too slow: reconnect with last_seq")
