@@ -33,7 +33,7 @@ from dispatch.core.commands import execute  # noqa: E402
 from dispatch.core.contracts import Contracts  # noqa: E402
 from dispatch.core.decide import TICK, Decider, DeciderSettings, Request  # noqa: E402
 from dispatch.core.models import Priority, Role, Technician, TechStatus, Ticket  # noqa: E402
-from dispatch.core.protocol import AddTechnician, Assign, BulkAssign, CreateTicket, Suggest  # noqa: E402
+from dispatch.core.protocol import AddTechnician, Assign, BulkAssign, CreateTicket, SetStatus, Suggest  # noqa: E402
 from dispatch.core.sla import clock_fields  # noqa: E402
 from dispatch.core.state import Actor, DispatchState  # noqa: E402
 from server.app import DispatchServer  # noqa: E402
@@ -131,6 +131,48 @@ def bench_tick(deciders: list[Decider], repeats: int) -> list[float]:
     return [statistics.median(t[20:]) for t in times]
 
 
+def full_team(queued: int, techs: int = 50) -> tuple[Decider, list[str]]:
+    """Auto-assign on, `techs` technicians each holding as much as they may (2), and `queued` tickets
+    waiting for room, already tried once; the held ticket ids, to resolve one at a time."""
+    state = DispatchState()
+    actor = Actor("seed", Role.DISPATCHER)
+    held = []
+    for n in range(techs):
+        execute(state, AddTechnician(type="add_technician", command_id=f"t{n}", tech_id=f"tech{n:03d}",
+                                     name=f"Tech {n}", skills=[SKILLS[n % 6]], capacity=2), actor, NOW)  # fmt: skip
+    for n in range(2 * techs + queued):
+        execute(state, CreateTicket(type="create_ticket", command_id=f"c{n}", title=f"Backlog {n}",
+                                    client=f"Client {n % 30}", priority=Priority(f"P{1 + n % 4}"),
+                                    skills=[SKILLS[n % 6]]), actor, NOW)  # fmt: skip
+        if n < 2 * techs:
+            execute(state, Assign(type="assign", command_id=f"a{n}", ticket_id=f"T-{n + 1:06d}",
+                                  tech_id=f"tech{n // 2:03d}"), actor, NOW)  # fmt: skip
+            held.append(f"T-{n + 1:06d}")
+    decider = Decider(state, DeciderSettings(burst_threshold=0, auto_assign=True))
+    decider.decide([TICK], {}, NOW)  # the first look: everyone full, the whole queue tried once
+    return decider, held
+
+
+def bench_room(sizes: list[int], repeats: int) -> list[float]:
+    """Per queue size: one technician resolves a ticket, so room appears for one, and the same batch's
+    auto-assign pass places the most urgent queued ticket they can take; medians, taken in turn."""
+    actor = Actor("ana", Role.DISPATCHER)
+    teams = [full_team(size) for size in sizes]
+    times: list[list[float]] = [[] for _ in sizes]
+    for n in range(repeats):
+        for (decider, held), own in zip(teams, times, strict=True):
+            ticket_id = held[n % len(held)]
+            holder = decider.state.tickets[ticket_id].assignee
+            resolve = SetStatus(type="set_status", command_id=f"r{n}", ticket_id=ticket_id, status="resolved")
+            started = time.perf_counter()
+            decided = decider.decide([Request("bench", actor, resolve)], {}, NOW)
+            own.append((time.perf_counter() - started) * 1000)
+            placed = [e for e in decided.events if e.kind == "ticket_assigned"]
+            assert len(placed) == 1 and placed[0].ticket.assignee == holder, decided.notes
+            held[n % len(held)] = placed[0].ticket.id
+    return [statistics.median(t) for t in times]
+
+
 async def seeded(workdir: Path, tickets: int, techs: int) -> Storage:
     """A database holding `techs` technicians and `tickets` unassigned tickets, written by the real rules."""
     storage = await Storage.open(workdir / "bench.db")
@@ -210,6 +252,9 @@ def main() -> None:
     few_tick, many_tick = bench_tick(sizes, 200)
     print(f"  {'one look of the SLA clock (a tick)':34}{few_tick:>8.3f}ms{many_tick:>11.3f}ms"
           f"{many_tick / few_tick:>7.2f}x   (alerts from the kept schedule, not a scan)")  # fmt: skip
+    few_room, many_room = bench_room([500, 50_000], 100)
+    print(f"  {'room for one appears (a resolve)':34}{few_room:>8.3f}ms{many_room:>11.3f}ms"
+          f"{many_room / few_room:>7.2f}x   (50 technicians all full; that many queued)")  # fmt: skip
     results = [asyncio.run(bench_burst(1000, 200)) for _ in range(args.runs)]
     auto = statistics.median(r[0] for r in results)
     bulk = statistics.median(r[2] for r in results)

@@ -112,10 +112,6 @@ class TeamLoad:
         if ticket.incident_id and ticket.incident_id in self.incident_holders:
             self.incident_holders[ticket.incident_id][tech_id] -= 1
 
-    def has_room(self) -> bool:
-        """Whether anyone could take work in auto mode (a cheap check before ranking a queue)."""
-        return any(t.status not in UNAVAILABLE and self.load[t.id] < t.capacity for t in self.technicians.values())
-
 
 def rank(
     ticket: Ticket,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from dispatch.core.allocation import AllocationPolicy, TeamLoad, rank
+from dispatch.core.allocation import UNAVAILABLE, AllocationPolicy, TeamLoad, rank
 from dispatch.core.models import Priority, Role, Ticket, TicketStatus
 from dispatch.core.protocol import Candidate
 from dispatch.core.rules import Outcome, Refusal, Rules, assign_with_reason, fatigue_blocks, preempt
@@ -60,28 +60,48 @@ def auto_assign(
     """Place queued tickets, most urgent first (priority, then SLA due): each with its best candidate
     that has room, never over capacity. A ticket nobody can take stays queued, and its reason is
     returned once (as a line for the operator's log, as is a pre-emption); it is looked at again when
-    room may have appeared."""
-    queue = sorted(
-        (
-            state.tickets[ticket_id]
-            for ticket_id in state.holdings().queued  # new and unassigned, kept as events are applied
-            if memory.tried.get(ticket_id) != memory.roster_version  # already failed with this roster
-        ),
-        key=lambda t: (t.priority, t.respond_by, t.id),
-    )
-    if len(memory.tried) > 2 * len(state.holdings().queued) + 64:
+    room may have appeared. Only tickets someone with room has the skills for are ranked: when one
+    place opens with thousands queued, the pass costs a set test per ticket, not a ranking."""
+    queue = state.holdings().queued  # new and unassigned, kept as events are applied
+    waiting = [state.tickets[i] for i in queue if memory.tried.get(i) != memory.roster_version]
+    if len(memory.tried) > 2 * len(queue) + 64:
         # Tickets that left the queue without being placed (closed, assigned by hand) are forgotten.
-        memory.tried = {i: v for i, v in memory.tried.items() if i in state.holdings().queued}
-    if not queue:
+        memory.tried = {i: v for i, v in memory.tried.items() if i in queue}
+    if not waiting:
         return [], []
     roster = memory.roster(state)
     blocked = fatigue_blocks(state, rules, now)
+    # Who could be given a ticket now (their skills), as placements fill them.
+    room = {
+        t.id: frozenset(t.skills)
+        for t in roster.technicians.values()
+        if t.status not in UNAVAILABLE and t.id not in blocked and roster.load[t.id] < t.capacity
+    }
     placed: list[Placement] = []
     queued: list[str] = []
-    for ticket in queue:
-        escalated = (ticket.id, "escalation") in state.alerts
-        candidates = rank(ticket, roster, allocation, rules.contracts, now, auto=True, limit=5, blocked=blocked)
-        if not candidates and escalated:
+
+    def stays_queued(ticket: Ticket) -> None:
+        if ticket.id not in memory.tried:  # its reason once, not at every look
+            queued.append(f"{ticket.id} {ticket.priority} queued: {why_queued(ticket, roster)}")
+        memory.tried[ticket.id] = memory.roster_version
+
+    def escalated(ticket: Ticket) -> bool:
+        return (ticket.id, "escalation") in state.alerts
+
+    hopeful = []
+    for ticket in waiting:
+        if _anyone_could_take(ticket, room, partial=escalated(ticket)) or (
+            may_preempt and ticket.priority is Priority.P1
+        ):
+            hopeful.append(ticket)
+        else:
+            stays_queued(ticket)  # not sorted, not ranked: nobody with room has the skills
+    for ticket in sorted(hopeful, key=lambda t: (t.priority, t.respond_by, t.id)):
+        could = _anyone_could_take(ticket, room, partial=escalated(ticket))  # room fills as the pass goes
+        candidates = []
+        if could:
+            candidates = rank(ticket, roster, allocation, rules.contracts, now, auto=True, limit=5, blocked=blocked)
+        if not candidates and could and escalated(ticket):
             candidates = rank(
                 ticket, roster, allocation, rules.contracts, now, auto=True, partial=True, limit=5, blocked=blocked
             )
@@ -92,8 +112,7 @@ def auto_assign(
                 queued.append(displaced[1])
                 continue
         if not candidates:
-            memory.tried[ticket.id] = memory.roster_version
-            queued.append(f"{ticket.id} {ticket.priority} queued: {why_queued(ticket, roster)}")
+            stays_queued(ticket)
             continue
         best = candidates[0]
         reason = ("escalated, best partial match: " if best.reason.startswith("partial") else "") + best.reason
@@ -102,9 +121,20 @@ def auto_assign(
             queued.append(f"auto-assign of {ticket.id} refused: {outcome.message}")
             continue
         roster.took(ticket, best.tech_id, now)
+        if roster.load[best.tech_id] >= roster.technicians[best.tech_id].capacity:
+            room.pop(best.tech_id, None)
         memory.tried.pop(ticket.id, None)
         placed.append(Placement(outcome, {ticket.id: candidates}))
     return placed, queued
+
+
+def _anyone_could_take(ticket: Ticket, room: dict[str, frozenset[str]], *, partial: bool) -> bool:
+    """Whether someone with room has the ticket's skills (with `partial`, some of them): when nobody
+    does, ranking in auto mode finds nobody either."""
+    if not ticket.skills:
+        return bool(room)
+    needed = frozenset(ticket.skills)
+    return any(needed <= skills or (partial and needed & skills) for skills in room.values())
 
 
 def _preempt(
