@@ -88,6 +88,8 @@ def auto_assign(
     def escalated(ticket: Ticket) -> bool:
         return (ticket.id, "escalation") in state.alerts
 
+    # Each technician's work a P1 may displace: found once a pass, when a P1 first needs it.
+    preemptible: dict[str, list[Ticket]] | None = None
     hopeful = []
     for ticket in waiting:
         if _anyone_could_take(ticket, room, partial=escalated(ticket)) or (
@@ -106,7 +108,9 @@ def auto_assign(
                 ticket, roster, allocation, rules.contracts, now, auto=True, partial=True, limit=5, blocked=blocked
             )
         if not candidates and may_preempt and ticket.priority is Priority.P1:
-            displaced = _preempt(state, memory, ticket, roster, allocation, rules, now, blocked)
+            if preemptible is None:
+                preemptible = _preemptible(state)
+            displaced = _preempt(state, memory, ticket, roster, allocation, rules, now, blocked, preemptible)
             if displaced is not None:
                 placed.append(displaced[0])
                 queued.append(displaced[1])
@@ -146,17 +150,14 @@ def _preempt(
     rules: Rules,
     now: datetime,
     blocked: dict[str, str],
+    preemptible: dict[str, list[Ticket]],
 ) -> tuple[Placement, str] | None:
     """Displace the least urgent not-yet-started P3/P4 ticket of the best technician for `ticket`;
     the placement and a line saying so."""
     for candidate in rank(ticket, roster, allocation, rules.contracts, now, limit=50):
         if candidate.tech_id in blocked:
             continue
-        held = [
-            t for t in state.tickets.values()
-            if t.assignee == candidate.tech_id and t.status is TicketStatus.ASSIGNED
-            and t.priority in (Priority.P3, Priority.P4)
-        ]  # fmt: skip
+        held = preemptible.get(candidate.tech_id)
         if not held:
             continue
         victim = max(held, key=lambda t: (t.priority, current_target(t)[1], t.id))
@@ -164,12 +165,22 @@ def _preempt(
         outcome = preempt(state, victim.id, ticket.id, candidate.tech_id, AUTO, now, reason, rules)
         if isinstance(outcome, Refusal):
             continue
+        held.remove(victim)
         roster.released(victim, candidate.tech_id)
         roster.took(ticket, candidate.tech_id, now)
         memory.room_may_have_appeared()  # the displaced ticket is queued again and worth a look
         line = f"{ticket.id} P1 preempted {victim.id} {victim.priority} from {candidate.tech_id}"
         return Placement(outcome, {ticket.id: [candidate]}), line
     return None
+
+
+def _preemptible(state: DispatchState) -> dict[str, list[Ticket]]:
+    """Not-yet-started P3/P4 tickets, by who holds them (one look at the open tickets)."""
+    held: dict[str, list[Ticket]] = {}
+    for ticket in state.tickets.values():
+        if ticket.assignee and ticket.status is TicketStatus.ASSIGNED and ticket.priority in (Priority.P3, Priority.P4):
+            held.setdefault(ticket.assignee, []).append(ticket)
+    return held
 
 
 def why_queued(ticket: Ticket, roster: TeamLoad) -> str:
