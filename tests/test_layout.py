@@ -129,6 +129,14 @@ def test_a_lane_kept_up_ticket_by_ticket_measures_what_it_holds_now() -> None:
     del held["T-000003"]
     assert widths.columns() == lane_columns(list(held.values()), own_lane=False)
     assert dict((c.name, c.want) for c in widths.columns())["client"] == len("Acme")
+    # Filled at once (a snapshot), then kept up ticket by ticket: the same as measuring afresh.
+    widths.fill(list(held.values()))
+    widths.put(changes[0])
+    held[changes[0].id] = changes[0]
+    assert widths.columns() == lane_columns(list(held.values()), own_lane=False)
+    widths.fill([])
+    assert widths.columns() == lane_columns([], own_lane=False)
+    assert dict((c.name, c.want) for c in widths.columns())["client"] == 0
 
 
 def test_a_title_grows_to_be_readable_before_the_age_and_the_site_get_room() -> None:

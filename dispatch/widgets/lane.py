@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from datetime import datetime
 from typing import ClassVar
 
@@ -59,8 +59,7 @@ def title_words(ticket: Ticket, own_lane: bool) -> str:
 def lane_columns(tickets: Sequence[Ticket], own_lane: bool) -> tuple[Column, ...]:
     """A lane's columns, most important first, as wide as these tickets need (`LaneWidths`)."""
     widths = LaneWidths(own_lane)
-    for ticket in tickets:
-        widths.put(ticket)
+    widths.fill(tickets)
     return widths.columns()
 
 
@@ -95,6 +94,14 @@ class LaneWidths:
         asks = self._asks[ticket.id] = self.measure(ticket)
         for counts, width in zip(self._counts, asks, strict=True):
             counts[width] += 1
+
+    def fill(self, tickets: Iterable[Ticket]) -> None:
+        """Hold exactly `tickets` (a snapshot's thousands: counted column by column, not ticket by ticket)."""
+        self._asks = {ticket.id: self.measure(ticket) for ticket in tickets}
+        by_column = list(zip(*self._asks.values(), strict=True)) or [()] * _MEASURED
+        for counts, widths in zip(self._counts, by_column, strict=True):
+            counts.clear()
+            counts.update(widths)
 
     def drop(self, ticket_id: str) -> None:
         """The lane no longer holds this ticket."""
@@ -190,9 +197,7 @@ class Lane(RowList[Ticket]):
         only ones measured again for the columns (None: measure them all)."""
         super().set_rows(rows, follow=follow)
         if changed is None:
-            self._widths.clear()
-            for ticket in rows:
-                self._widths.put(ticket)
+            self._widths.fill(rows)
         elif changed:
             tickets = self.model.state.tickets
             for ticket_id in changed:
