@@ -414,6 +414,7 @@ class BareLaneApp(App[None]):
         if isinstance(frame, Snapshot):
             self.seq = frame.seq
             self.inbox.append(frame)
+            self.call_next(self.flush)  # as the board does: a snapshot at once, events at the flush's pace
         elif isinstance(frame, EventFrame):
             self.seq = frame.event.seq
             if isinstance(frame.event, TicketEvent):

@@ -2,7 +2,8 @@
 
 The worker never touches widgets. Welcome and link changes arrive as messages; snapshot and event
 frames go to an inbox that `_flush_inbox` applies in one batch at most ten times a second, so a burst
-of events costs one redraw, not one per event, and typing stays responsive. Replies to commands go to
+of events costs one redraw, not one per event, and typing stays responsive (a snapshot is applied as
+soon as it comes). Replies to commands go to
 the `BoardSession`, which the screens are given and use to send commands and ask the server things.
 """
 
@@ -107,7 +108,10 @@ class DispatchApp(App[None]):
             case Welcome():
                 self.post_message(self.Welcomed(frame))
             case Snapshot():
+                # Drawn now rather than at the next flush: a board connecting (or coming back) waits for
+                # it, while the flush's pace is for the stream of events.
                 self._inbox.append(frame)
+                self.call_next(self._flush_inbox)
             case EventFrame():
                 self._inbox.append(frame.event)
             case Error():

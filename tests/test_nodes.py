@@ -341,7 +341,8 @@ async def test_at_80_columns_a_long_node_name_gives_way_to_the_sla_counts(node: 
     app = DispatchApp(f"{a.url},{a.url}", await a.token(Role.DISPATCHER, "dan"))
     async with app.run_test(size=(80, 24)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, BoardScreen) and app.model.has_snapshot)
-        await until(pilot, lambda: "connected to dispatch-eu" in screen_lines(app)[0])
+        # (No lines at all until the board's screen is first laid out.)
+        await until(pilot, lambda: "connected to dispatch-eu" in "".join(screen_lines(app)[:1]))
         await pilot.pause()
         header = screen_lines(app)[0]
         assert header.rstrip().endswith("at risk 0  breached 0"), header

@@ -276,6 +276,8 @@ class BoardScreen(Screen[None]):
 
     def show_link(self, link: LinkState) -> None:
         """Connected, or lost: the header says which and since when, and a stale board is dimmed."""
+        if self._taken_down():
+            return
         self.query_one(BoardHeader).show_link(link, self.session.now())
         self.set_class(not link.connected, "-stale")
         self.refresh_header()
@@ -400,7 +402,7 @@ class BoardScreen(Screen[None]):
 
     def show_burst(self, burst: BurstEvent) -> None:
         """A burst was detected: say so on one line; `g` groups it into an incident, Esc dismisses it."""
-        if self.role is not Role.DISPATCHER:
+        if self.role is not Role.DISPATCHER or self._taken_down():
             return
         self.burst = burst
         banner = self.query_one("#burst-banner", Static)
