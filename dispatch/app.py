@@ -108,10 +108,15 @@ class DispatchApp(App[None]):
             case Welcome():
                 self.post_message(self.Welcomed(frame))
             case Snapshot():
-                # Drawn now rather than at the next flush: a board connecting (or coming back) waits for
-                # it, while the flush's pace is for the stream of events.
+                # Applied now rather than at the next flush: a board connecting (or coming back) waits
+                # for it, while the flush's pace is for the stream of events. Before the board is
+                # mounted that touches only the model, so it happens right here and the board's mount
+                # draws it (instead of drawing an empty board first); after, from the message loop.
                 self._inbox.append(frame)
-                self.call_next(self._flush_inbox)
+                if self._board is None:
+                    self._flush_inbox()
+                else:
+                    self.call_next(self._flush_inbox)
             case EventFrame():
                 self._inbox.append(frame.event)
             case Error():
