@@ -553,9 +553,11 @@ def report(size: Scale, results: dict[str, list[Measured]]) -> None:
         print(f"  {labels[name]:30}{f.first_paint_ms:>10.0f}ms{f.p50_ms:>8.1f}ms{f.p99_ms:>8.1f}ms"
               f"{f.frames_per_s:>10.1f}   {f.measured}{note}")  # fmt: skip
     board, bare = figures["board"], figures["bare"]
+    # The goals are set for the outage; a break-fix board is reported (issue 11), with no goal.
+    paint_goal, p99_goal = (" (goal <= 1.5x)", " (goal <= 1.2x)") if size.name == "outage" else ("", "")
     print(
-        f"  board / bare lane: first paint {board.first_paint_ms / bare.first_paint_ms:.2f}x (goal <= 1.5x), "
-        f"key p50 {board.p50_ms / bare.p50_ms:.2f}x, key p99 {board.p99_ms / bare.p99_ms:.2f}x (goal <= 1.2x)"
+        f"  board / bare lane: first paint {board.first_paint_ms / bare.first_paint_ms:.2f}x{paint_goal}, "
+        f"key p50 {board.p50_ms / bare.p50_ms:.2f}x, key p99 {board.p99_ms / bare.p99_ms:.2f}x{p99_goal}"
     )
     same = [m.same_as_snapshot for m in results["board"]]
     print(f"  board equals a fresh snapshot at the end of each run: {'yes' if all(same) else f'NO {same}'}")
