@@ -34,7 +34,7 @@ from dispatch.core.protocol import (
     TicketEvent,
     Undo,
 )
-from dispatch.core.reads import Reading
+from dispatch.core.reads import Reading, SharedForecasts
 from dispatch.core.rules import Outcome, Refusal, Rules, clock_alerts
 from dispatch.core.shifts import ShiftMemory, callout_pass, shift_changes
 from dispatch.core.sla import read_clock
@@ -171,6 +171,8 @@ class Decider:
     shift_memory: ShiftMemory = field(default_factory=ShiftMemory)
     # How long recent tickets took to resolve, for the forecast (learned as tickets resolve).
     handle_times: HandleTimes = field(default_factory=HandleTimes)
+    # The boards' header forecast, shared among those asking within a few seconds (see reads).
+    shared_forecasts: SharedForecasts = field(default_factory=SharedForecasts)
     # Events other servers stored since this leader last decided (absorbed): they may call for a burst
     # report (tickets created) or an automatic assignment.
     absorbed: set[str] = field(default_factory=set, init=False)
@@ -304,7 +306,7 @@ class Decider:
             return Reply(request.sender, history=command), "ok"
         reading = Reading(
             self.state, now, self.settings.rules, self.settings.allocation,
-            lambda: self.allocation_memory.roster(self.state), self.handle_times,
+            lambda: self.allocation_memory.roster(self.state), self.handle_times, self.shared_forecasts,
         )  # fmt: skip
         answer = spec.read(reading, command)
         if isinstance(answer, Refusal):
