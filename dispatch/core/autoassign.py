@@ -6,6 +6,7 @@ transaction, so an automatic assignment is stored, published and logged exactly 
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -14,7 +15,7 @@ from dispatch.core.models import Priority, Role, Ticket, TicketStatus
 from dispatch.core.protocol import Candidate
 from dispatch.core.rules import Outcome, Refusal, Rules, assign_with_reason, fatigue_blocks, preempt
 from dispatch.core.sla import current_target
-from dispatch.core.state import Actor, DispatchState
+from dispatch.core.state import Actor, DispatchState, queue_key
 
 __all__ = ["AUTO", "AutoAssignMemory", "Placement", "auto_assign"]
 
@@ -26,10 +27,11 @@ AUTO = Actor("auto", Role.DISPATCHER)
 class AutoAssignMemory:
     """What allocation remembers between batches, beside the state."""
 
-    # Which tickets auto-assign already failed to place, at which roster version; the version moves
-    # whenever room may have appeared, so a queued ticket is looked at again only then.
-    roster_version: int = 0
-    tried: dict[str, int] = field(default_factory=dict)
+    # Queued tickets whose reason for waiting was given (once each, in the operator's log).
+    reasoned: set[str] = field(default_factory=set)
+    # P1s that neither a partial match nor a pre-emption could place since room last may have appeared:
+    # looked at again only then (every other ticket is looked at whenever someone with room could take it).
+    tried_p1: set[str] = field(default_factory=set)
     # Fairness: ties go to whoever waited longest since their last assignment.
     last_assigned: dict[str, datetime] = field(default_factory=dict)
 
@@ -37,7 +39,14 @@ class AutoAssignMemory:
         return TeamLoad.of(state, self.last_assigned)
 
     def room_may_have_appeared(self) -> None:
-        self.roster_version += 1
+        self.tried_p1.clear()
+
+    def forget_gone(self, queue: set[str]) -> None:
+        """Tickets that left the queue (placed, closed, assigned by hand) are forgotten, now and then."""
+        if len(self.reasoned) > 2 * len(queue) + 64:
+            self.reasoned &= queue
+        if len(self.tried_p1) > 2 * len(queue) + 64:
+            self.tried_p1 &= queue
 
 
 @dataclass
@@ -59,15 +68,16 @@ def auto_assign(
 ) -> tuple[list[Placement], list[str]]:
     """Place queued tickets, most urgent first (priority, then SLA due): each with its best candidate
     that has room, never over capacity. A ticket nobody can take stays queued, and its reason is
-    returned once (as a line for the operator's log, as is a pre-emption); it is looked at again when
-    room may have appeared. Only tickets someone with room has the skills for are ranked: when one
-    place opens with thousands queued, the pass costs a set test per ticket, not a ranking."""
-    queue = state.holdings().queued  # new and unassigned, kept as events are applied
-    waiting = [state.tickets[i] for i in queue if memory.tried.get(i) != memory.roster_version]
-    if len(memory.tried) > 2 * len(queue) + 64:
-        # Tickets that left the queue without being placed (closed, assigned by hand) are forgotten.
-        memory.tried = {i: v for i, v in memory.tried.items() if i in queue}
-    if not waiting:
+    returned once (as a line for the operator's log, as is a pre-emption).
+
+    Only tickets someone with room has the skills for are looked at (and the P1s, which an escalation
+    or a pre-emption may place without such room): the queue is kept by skill set, so when one place
+    opens with thousands queued the pass costs a few set operations and the ranking of the tickets it
+    places, not a look at every ticket."""
+    holdings = state.holdings()
+    queue = holdings.queued  # new and unassigned, kept as events are applied
+    memory.forget_gone(queue)
+    if not queue:
         return [], []
     roster = memory.roster(state)
     blocked = fatigue_blocks(state, rules, now)
@@ -77,37 +87,37 @@ def auto_assign(
         for t in roster.technicians.values()
         if t.status not in UNAVAILABLE and t.id not in blocked and roster.load[t.id] < t.capacity
     }
+    # The queue of each skill set someone with room has, merged most urgent first (copies: placing a
+    # ticket takes it out of its list); and the P1s a pre-emption or, escalated, a partial match may
+    # place without such room, unless they already failed since room last may have appeared.
+    groups = [list(keys) for skills, keys in holdings.queued_by_skills.items()
+              if _anyone_could_take(skills, room, partial=False)]  # fmt: skip
+    p1s = holdings.queued_p1 - memory.tried_p1
+    if not may_preempt:
+        p1s = {i for i in p1s if (i, "escalation") in state.alerts}
+    special = sorted(queue_key(state.tickets[i]) for i in p1s)
     placed: list[Placement] = []
     queued: list[str] = []
-
-    def stays_queued(ticket: Ticket) -> None:
-        if ticket.id not in memory.tried:  # its reason once, not at every look
-            queued.append(f"{ticket.id} {ticket.priority} queued: {why_queued(ticket, roster)}")
-        memory.tried[ticket.id] = memory.roster_version
-
-    def escalated(ticket: Ticket) -> bool:
-        return (ticket.id, "escalation") in state.alerts
-
-    # Each technician's work a P1 may displace: found once a pass, when a P1 first needs it.
+    # Each ticket's own list of displaceable work, found once a pass when a P1 first needs it.
     preemptible: dict[str, list[Ticket]] | None = None
-    hopeful = []
-    for ticket in waiting:
-        if _anyone_could_take(ticket, room, partial=escalated(ticket)) or (
-            may_preempt and ticket.priority is Priority.P1
-        ):
-            hopeful.append(ticket)
-        else:
-            stays_queued(ticket)  # not sorted, not ranked: nobody with room has the skills
-    for ticket in sorted(hopeful, key=lambda t: (t.priority, t.respond_by, t.id)):
-        could = _anyone_could_take(ticket, room, partial=escalated(ticket))  # room fills as the pass goes
+    looked_at: set[str] = set()
+    for priority, _, ticket_id in heapq.merge(*groups, special):
+        if not room and priority is not Priority.P1:
+            break  # the P1s came first; nobody has room for the rest
+        if ticket_id in looked_at or ticket_id not in queue:
+            continue  # a P1 in both lists; one displaced and placed again in this pass
+        looked_at.add(ticket_id)
+        ticket = state.tickets[ticket_id]
+        escalated = (ticket.id, "escalation") in state.alerts
+        could = _anyone_could_take(frozenset(ticket.skills), room, partial=escalated)
         candidates = []
         if could:
             candidates = rank(ticket, roster, allocation, rules.contracts, now, auto=True, limit=5, blocked=blocked)
-        if not candidates and could and escalated(ticket):
+        if not candidates and could and escalated:
             candidates = rank(
                 ticket, roster, allocation, rules.contracts, now, auto=True, partial=True, limit=5, blocked=blocked
             )
-        if not candidates and may_preempt and ticket.priority is Priority.P1:
+        if not candidates and may_preempt and priority is Priority.P1:
             if preemptible is None:
                 preemptible = _preemptible(state)
             displaced = _preempt(state, memory, ticket, roster, allocation, rules, now, blocked, preemptible)
@@ -116,7 +126,8 @@ def auto_assign(
                 queued.append(displaced[1])
                 continue
         if not candidates:
-            stays_queued(ticket)
+            if priority is Priority.P1:
+                memory.tried_p1.add(ticket.id)
             continue
         best = candidates[0]
         reason = ("escalated, best partial match: " if best.reason.startswith("partial") else "") + best.reason
@@ -127,17 +138,21 @@ def auto_assign(
         roster.took(ticket, best.tech_id, now)
         if roster.load[best.tech_id] >= roster.technicians[best.tech_id].capacity:
             room.pop(best.tech_id, None)
-        memory.tried.pop(ticket.id, None)
+        memory.reasoned.discard(ticket.id)
         placed.append(Placement(outcome, {ticket.id: candidates}))
+    # What stays queued says why, once: the first pass that leaves it there.
+    for ticket_id in sorted(queue - memory.reasoned):
+        memory.reasoned.add(ticket_id)
+        ticket = state.tickets[ticket_id]
+        queued.append(f"{ticket.id} {ticket.priority} queued: {why_queued(ticket, roster)}")
     return placed, queued
 
 
-def _anyone_could_take(ticket: Ticket, room: dict[str, frozenset[str]], *, partial: bool) -> bool:
-    """Whether someone with room has the ticket's skills (with `partial`, some of them): when nobody
-    does, ranking in auto mode finds nobody either."""
-    if not ticket.skills:
+def _anyone_could_take(needed: frozenset[str], room: dict[str, frozenset[str]], *, partial: bool) -> bool:
+    """Whether someone with room has these skills (with `partial`, some of them): exactly when ranking
+    in auto mode finds someone."""
+    if not needed:
         return bool(room)
-    needed = frozenset(ticket.skills)
     return any(needed <= skills or (partial and needed & skills) for skills in room.values())
 
 

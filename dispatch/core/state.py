@@ -8,6 +8,7 @@ to its own copy.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -102,8 +103,11 @@ class Holdings:
 
     load: Counter[str] = field(default_factory=Counter)
     incident_holders: dict[str, Counter[str]] = field(default_factory=dict)
-    # New tickets nobody holds: the queue auto-assign and call-outs look at.
+    # New tickets nobody holds: the queue auto-assign and call-outs look at; the same by the skills they
+    # need (so a place opening is matched against a few skill sets, not every ticket), and its P1s.
     queued: set[str] = field(default_factory=set)
+    queued_by_skills: dict[frozenset[str], list[QueueKey]] = field(default_factory=dict)  # each most urgent first
+    queued_p1: set[str] = field(default_factory=set)
 
     @classmethod
     def count(cls, tickets: Iterable[Ticket]) -> Holdings:
@@ -118,10 +122,21 @@ class Holdings:
         queued; any other counts for nothing."""
         tech_id = ticket.assignee
         if tech_id is None and ticket.status is TicketStatus.NEW:
+            skills, key = frozenset(ticket.skills), queue_key(ticket)
             if sign > 0:
                 self.queued.add(ticket.id)
+                bisect.insort(self.queued_by_skills.setdefault(skills, []), key)
+                if ticket.priority is Priority.P1:
+                    self.queued_p1.add(ticket.id)
             else:
                 self.queued.discard(ticket.id)
+                group = self.queued_by_skills.get(skills, [])
+                at = bisect.bisect_left(group, key)
+                if at < len(group) and group[at] == key:
+                    del group[at]
+                    if not group:
+                        del self.queued_by_skills[skills]
+                self.queued_p1.discard(ticket.id)
         if tech_id is None or not ticket.is_open:
             return
         _bump(self.load, tech_id, sign)
@@ -130,6 +145,14 @@ class Holdings:
             _bump(holders, tech_id, sign)
             if not holders:
                 del self.incident_holders[ticket.incident_id]
+
+
+# A queued ticket's place in the queue: priority, then respond-by (as a timestamp), then id.
+QueueKey = tuple[Priority, float, str]
+
+
+def queue_key(ticket: Ticket) -> QueueKey:
+    return ticket.priority, ticket.respond_by.timestamp(), ticket.id
 
 
 def _bump(counter: Counter[str], key: str, sign: int) -> None:
