@@ -401,10 +401,12 @@ class BareLaneApp(App[None]):
     def compose(self) -> ComposeResult:
         yield BareLane()
 
+    def on_load(self) -> None:
+        self.connection()  # as the board does: connecting while the app starts up
+
     def on_mount(self) -> None:
         self.query_one(BareLane).focus()
         self.set_interval(FLUSH_INTERVAL_S, self.flush)
-        self.connection()
 
     @work(exclusive=True, exit_on_error=False)
     async def connection(self) -> None:

@@ -83,11 +83,15 @@ class DispatchApp(App[None]):
         """The board once it is mounted and showing the model; None while connecting."""
         return self._board
 
+    def on_load(self) -> None:
+        # Before the stylesheet is parsed and the first screen drawn: the server checks the token and
+        # prepares the snapshot while this process is still busy starting up.
+        self.connection_worker()
+
     def on_mount(self) -> None:
         self.push_screen(ConnectingScreen(self.session.server_url))
         self.set_interval(FLUSH_INTERVAL_S, self._flush_inbox)
         self.set_interval(1.0, self._tick)
-        self.connection_worker()
 
     # --- the connection worker -----------------------------------------------------------------------
 

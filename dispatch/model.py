@@ -9,11 +9,11 @@ from __future__ import annotations
 import bisect
 import heapq
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from enum import Enum
-from typing import Literal
+from typing import Literal, overload
 
 from sortedcontainers import SortedList
 
@@ -351,15 +351,20 @@ class BoardModel:
         """How the ticket's SLA stands at `now`, in its own calendar's open time."""
         return read_clock(ticket, now, self.calendar(ticket.calendar))
 
-    def lane(self, priority: Priority | None, query: str = "") -> list[Ticket]:
+    def lane(self, priority: Priority | None, query: str = "") -> Sequence[Ticket]:
         """Open tickets of one priority (None: all, for a technician's own lane), most urgent first.
 
-        Sorted by due time, which is sorting by time left without changing as the clock runs."""
+        Sorted by due time, which is sorting by time left without changing as the clock runs. One
+        priority unfiltered is a `LaneView`: it reads the model as it stands, so it moves on with
+        every batch applied (a copy of thousands of tickets per lane per flush was the flush's
+        largest cost); a filtered lane or a technician's own is a list, as of now."""
+        tickets = self.state.tickets
+        if priority is not None and not query:
+            return LaneView(self._lanes.setdefault(priority, SortedList()), tickets)
         # One sorted list per lane: merging lists in Python per flush cost more than the rest of it.
         entries: Iterable[Entry] = (
             heapq.merge(*self._lanes.values()) if priority is None else self._lanes.get(priority, ())
         )
-        tickets = self.state.tickets
         if not query:
             return [tickets[ticket_id] for _, ticket_id in entries]
         match = matcher(query)
@@ -547,6 +552,38 @@ def forecast_words(answer: ForecastAnswer, *, compact: bool = False) -> str:
     if answer.short:
         words += " · short " + ", ".join(f"{s.technicians} {s.skill}" for s in answer.short)
     return words
+
+
+class LaneView(Sequence[Ticket]):
+    """One lane's open tickets, most urgent first, read from the model's index without a copy: it
+    changes as the model does."""
+
+    __slots__ = ("_entries", "_tickets")
+
+    def __init__(self, entries: SortedList, tickets: dict[str, Ticket]) -> None:
+        self._entries = entries
+        self._tickets = tickets
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @overload
+    def __getitem__(self, index: int) -> Ticket: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Ticket]: ...
+    def __getitem__(self, index: int | slice) -> Ticket | list[Ticket]:
+        if isinstance(index, slice):
+            return [self._tickets[ticket_id] for _, ticket_id in self._entries[index]]
+        return self._tickets[self._entries[index][1]]
+
+    def __iter__(self) -> Iterator[Ticket]:
+        tickets = self._tickets
+        return (tickets[ticket_id] for _, ticket_id in self._entries)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def lane_order(ticket: Ticket) -> Entry:

@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from dispatch.client import LinkState
@@ -134,6 +135,7 @@ class BoardScreen(Screen[None]):
         self._callout_prompt: CalloutPrompt | None = None
         self._overlay: TechniciansScreen | None = None  # the panel over the board (T), while open
         self._lanes: list[Lane] = []
+        self._parts: tuple[Widget, ...] = ()  # the header and the lane stack, once mounted
         self.drawn_seq = -1
         """The model's seq when the board was last drawn from it."""
 
@@ -159,6 +161,7 @@ class BoardScreen(Screen[None]):
         yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
+        self._parts = (self.query_one(BoardHeader), self.query_one(OutlookBar), self.query_one(LaneStack))
         self.query_one("#filter", Input).display = False
         self.lanes[0].focus()
         self.refresh_board(None)
@@ -202,7 +205,7 @@ class BoardScreen(Screen[None]):
                 continue
             lane.forget(set(changed) if changed is not None else set(lane._strips))
             rows = model.lane(lane.priority, self.query_text)
-            current = lane.current
+            current = lane.held  # the ticket the cursor was on before this batch
             lane.set_rows(rows, follow=current is None or current.id not in self.acted_on, changed=changed)
             if lane.marked:
                 lane.marked &= {t.id for t in rows}
@@ -226,8 +229,9 @@ class BoardScreen(Screen[None]):
             panel = panels[0]
             loads = model.loads()
             if technicians_changed or changed is None or loads != panel.loads:
+                loads_changed = loads != panel.loads
                 panel.loads = loads
-                panel.set_rows(model.technicians())
+                panel.set_rows(model.technicians(), words=loads_changed)
                 show_words(self.query_one("#team-summary", Static), f"{team_summary(panel.rows, loads)} · T shows them")
                 if self._overlay is not None and self._overlay.is_attached:
                     self._overlay.refresh_panel()
@@ -237,19 +241,20 @@ class BoardScreen(Screen[None]):
         are taken here rather than on every batch of events."""
         # The countdowns and hours move on: only the lines whose words changed are repainted.
         for lane in self.lanes:
-            lane.refresh_changed()
+            lane.refresh_changed(words=True)
         for panel in self.query(TechnicianPanel):
-            panel.refresh_changed()
+            panel.refresh_changed(words=True)
         if self._overlay is not None and self._overlay.is_attached:
-            self._overlay.panel.refresh_changed()
+            self._overlay.panel.refresh_changed(words=True)
         self.refresh_header()
         self._ask_forecast_when_due()
 
     def _taken_down(self) -> bool:
         """A tick or a flush can land while the screen is being taken down (the app quitting): its parts
         are going then, and there is nothing to refresh (clean-clone runs failed on NoMatches here, for
-        the header and for the lane stack)."""
-        return not self.is_attached or not self.query(BoardHeader) or not self.query(LaneStack)
+        the header and for the lane stack). The parts are held from the mount: querying for them on
+        every flush cost more than the header's redraw."""
+        return not self._parts or not self.is_attached or not all(part.is_attached for part in self._parts)
 
     def refresh_header(self) -> None:
         if self._taken_down():

@@ -56,11 +56,12 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.rows: Sequence[Row] = ()
+        self._held: Row | None = None  # see `held`
         self._strips: dict[Hashable, tuple[Hashable, Strip]] = {}
         self._style_cache: dict[str, Style] = {}
-        # What each line on screen was last drawn with (row key and look), so that a change repaints
-        # only the lines that differ (`refresh_changed`).
-        self._drawn: dict[int, tuple[Hashable, Hashable] | None] = {}
+        # What each line on screen was last drawn with (the row, its signature, the width and whether
+        # the cursor was on it), so that a change repaints only the lines that differ (`refresh_changed`).
+        self._drawn: dict[int, tuple[Row, Hashable, int, bool] | None] = {}
 
     @property
     def styles_for_rows(self) -> dict[str, Style]:
@@ -102,10 +103,18 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
     def current(self) -> Row | None:
         return self.rows[self.cursor] if 0 <= self.cursor < len(self.rows) else None
 
-    def set_rows(self, rows: Sequence[Row], *, follow: bool = True) -> None:
+    @property
+    def held(self) -> Row | None:
+        """The row the cursor was on when the rows were last set or the cursor last moved. The rows
+        may be a live view of the model (`LaneView`), which has moved on under the cursor by the
+        time the next `set_rows` is called: this is what the cursor follows."""
+        return self._held
+
+    def set_rows(self, rows: Sequence[Row], *, follow: bool = True, words: bool = False) -> None:
         """Replace the rows. The cursor follows its row where it still exists (so a key never lands on
-        a ticket that slid under it), unless `follow` is off: then it keeps its place."""
-        current = self.current
+        a ticket that slid under it), unless `follow` is off: then it keeps its place. `words`: what
+        the rows say changed besides the rows themselves (see `refresh_changed`)."""
+        current = self._held
         current_key = self.row_key(current) if current is not None else None
         self.rows = rows
         found = self.position(current_key) if follow and current_key is not None else None
@@ -119,8 +128,9 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
         if len(self._strips) > 2 * len(rows) + 64:
             live = {self.row_key(row) for row in rows}
             self._strips = {k: v for k, v in self._strips.items() if k in live}
-        self.refresh_changed()
-        if self.current is not current:  # a ticket changed is a new row object: its row changed under it
+        self.refresh_changed(words=words)
+        self._held = self.current
+        if self._held is not current:  # a ticket changed is a new row object: its row changed under it
             self.post_message(self.Highlighted(self))  # type: ignore[arg-type]
 
     def _resize_rows(self, count: int) -> None:
@@ -148,21 +158,32 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
             return
         self._scroll_update(size)
 
-    def refresh_changed(self) -> None:
+    def refresh_changed(self, *, words: bool = False) -> None:
         """Repaint the lines on screen whose row, or the row's look, is not what was drawn there.
 
         A busy lane changes ten times a second, mostly off screen: repainting it whole each time makes
-        every frame compose every row of every lane, and a key pressed meanwhile waits for that."""
+        every frame compose every row of every lane, and a key pressed meanwhile waits for that.
+
+        New rows or a moved cursor (`words` off) repaint a line when another row, or a changed row (a
+        new object), is on it, or the cursor came or went: no row's words are worked out. With `words`
+        (the clock moved) each line's signature is compared too: countdowns and ages read anew."""
         top, width, focused = self.scroll_offset.y, self.size.width, self.has_focus
+        rows, cursor, drawn_lines = self.rows, self.cursor, self._drawn
         dirty: list[int] = []
         for y in range(self.size.height):
             index = top + y
-            if index < len(self.rows):
-                row = self.rows[index]
-                now = (self.row_key(row), (self.row_signature(row), width, index == self.cursor and focused))
-            else:
-                now = None
-            if y not in self._drawn or self._drawn[y] != now:
+            drawn = drawn_lines.get(y)
+            if index >= len(rows):
+                if drawn is not None or y not in drawn_lines:
+                    dirty.append(index)
+                continue
+            row = rows[index]
+            selected = index == cursor and focused
+            if drawn is None or drawn[2] != width or drawn[3] != selected:
+                dirty.append(index)
+            elif drawn[0] is not row and (not words or self.row_key(drawn[0]) != self.row_key(row)):
+                dirty.append(index)
+            elif words and drawn[1] != self.row_signature(row):
                 dirty.append(index)
         # Runs of neighbouring lines go as one region.
         start = 0
@@ -183,16 +204,19 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
         width = self.size.width
         if index >= len(self.rows):
             self._drawn[y] = None
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self.styles_for_rows["base"])
         row = self.rows[index]
         selected = index == self.cursor and self.has_focus
-        signature = (self.row_signature(row), width, selected)
+        row_signature = self.row_signature(row)
+        signature = (row_signature, width, selected)
         key = self.row_key(row)
-        self._drawn[y] = (key, signature)
+        self._drawn[y] = (row, row_signature, width, selected)
         cached = self._strips.get(key)
         if cached is not None and cached[0] == signature:
             return cached[1]
-        strip = Strip(self.render_row(row, width, selected)).crop_extend(0, width, self.rich_style)
+        # The widget's own style from the cache: `rich_style` walks every ancestor's styles, and asking it
+        # for each line was a third of the time a lane took to draw.
+        strip = Strip(self.render_row(row, width, selected)).crop_extend(0, width, self.styles_for_rows["base"])
         self._strips[key] = (signature, strip)
         return strip
 
@@ -205,6 +229,7 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
     # --- moving --------------------------------------------------------------------------------------
 
     def watch_cursor(self, old: int, new: int) -> None:
+        self._held = self.current
         self.scroll_to_region_row(new)
         self.refresh_changed()  # the two rows the cursor left and reached, unless it scrolled
         self.post_message(self.Highlighted(self))  # type: ignore[arg-type]

@@ -105,14 +105,18 @@ class TechnicianPanel(RowList[Technician]):
     def on_mount(self) -> None:
         self.border_title = "Technicians"
 
-    def set_rows(self, rows: Sequence[Technician], *, follow: bool = True) -> None:
-        # Widths follow the content: when they change, every cached row is stale.
-        specs = panel_columns(rows)
-        if specs != self.column_specs:
-            self.column_specs = specs
-            self._strips.clear()
-            self.refresh()  # every line, not only those whose row changed
-        super().set_rows(rows, follow=follow)
+    def set_rows(self, rows: Sequence[Technician], *, follow: bool = True, words: bool = False) -> None:
+        """`words`: the loads changed (they are not in the technicians' rows)."""
+        # Widths follow the content: when they change, every cached row is stale. Measured only when
+        # someone changed: the loads change on most flushes of a busy board, and the widths do not
+        # depend on them.
+        if rows != self.rows:
+            specs = panel_columns(rows)
+            if specs != self.column_specs:
+                self.column_specs = specs
+                self._strips.clear()
+                self.refresh()  # every line, not only those whose row changed
+        super().set_rows(rows, follow=follow, words=words)
         self._explain_columns()
 
     def on_resize(self) -> None:
