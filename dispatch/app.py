@@ -30,6 +30,9 @@ from dispatch.screens.connecting import ConnectingScreen
 from dispatch.session import BoardSession, Clock, utc_now
 
 FLUSH_INTERVAL_S = 0.1  # at most ten screen updates a second, however fast events come
+# A server that answers within this shows the board straight away; drawing "Connecting…" first cost the
+# board's first paint several full-screen frames. A failed attempt shows it at once.
+CONNECTING_AFTER_S = 0.5
 EXIT_REFUSED = 3
 
 
@@ -89,7 +92,7 @@ class DispatchApp(App[None]):
         self.connection_worker()
 
     def on_mount(self) -> None:
-        self.push_screen(ConnectingScreen(self.session.server_url))
+        self.set_timer(CONNECTING_AFTER_S, self._show_connecting)
         self.set_interval(FLUSH_INTERVAL_S, self._flush_inbox)
         self.set_interval(1.0, self._tick)
 
@@ -128,12 +131,20 @@ class DispatchApp(App[None]):
 
     # --- applying what arrived -----------------------------------------------------------------------
 
+    def _show_connecting(self) -> None:
+        if not self._board_opening and not isinstance(self.screen, ConnectingScreen):
+            self.push_screen(ConnectingScreen(self.session.server_url))
+
     @on(Welcomed)
     def _welcomed(self, message: Welcomed) -> None:
         self.model.welcome(message.welcome)
         if self._board is None and not self._board_opening:
             self._board_opening = True
-            self.switch_screen(BoardScreen(self.session, message.welcome.role))
+            board = BoardScreen(self.session, message.welcome.role)
+            if isinstance(self.screen, ConnectingScreen):
+                self.switch_screen(board)
+            else:
+                self.push_screen(board)
 
     @on(BoardScreen.Ready)
     def _board_ready(self, message: BoardScreen.Ready) -> None:
@@ -151,6 +162,8 @@ class DispatchApp(App[None]):
     def _link_changed(self, message: LinkChanged) -> None:
         link = message.link
         self.session.link_changed(link)
+        if not link.connected:
+            self._show_connecting()
         screen = self.screen
         if isinstance(screen, ConnectingScreen):
             screen.show(link)

@@ -15,14 +15,19 @@ class ConnectingScreen(Screen[None]):
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url = url
+        self._text = f"Connecting to {url} …"
 
     def compose(self) -> ComposeResult:
-        yield Static(f"Connecting to {self.url} …", id="connecting")
+        yield Static(self._text, id="connecting")
 
     def show(self, link: LinkState) -> None:
+        """Say how the link stands; before the screen is composed (it is pushed by the same failure it
+        reports), the words wait for the compose."""
         text = f"Connecting to {self.url} …"
         if not link.connected and link.attempt:
             # Several servers: the link says why for each, one a line.
             where = f"{self.url}: " if len(server_addresses(self.url)) < 2 else "any server:\n"
             text = f"Cannot reach {where}{link.detail}\nretrying, attempt {link.attempt} (Ctrl+Q quits)"
-        self.query_one("#connecting", Static).update(text)
+        self._text = text
+        if self.is_mounted:
+            self.query_one("#connecting", Static).update(text)

@@ -192,10 +192,12 @@ class Lane(RowList[Ticket]):
     def on_mount(self) -> None:
         self.border_title = self._titled = self.title
 
-    def set_rows(self, rows: Sequence[Ticket], *, follow: bool = True, changed: set[str] | None = None) -> None:
+    def set_rows(
+        self, rows: Sequence[Ticket], *, follow: bool = True, words: bool = False, changed: set[str] | None = None
+    ) -> None:
         """Replace the rows; `changed`: the ids of the tickets that changed since the last call, the
         only ones measured again for the columns (None: measure them all)."""
-        super().set_rows(rows, follow=follow)
+        super().set_rows(rows, follow=follow, words=words)
         if changed is None:
             self._widths.fill(rows)
         elif changed:
