@@ -580,11 +580,6 @@ class LaneView(Sequence[Ticket]):
         tickets = self._tickets
         return (tickets[ticket_id] for _, ticket_id in self._entries)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and list(self) == list(other)
-
-    __hash__ = None  # type: ignore[assignment]
-
 
 def lane_order(ticket: Ticket) -> Entry:
     """Where an open ticket stands in its lane: by due time (which is by time left, without changing

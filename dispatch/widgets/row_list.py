@@ -178,12 +178,12 @@ class RowList(ScrollView, Generic[Row], can_focus=True):
                     dirty.append(index)
                 continue
             row = rows[index]
-            selected = index == cursor and focused
-            if drawn is None or drawn[2] != width or drawn[3] != selected:
+            if drawn is None or drawn[2:] != (width, index == cursor and focused):
                 dirty.append(index)
-            elif drawn[0] is not row and (not words or self.row_key(drawn[0]) != self.row_key(row)):
-                dirty.append(index)
-            elif words and drawn[1] != self.row_signature(row):
+            elif words:
+                if self.row_key(drawn[0]) != self.row_key(row) or drawn[1] != self.row_signature(row):
+                    dirty.append(index)
+            elif drawn[0] is not row:
                 dirty.append(index)
         # Runs of neighbouring lines go as one region.
         start = 0
