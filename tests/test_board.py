@@ -148,6 +148,21 @@ async def test_a_then_enter_assigns_the_best_candidate(server: ServerProcess, fl
         assert event["ticket"]["assignee"] == "bob"  # alice now holds one
 
 
+async def test_the_board_first_shown_looks_as_it_does_restyled(server: ServerProcess, floor: Session) -> None:
+    # Its first showing skips Textual's restyle of every widget (they were styled as they mounted): the
+    # screen must be what restyling all of them shows. The clock stands, so no countdown moves between.
+    now = datetime.now(UTC)
+    app = DispatchApp(server.url, await server.token(Role.DISPATCHER, "dan"), clock=lambda: now)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, board_loaded(app, 4))
+        await pilot.pause()
+        first = app.export_screenshot()
+        app.update_styles(app.screen)
+        app.screen.refresh(layout=True)
+        await pilot.pause()
+        assert first == app.export_screenshot()
+
+
 async def test_marked_tickets_go_in_one_bulk_assign(server: ServerProcess, floor: Session) -> None:
     app = DispatchApp(server.url, await server.token(Role.DISPATCHER, "dan"))
     async with app.run_test(size=SIZE) as pilot:
