@@ -98,3 +98,28 @@ def test_two_p1s_in_one_pass_each_displace_different_work() -> None:
     displaced = [n.split(" preempted ")[1].split(" ")[0] for n in notes if " preempted " in n]
     assert displaced == [p4, p3]  # the least urgent first
     assert f"{p4} P4 queued: everyone with the network skill free is at capacity" in notes
+
+
+@pytest.mark.parametrize("other_alerts", [0, 20])  # fewer alerts than P1s waiting, and more
+def test_an_escalated_p1_is_placed_by_partial_match_among_p1s_nobody_can_take(other_alerts: int) -> None:
+    state = DispatchState()
+    team(state, ("net1", ["network"], 1))
+    waiting = [ticket(state, "P1", ["voip"]) for _ in range(5)]  # nobody has the voip skill
+    escalated = ticket(state, "P1", ["network", "voip"])
+    state.alerts.add((escalated, "escalation"))
+    state.alerts.update((f"T-{900000 + n}", "sla_warning:respond") for n in range(other_alerts))
+    given, notes = one_pass(state, AutoAssignMemory())
+    assert given == {escalated: "net1"}
+    assert sorted(n.split(" ")[0] for n in notes) == waiting  # the rest wait, each saying why
+
+
+def test_once_nobody_has_room_only_a_preemption_could_place_more() -> None:
+    state = DispatchState()
+    team(state, ("net1", ["network"], 1))
+    ticket(state, "P4", ["network"], "net1")
+    queued = [ticket(state, "P1", ["network"]) for _ in range(3)]
+    memory = AutoAssignMemory()
+    given, _ = one_pass(state, memory)
+    assert given == {}  # full, and no pre-emption: the pass stops at the first ticket
+    given, _ = one_pass(state, AutoAssignMemory(), preempt=True)
+    assert given == {queued[0]: "net1"}  # the P4 displaced for the most urgent P1

@@ -92,9 +92,15 @@ def auto_assign(
     # place without such room, unless they already failed since room last may have appeared.
     groups = [list(keys) for skills, keys in holdings.queued_by_skills.items()
               if _anyone_could_take(skills, room, partial=False)]  # fmt: skip
-    p1s = holdings.queued_p1 - memory.tried_p1
-    if not may_preempt:
-        p1s = {i for i in p1s if (i, "escalation") in state.alerts}
+    queued_p1 = holdings.queued_p1
+    if may_preempt:
+        p1s = queued_p1 - memory.tried_p1
+    elif len(state.alerts) < len(queued_p1):
+        # Only the escalated ones, found from the alerts raised when there are fewer of them: a long
+        # queue of P1s that have not waited long enough to escalate is not looked at one by one.
+        p1s = {i for i, kind in state.alerts if kind == "escalation" and i in queued_p1} - memory.tried_p1
+    else:
+        p1s = {i for i in queued_p1 - memory.tried_p1 if (i, "escalation") in state.alerts}
     special = sorted(queue_key(state.tickets[i]) for i in p1s)
     placed: list[Placement] = []
     queued: list[str] = []
@@ -102,8 +108,10 @@ def auto_assign(
     preemptible: dict[str, list[Ticket]] | None = None
     looked_at: set[str] = set()
     for priority, _, ticket_id in heapq.merge(*groups, special):
-        if not room and priority is not Priority.P1:
-            break  # the P1s came first; nobody has room for the rest
+        if not room and (priority is not Priority.P1 or not may_preempt):
+            # Nobody has room: only a pre-emption could place a ticket now, and only a P1 (they come
+            # first). Looking at the rest of a long queue would place nothing.
+            break
         if ticket_id in looked_at or ticket_id not in queue:
             continue  # a P1 in both lists; one displaced and placed again in this pass
         looked_at.add(ticket_id)
@@ -140,8 +148,10 @@ def auto_assign(
             room.pop(best.tech_id, None)
         memory.reasoned.discard(ticket.id)
         placed.append(Placement(outcome, {ticket.id: candidates}))
-    # What stays queued says why, once: the first pass that leaves it there.
-    for ticket_id in sorted(queue - memory.reasoned):
+    # What stays queued says why, once: the first pass that leaves it there (every other queued ticket
+    # was there at an earlier pass, and was told then).
+    entered, holdings.entered = holdings.entered, set()
+    for ticket_id in sorted(entered - memory.reasoned):
         memory.reasoned.add(ticket_id)
         ticket = state.tickets[ticket_id]
         queued.append(f"{ticket.id} {ticket.priority} queued: {why_queued(ticket, roster)}")

@@ -108,6 +108,9 @@ class Holdings:
     queued: set[str] = field(default_factory=set)
     queued_by_skills: dict[frozenset[str], list[QueueKey]] = field(default_factory=dict)  # each most urgent first
     queued_p1: set[str] = field(default_factory=set)
+    # Queued (or changed while queued) since auto-assign last looked: the only queued tickets that may
+    # not have been told why they wait yet, so saying so costs what changed, not the whole queue.
+    entered: set[str] = field(default_factory=set, compare=False)
 
     @classmethod
     def count(cls, tickets: Iterable[Ticket]) -> Holdings:
@@ -125,11 +128,13 @@ class Holdings:
             skills, key = frozenset(ticket.skills), queue_key(ticket)
             if sign > 0:
                 self.queued.add(ticket.id)
+                self.entered.add(ticket.id)
                 bisect.insort(self.queued_by_skills.setdefault(skills, []), key)
                 if ticket.priority is Priority.P1:
                     self.queued_p1.add(ticket.id)
             else:
                 self.queued.discard(ticket.id)
+                self.entered.discard(ticket.id)
                 group = self.queued_by_skills.get(skills, [])
                 at = bisect.bisect_left(group, key)
                 if at < len(group) and group[at] == key:
