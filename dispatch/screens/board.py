@@ -238,8 +238,8 @@ class BoardScreen(Screen[None]):
         if panels and (technicians_changed or changed is None or changed):
             panel = panels[0]
             loads = model.loads()
-            if technicians_changed or changed is None or loads != panel.loads:
-                loads_changed = loads != panel.loads
+            loads_changed = loads != panel.loads
+            if technicians_changed or changed is None or loads_changed:
                 panel.loads = loads
                 panel.set_rows(model.technicians(), words=loads_changed)
                 show_words(self.query_one("#team-summary", Static), f"{team_summary(panel.rows, loads)} · T shows them")

@@ -15,7 +15,7 @@ class ConnectingScreen(Screen[None]):
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url = url
-        self._text = f"Connecting to {url} …"
+        self._text = self._words(None)
 
     def compose(self) -> ComposeResult:
         yield Static(self._text, id="connecting")
@@ -23,11 +23,13 @@ class ConnectingScreen(Screen[None]):
     def show(self, link: LinkState) -> None:
         """Say how the link stands; before the screen is composed (it is pushed by the same failure it
         reports), the words wait for the compose."""
-        text = f"Connecting to {self.url} …"
-        if not link.connected and link.attempt:
+        self._text = self._words(link)
+        if self.is_mounted:
+            self.query_one("#connecting", Static).update(self._text)
+
+    def _words(self, link: LinkState | None) -> str:
+        if link is not None and not link.connected and link.attempt:
             # Several servers: the link says why for each, one a line.
             where = f"{self.url}: " if len(server_addresses(self.url)) < 2 else "any server:\n"
-            text = f"Cannot reach {where}{link.detail}\nretrying, attempt {link.attempt} (Ctrl+Q quits)"
-        self._text = text
-        if self.is_mounted:
-            self.query_one("#connecting", Static).update(text)
+            return f"Cannot reach {where}{link.detail}\nretrying, attempt {link.attempt} (Ctrl+Q quits)"
+        return f"Connecting to {self.url} …"
